@@ -8,5 +8,3 @@ import importlib.util
 
 if importlib.util.find_spec("comfy_api") is not None and __package__:
     from .nodes import comfy_entrypoint  # noqa: F401
-
-WEB_DIRECTORY = None
