@@ -1,0 +1,38 @@
+"""The five LumiX maps, their order inside a batch, and the scene grouping (spec: Maps)."""
+from __future__ import annotations
+
+from .errors import BatchLayoutError
+
+MAP_NAMES: tuple[str, ...] = ("albedo", "irradiance", "color", "depth", "normal")
+# The names the authors' checkpoint and data use for the same maps, same order.
+CHECKPOINT_MAP_NAMES: tuple[str, ...] = (
+    "diffuse_reflectance", "diffuse_illumination", "color", "depth", "normal",
+)
+NUM_MAPS: int = len(MAP_NAMES)
+# QBA broadcasts this map's queries to every map of its scene.
+QUERY_SOURCE: int = MAP_NAMES.index("color")
+
+
+def map_index(name: str) -> int:
+    """Index of a map inside a scene, accepting our names and the checkpoint's names."""
+    if name in MAP_NAMES:
+        return MAP_NAMES.index(name)
+    if name in CHECKPOINT_MAP_NAMES:
+        return CHECKPOINT_MAP_NAMES.index(name)
+    raise BatchLayoutError(f"unknown map name {name!r}; use one of {', '.join(MAP_NAMES)}")
+
+
+def scene_count(batch_size: int, num_maps: int = NUM_MAPS) -> int:
+    """Number of scenes in a batch laid out scene-major, `num_maps` entries per scene.
+
+    Several guidance chunks ([uncond scenes..., cond scenes...]) are fine: each chunk is a
+    whole number of scenes, so consecutive groups of `num_maps` are always one scene.
+    """
+    if batch_size <= 0 or batch_size % num_maps:
+        raise BatchLayoutError(
+            f"LumiX needs {num_maps} maps per scene ({', '.join(MAP_NAMES[:num_maps]) if num_maps == NUM_MAPS else num_maps}), "
+            f"in that order, so the batch must be a multiple of {num_maps}; got a batch of {batch_size}. "
+            f"Use a LumiX sampler (it lays out {num_maps} maps per scene) or set the batch size to "
+            f"{num_maps} x scenes."
+        )
+    return batch_size // num_maps
