@@ -1,0 +1,185 @@
+"""The LumiX block math, written once for both FLUX layouts (spec: Where the adapters sit).
+
+A layout adapter (`layouts/bfl.py`, `layouts/diffusers.py`) exposes a block's own
+submodules under one vocabulary: modulation, norms, projections, MLP. The functions here
+add the two LumiX changes to an unpatched FLUX block:
+
+- Query-Broadcast Attention: every map of a scene attends with the color map's queries
+  (image queries in double blocks, the whole sequence in single blocks). The discarded
+  queries are never computed: layouts project queries for the color rows only.
+- Tensor LoRA: k and v get a cross-map delta after the q/k RMS norm, and the attention
+  output projection gets another.
+
+Maps interact only through those two; attention itself stays within each map.
+Tensors are [B, L, D] with B = 5 * scenes, scene-major, in the spec's map order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Protocol
+
+import torch
+
+from .attention import AttentionFn, sdpa_attention
+from .modalities import NUM_MAPS, QUERY_SOURCE, scene_count
+from .rotary import Rotary
+from .tensor_lora import TensorLoRA
+
+
+@dataclass
+class Modulation:
+    """shift, scale, gate, each [B, 1, D]."""
+    shift: torch.Tensor
+    scale: torch.Tensor
+    gate: torch.Tensor
+
+    def apply(self, normed: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.shift, normed, 1 + self.scale)
+
+
+class DoubleBlockLayout(Protocol):
+    num_heads: int
+
+    def img_modulation(self, vec: torch.Tensor) -> tuple[Modulation, Modulation]: ...
+    def txt_modulation(self, vec: torch.Tensor) -> tuple[Modulation, Modulation]: ...
+    def img_norm1(self, x: torch.Tensor) -> torch.Tensor: ...
+    def img_norm2(self, x: torch.Tensor) -> torch.Tensor: ...
+    def txt_norm1(self, x: torch.Tensor) -> torch.Tensor: ...
+    def txt_norm2(self, x: torch.Tensor) -> torch.Tensor: ...
+    def img_qkv(self, h: torch.Tensor, query_rows: Optional[torch.Tensor]) -> tuple[torch.Tensor, ...]: ...
+    def txt_qkv(self, h: torch.Tensor) -> tuple[torch.Tensor, ...]: ...
+    def img_proj(self, a: torch.Tensor) -> torch.Tensor: ...
+    def txt_proj(self, a: torch.Tensor) -> torch.Tensor: ...
+    def img_mlp(self, h: torch.Tensor) -> torch.Tensor: ...
+    def txt_mlp(self, h: torch.Tensor) -> torch.Tensor: ...
+
+
+class SingleBlockLayout(Protocol):
+    num_heads: int
+
+    def modulation(self, vec: torch.Tensor) -> Modulation: ...
+    def pre_norm(self, x: torch.Tensor) -> torch.Tensor: ...
+    def qkv_mlp(self, h: torch.Tensor, query_rows: Optional[torch.Tensor]) -> tuple[torch.Tensor, ...]: ...
+    def output(self, attn: torch.Tensor, mlp: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass
+class BlockAdapters:
+    """The two Tensor LoRAs of one block and how to apply them.
+
+    `strength` scales both deltas (the spec's lora_weight); `qba=False` keeps each map's own
+    queries, for ablations. With no adapters and qba=False the block is the unpatched one.
+    """
+    kv: Optional[TensorLoRA] = None
+    proj: Optional[TensorLoRA] = None
+    strength: float = 1.0
+    qba: bool = True
+
+    def kv_delta(self, h: torch.Tensor, num_heads: int) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+        if self.kv is None or self.strength == 0:
+            return None
+        delta = self.kv(h, self.strength)
+        batch, length, _ = delta.shape
+        dk, dv = delta.view(batch, length, 2, num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        return dk, dv
+
+    def proj_delta(self, p: torch.Tensor) -> torch.Tensor:
+        if self.proj is None or self.strength == 0:
+            return p
+        return p + self.proj(p, self.strength)
+
+
+def query_source_rows(batch: int, device: torch.device) -> torch.Tensor:
+    """Batch indices of each scene's color map: 2, 7, 12, ..."""
+    return torch.arange(QUERY_SOURCE, batch, NUM_MAPS, device=device)
+
+
+def broadcast_to_scene(per_scene: torch.Tensor) -> torch.Tensor:
+    """[k, ...] -> [5k, ...]: each scene's tensor repeated for its five maps."""
+    scenes = per_scene.shape[0]
+    return per_scene.unsqueeze(1).expand(scenes, NUM_MAPS, *per_scene.shape[1:]).reshape(
+        scenes * NUM_MAPS, *per_scene.shape[1:])
+
+
+def _fp16_safe(x: torch.Tensor) -> torch.Tensor:
+    # FLUX blocks clamp fp16 activations the same way; without it fp16 overflows to inf.
+    if x.dtype == torch.float16:
+        return torch.nan_to_num(x, nan=0.0, posinf=65504, neginf=-65504)
+    return x
+
+
+def lumix_double_block(
+    layout: DoubleBlockLayout,
+    adapters: BlockAdapters,
+    img: torch.Tensor,
+    txt: torch.Tensor,
+    vec: torch.Tensor,
+    rotary: Optional[Rotary],
+    attention: AttentionFn = sdpa_attention,
+    mask: Optional[torch.Tensor] = None,
+    transformer_options: Any = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One double block with QBA and Tensor LoRA (spec: Double block, steps 1-10)."""
+    batch, txt_len = img.shape[0], txt.shape[1]
+    scene_count(batch)
+    rows = query_source_rows(batch, img.device) if adapters.qba else None
+    img_mod1, img_mod2 = layout.img_modulation(vec)
+    txt_mod1, txt_mod2 = layout.txt_modulation(vec)
+
+    h = img_mod1.apply(layout.img_norm1(img))
+    img_q, img_k, img_v = layout.img_qkv(h, rows)
+    delta = adapters.kv_delta(h, layout.num_heads)
+    if delta is not None:
+        img_k, img_v = img_k + delta[0], img_v + delta[1]
+
+    txt_q, txt_k, txt_v = layout.txt_qkv(txt_mod1.apply(layout.txt_norm1(txt)))
+
+    image_positions, text_positions = slice(txt_len, None), slice(0, txt_len)
+    if rotary is not None:
+        img_q = rotary(img_q, image_positions, rows)
+        img_k = rotary(img_k, image_positions)
+        txt_q = rotary(txt_q, text_positions)
+        txt_k = rotary(txt_k, text_positions)
+    if rows is not None:
+        img_q = broadcast_to_scene(img_q)
+
+    attn = attention(torch.cat((txt_q, img_q), dim=2), torch.cat((txt_k, img_k), dim=2),
+                     torch.cat((txt_v, img_v), dim=2), mask, transformer_options)
+    txt_attn, img_attn = attn[:, :txt_len], attn[:, txt_len:]
+
+    img = img + img_mod1.gate * adapters.proj_delta(layout.img_proj(img_attn))
+    img = img + img_mod2.gate * layout.img_mlp(img_mod2.apply(layout.img_norm2(img)))
+
+    txt = txt + txt_mod1.gate * layout.txt_proj(txt_attn)
+    txt = txt + txt_mod2.gate * layout.txt_mlp(txt_mod2.apply(layout.txt_norm2(txt)))
+    return _fp16_safe(img), _fp16_safe(txt)
+
+
+def lumix_single_block(
+    layout: SingleBlockLayout,
+    adapters: BlockAdapters,
+    x: torch.Tensor,
+    vec: torch.Tensor,
+    rotary: Optional[Rotary],
+    attention: AttentionFn = sdpa_attention,
+    mask: Optional[torch.Tensor] = None,
+    transformer_options: Any = None,
+) -> torch.Tensor:
+    """One single block on x = [txt; img] with QBA and Tensor LoRA (spec: Single block)."""
+    batch = x.shape[0]
+    scene_count(batch)
+    rows = query_source_rows(batch, x.device) if adapters.qba else None
+    mod = layout.modulation(vec)
+    h = mod.apply(layout.pre_norm(x))
+    q, k, v, mlp = layout.qkv_mlp(h, rows)
+    delta = adapters.kv_delta(h, layout.num_heads)
+    if delta is not None:
+        k, v = k + delta[0], v + delta[1]
+    if rotary is not None:
+        everything = slice(0, None)
+        q, k = rotary(q, everything, rows), rotary(k, everything)
+    if rows is not None:
+        q = broadcast_to_scene(q)
+    attn = attention(q, k, v, mask, transformer_options)
+    out = adapters.proj_delta(layout.output(attn, mlp))
+    return _fp16_safe(x + mod.gate * out)
