@@ -1,0 +1,47 @@
+"""API-format graphs (POST /prompt bodies) used by the real-ComfyUI tests."""
+from __future__ import annotations
+
+import dataclasses
+
+from comfyui_tiny_models import TinyFlux
+
+
+@dataclasses.dataclass(frozen=True)
+class TinyModelNames:
+    """File names as ComfyUI's loaders list them (relative to their model folder)."""
+    flux: str
+    vae: str
+    lumix: str
+    lumix_zero: str
+    flux_config: TinyFlux
+
+
+def conditioning_node(models: TinyModelNames, seed: int, guidance: float = 3.5, tokens: int = 8) -> dict:
+    return {"class_type": "LumiXTestConditioning",
+            "inputs": {"seed": seed, "tokens": tokens, "guidance": guidance,
+                       "context_dim": models.flux_config.context_in_dim,
+                       "pooled_dim": models.flux_config.vec_in_dim}}
+
+
+def core_flux_graph(models: TinyModelNames, seed: int = 0, steps: int = 2, cfg: float = 1.0,
+                    width: int = 64, height: int = 64, batch_size: int = 1,
+                    prefix: str = "lumix_smoke") -> dict:
+    """UNETLoader -> KSampler (test conditioning) -> VAEDecode -> SaveImage, core nodes only."""
+    return {
+        "unet": {"class_type": "UNETLoader",
+                 "inputs": {"unet_name": models.flux, "weight_dtype": "default"}},
+        "positive": conditioning_node(models, seed=1),
+        "negative": conditioning_node(models, seed=2),
+        "latent": {"class_type": "EmptySD3LatentImage",
+                   "inputs": {"width": width, "height": height, "batch_size": batch_size}},
+        "sampler": {"class_type": "KSampler",
+                    "inputs": {"model": ["unet", 0], "positive": ["positive", 0],
+                               "negative": ["negative", 0], "latent_image": ["latent", 0],
+                               "seed": seed, "steps": steps, "cfg": cfg,
+                               "sampler_name": "euler", "scheduler": "simple", "denoise": 1.0}},
+        "vae": {"class_type": "VAELoader", "inputs": {"vae_name": models.vae}},
+        "decode": {"class_type": "VAEDecode",
+                   "inputs": {"samples": ["sampler", 0], "vae": ["vae", 0]}},
+        "save": {"class_type": "SaveImage",
+                 "inputs": {"images": ["decode", 0], "filename_prefix": prefix}},
+    }

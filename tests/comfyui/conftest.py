@@ -1,0 +1,78 @@
+"""Real-ComfyUI test harness: active only when COMFYUI_PATH names a ComfyUI checkout.
+
+Without it every test here is skipped with the reason shown by `pytest -ra`, so CI (which
+has no ComfyUI) stays green. See tests/comfyui/README.md for the set-up.
+"""
+from __future__ import annotations
+
+import logging
+import pathlib
+
+import pytest
+
+from comfyui_graphs import TinyModelNames
+from comfyui_harness import ComfyUIInstall, ComfyUIServer
+from comfyui_tiny_models import (TinyFlux, write_tiny_flux, write_tiny_lumix_adapters,
+                                 write_tiny_vae)
+
+HERE = pathlib.Path(__file__).resolve().parent
+INSTALL, SKIP_REASON = ComfyUIInstall.from_environment()
+log = logging.getLogger("lumix.tests.comfyui")
+
+
+def pytest_collection_modifyitems(config, items):
+    if INSTALL is not None:
+        return
+    skip = pytest.mark.skip(reason=SKIP_REASON)
+    for item in items:
+        if HERE in pathlib.Path(str(item.fspath)).resolve().parents:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def comfyui_install() -> ComfyUIInstall:
+    if INSTALL is None:
+        pytest.skip(SKIP_REASON)
+    return INSTALL
+
+
+def write_tiny_models(models_dir: pathlib.Path, config: TinyFlux = TinyFlux()) -> TinyModelNames:
+    names = TinyModelNames(flux="lumix_tiny_flux.safetensors", vae="lumix_tiny_vae.safetensors",
+                           lumix="lumix_tiny.safetensors", lumix_zero="lumix_tiny_zero.safetensors",
+                           flux_config=config)
+    for folder in ("diffusion_models", "vae", "lumix"):
+        (models_dir / folder).mkdir(parents=True, exist_ok=True)
+    write_tiny_flux(models_dir / "diffusion_models" / names.flux, config)
+    write_tiny_vae(models_dir / "vae" / names.vae)
+    write_tiny_lumix_adapters(models_dir / "lumix" / names.lumix, config)
+    write_tiny_lumix_adapters(models_dir / "lumix" / names.lumix_zero, config, zero_readout=True)
+    return names
+
+
+@pytest.fixture(scope="session")
+def comfyui_base_dir(comfyui_install, tmp_path_factory) -> pathlib.Path:
+    return tmp_path_factory.mktemp("comfyui_base")
+
+
+@pytest.fixture(scope="session")
+def tiny_models(comfyui_base_dir) -> TinyModelNames:
+    return write_tiny_models(comfyui_base_dir / "models")
+
+
+@pytest.fixture(scope="session")
+def comfyui_server(comfyui_install, comfyui_base_dir, tiny_models):
+    server = ComfyUIServer(comfyui_install, comfyui_base_dir)
+    try:
+        server.start()
+        log.info("ComfyUI %s answered after %.1f s on %s", comfyui_install.commit(),
+                 server.start_seconds, server.url)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def comfyui(comfyui_server):
+    """A client of the session's ComfyUI server (see comfyui_harness.ComfyUIClient)."""
+    from comfyui_harness import ComfyUIClient
+    return ComfyUIClient(comfyui_server)
