@@ -1,0 +1,79 @@
+"""Input checks shared by the intrinsics functions.
+
+Images follow ComfyUI's IMAGE convention: channels-last float tensors [B, H, W, C] in
+[0, 1]. Depth is accepted as [B, H, W], [B, H, W, 1] or [B, H, W, 3] (a depth image
+decoded from a VAE has three nearly equal channels; their mean is used). Every error
+names the problem and the fix, raised as `InputError`.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..errors import InputError
+
+
+def as_image(image: torch.Tensor, name: str, channels: int = 3) -> torch.Tensor:
+    """Check that `image` is a float [B, H, W, channels] tensor; return it unchanged.
+
+    A 4-channel (RGBA) image is cut to RGB when 3 channels are wanted, because that is
+    what a user loading a PNG with alpha means.
+    """
+    if not isinstance(image, torch.Tensor):
+        raise InputError(f"{name} must be a torch tensor [B, H, W, {channels}], got {type(image).__name__}.")
+    if image.ndim == 3 and channels == 3 and image.shape[-1] == 3:
+        raise InputError(
+            f"{name} has shape {tuple(image.shape)}, a single image without a batch axis; "
+            f"add one with image.unsqueeze(0) to get [1, H, W, 3]."
+        )
+    if image.ndim != 4:
+        raise InputError(
+            f"{name} must be channels-last [B, H, W, {channels}] (ComfyUI IMAGE); got shape "
+            f"{tuple(image.shape)}. Permute channels-first tensors with .permute(0, 2, 3, 1)."
+        )
+    if not image.is_floating_point():
+        raise InputError(
+            f"{name} has dtype {image.dtype}; LumiX keeps maps in float end to end. "
+            f"Convert with image.float() / 255 for 8-bit data."
+        )
+    found = image.shape[-1]
+    if found == channels:
+        return image
+    if channels == 3 and found == 4:
+        return image[..., :3]
+    if channels == 3 and found == 1:
+        raise InputError(
+            f"{name} has 1 channel but 3 are needed (an RGB image). If it is a grey map, "
+            f"repeat it with image.expand(-1, -1, -1, 3) or connect an RGB image."
+        )
+    raise InputError(f"{name} has {found} channels in its last axis; {channels} are needed ([B, H, W, {channels}]).")
+
+
+def as_depth(depth: torch.Tensor, name: str = "depth") -> torch.Tensor:
+    """Return depth as [B, H, W], accepting [B,H,W], [B,H,W,1] and [B,H,W,3]."""
+    if not isinstance(depth, torch.Tensor) or not depth.is_floating_point():
+        raise InputError(f"{name} must be a float torch tensor [B, H, W] or [B, H, W, 1|3].")
+    if depth.ndim == 3:
+        return depth
+    if depth.ndim == 4 and depth.shape[-1] == 1:
+        return depth[..., 0]
+    if depth.ndim == 4 and depth.shape[-1] in (3, 4):
+        # A depth image decoded from a VAE has three nearly equal channels: average them
+        # rather than pick one, which halves the decoder's per-channel noise.
+        return depth[..., :3].mean(dim=-1)
+    raise InputError(
+        f"{name} has shape {tuple(depth.shape)}; depth must be [B, H, W], [B, H, W, 1] or "
+        f"[B, H, W, 3] (three equal channels)."
+    )
+
+
+def same_size(**maps: torch.Tensor) -> tuple[int, int, int]:
+    """Check that all maps share batch, height and width; return (B, H, W)."""
+    sizes = {name: tuple(m.shape[:3]) for name, m in maps.items() if m is not None}
+    distinct = set(sizes.values())
+    if len(distinct) > 1:
+        listing = ", ".join(f"{name} {b}x{h}x{w}" for name, (b, h, w) in sizes.items())
+        raise InputError(
+            f"the maps must be pixel-aligned (same batch, height, width); got {listing} (B x H x W). "
+            f"Resize them to one size (e.g. with an Upscale Image node) before connecting."
+        )
+    return next(iter(distinct))

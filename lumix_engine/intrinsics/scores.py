@@ -1,0 +1,189 @@
+"""Coherence scores for a set of five maps: the project's own measures.
+
+The paper's alignment metric is not public, so LumiX-for-ComfyUI defines these (see
+docs/coherence.md). Each is a plain number in a documented range; on exact ground truth
+(render.py) they are at or near their best value.
+
+1. Structural alignment, in [0, 1], 1 = best. Edges are found per map (below) and
+   matched with a soft pixel tolerance: an edge pixel at chessboard distance d from the
+   nearest edge of the other map earns credit exp(-d / tolerance_px) (0 beyond 16 px).
+   - albedo, irradiance, depth, normal: PRECISION against color, the mean credit of the
+     map's edges (every reflectance change, shadow boundary, occlusion and crease must be
+     visible in the image; the image may have edges the map lacks, e.g. texture in depth);
+   - color: RECALL, the mean credit of color's edges against the union of albedo and
+     irradiance edges (every image edge must be explained by the decomposition).
+   The score is the mean of the five. A map with no edges while color has some scores 0.
+   Edge detectors: albedo, irradiance, color: gradient magnitude of log linear light
+   (log(x + 0.01)) above 0.15 per pixel, because in log space color = albedo x irradiance
+   is a sum, so an edge has the same strength in the map and in color; depth: second
+   difference of the min-max normalised near-white disparity above 0.02 (disparity is
+   linear in pixel coordinates across any plane, so only occlusions and folds respond);
+   normal: gradient magnitude of the unit normals above 0.25 (creases and occlusions).
+2. Recomposition error, RMSE in [0, 1], 0 = best: sRGB-encoded color against
+   albedo x irradiance recomposed in linear light, after one least-squares gain on the
+   product (generated albedo and irradiance share an arbitrary exposure split).
+3. Normal-depth consistency, mean angular error in degrees, [0, 180], 0 = best: for a
+   pinhole camera the image-plane gradient of depth points exactly along the normal's
+   (x, y) part (derivation in docs/coherence.md), for any focal length and for ANY
+   increasing remapping of depth, so the score needs neither intrinsics nor metric depth.
+   It is the mean angle between (n_x, n_y) and the direction in which depth increases,
+   over pixels whose normal is tilted by more than ~11.5 degrees (|(n_x, n_y)| > 0.2)
+   and whose depth gradient is non-zero. Random pairs give ~90.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .checks import as_depth, as_image, same_size
+from .color_space import linear_to_srgb, srgb_to_linear
+from .depth import normalize_per_image
+from .normals import decode_normals, depth_gradients
+
+LOG_EDGE_THRESHOLD = 0.15
+DEPTH_EDGE_THRESHOLD = 0.02
+NORMAL_EDGE_THRESHOLD = 0.25
+MAX_EDGE_DISTANCE = 16
+MIN_TILT = 0.2
+
+
+@dataclass
+class CoherenceReport:
+    """The scores of one set of maps (the whole batch pooled). See the module docstring."""
+    structural_alignment: float          # [0, 1], 1 best
+    alignment_per_map: dict[str, float] = field(default_factory=dict)  # each [0, 1]
+    recomposition_rmse: float = 0.0      # [0, 1], 0 best
+    normal_depth_error_degrees: float = 0.0  # [0, 180], 0 best
+
+    @property
+    def text(self) -> str:
+        per_map = ", ".join(f"{name} {value:.3f}" for name, value in self.alignment_per_map.items())
+        return (
+            f"structural alignment {self.structural_alignment:.3f} (0..1, 1 best; {per_map})\n"
+            f"recomposition RMSE {self.recomposition_rmse:.4f} (0..1, 0 best)\n"
+            f"normal-depth error {self.normal_depth_error_degrees:.2f} deg (0..180, 0 best)"
+        )
+
+
+def _gradient_magnitude(values: torch.Tensor) -> torch.Tensor:
+    """Central-difference gradient magnitude of [B, H, W, C], max over channels -> [B, H, W]."""
+    padded = F.pad(values.permute(0, 3, 1, 2), (1, 1, 1, 1), mode="replicate")
+    along_x = (padded[:, :, 1:-1, 2:] - padded[:, :, 1:-1, :-2]) / 2
+    along_y = (padded[:, :, 2:, 1:-1] - padded[:, :, :-2, 1:-1]) / 2
+    return torch.sqrt(along_x ** 2 + along_y ** 2).amax(dim=1)
+
+
+def image_edges(image: torch.Tensor) -> torch.Tensor:
+    """Edges of an sRGB-encoded albedo / irradiance / color image -> bool [B, H, W]."""
+    return _gradient_magnitude(torch.log(srgb_to_linear(image) + 0.01)) > LOG_EDGE_THRESHOLD
+
+
+def depth_edges(depth: torch.Tensor) -> torch.Tensor:
+    """Occlusion edges of a near-white depth image -> bool [B, H, W]."""
+    disparity = normalize_per_image(as_depth(depth), "minmax")
+    padded = F.pad(disparity[:, None], (1, 1, 1, 1), mode="replicate")[:, 0]
+    center = padded[:, 1:-1, 1:-1]
+    second_x = padded[:, 1:-1, 2:] - 2 * center + padded[:, 1:-1, :-2]
+    second_y = padded[:, 2:, 1:-1] - 2 * center + padded[:, :-2, 1:-1]
+    return torch.maximum(second_x.abs(), second_y.abs()) > DEPTH_EDGE_THRESHOLD
+
+
+def normal_edges(normal: torch.Tensor) -> torch.Tensor:
+    """Creases and occlusions of an encoded normal image -> bool [B, H, W]."""
+    return _gradient_magnitude(decode_normals(normal)) > NORMAL_EDGE_THRESHOLD
+
+
+def edge_distance(edges: torch.Tensor) -> torch.Tensor:
+    """Chessboard distance in pixels to the nearest edge pixel, capped at MAX_EDGE_DISTANCE
+    + 1, for every pixel of bool [B, H, W] (repeated 3x3 dilation: exact and cheap)."""
+    covered = edges[:, None].float()
+    distance = torch.full(edges.shape, float(MAX_EDGE_DISTANCE + 1))
+    distance[edges] = 0.0
+    for step in range(1, MAX_EDGE_DISTANCE + 1):
+        covered = F.max_pool2d(covered, 3, stride=1, padding=1)
+        newly = (covered[:, 0] > 0) & (distance > step)
+        distance[newly] = float(step)
+    return distance
+
+
+def matched_fraction(edges: torch.Tensor, reference_edges: torch.Tensor, tolerance_px: float = 2.0) -> float:
+    """Mean soft credit exp(-d / tolerance_px) of `edges` against `reference_edges`; 0 where
+    d exceeds MAX_EDGE_DISTANCE. 1.0 when `edges` is empty and the reference is too, 0.0
+    when only `edges` is empty (a featureless map cannot be aligned)."""
+    if not edges.any():
+        return 1.0 if not reference_edges.any() else 0.0
+    distance = edge_distance(reference_edges)[edges]
+    credit = torch.exp(-distance / tolerance_px) * (distance <= MAX_EDGE_DISTANCE)
+    return float(credit.mean())
+
+
+def structural_alignment(albedo: torch.Tensor, irradiance: torch.Tensor, color: torch.Tensor,
+                         depth: torch.Tensor, normal: torch.Tensor,
+                         tolerance_px: float = 2.0) -> dict[str, float]:
+    """Per-map edge alignment with color, each in [0, 1] (see the module docstring)."""
+    color_e = image_edges(color)
+    albedo_e, irradiance_e = image_edges(albedo), image_edges(irradiance)
+    return {
+        "albedo": matched_fraction(albedo_e, color_e, tolerance_px),
+        "irradiance": matched_fraction(irradiance_e, color_e, tolerance_px),
+        "color": matched_fraction(color_e, albedo_e | irradiance_e, tolerance_px),
+        "depth": matched_fraction(depth_edges(depth), color_e, tolerance_px),
+        "normal": matched_fraction(normal_edges(normal), color_e, tolerance_px),
+    }
+
+
+def recomposition_rmse(albedo: torch.Tensor, irradiance: torch.Tensor, color: torch.Tensor,
+                       fit_gain: bool = True) -> float:
+    """RMSE in [0, 1] between color and the (gain-fitted) linear product, both sRGB-encoded."""
+    product = srgb_to_linear(albedo) * srgb_to_linear(irradiance)
+    target = srgb_to_linear(color)
+    if fit_gain:
+        # Least-squares gain g minimising |target - g * product|^2 in linear light.
+        gain = (target * product).sum() / (product * product).sum().clamp_min(1e-12)
+        product = product * gain
+    recomposed = linear_to_srgb(product.clamp(0, 1))
+    return float(torch.sqrt(((recomposed - color) ** 2).mean()))
+
+
+def normal_depth_error(depth: torch.Tensor, normal: torch.Tensor, depth_near_is_white: bool = True) -> float:
+    """Mean angle in degrees, [0, 180], between the normals' tilt direction (n_x, n_y) and
+    the direction in which depth increases (see the module docstring)."""
+    unit = decode_normals(normal)
+    along_x, along_y = depth_gradients(depth)
+    if depth_near_is_white:
+        # Disparity falls where depth rises.
+        along_x, along_y = -along_x, -along_y
+    tilt = unit[..., :2]
+    gradient = torch.stack([along_x, along_y], dim=-1)
+    tilt_length, gradient_length = tilt.norm(dim=-1), gradient.norm(dim=-1)
+    valid = (tilt_length > MIN_TILT) & (gradient_length > 1e-12)
+    if not valid.any():
+        return 0.0
+    cosine = (tilt * gradient).sum(-1)[valid] / (tilt_length[valid] * gradient_length[valid])
+    return float(torch.rad2deg(torch.acos(cosine.clamp(-1, 1))).mean())
+
+
+def coherence_report(albedo: torch.Tensor, irradiance: torch.Tensor, color: torch.Tensor,
+                     depth: torch.Tensor, normal: torch.Tensor, *, tolerance_px: float = 2.0,
+                     depth_near_is_white: bool = True) -> CoherenceReport:
+    """All scores for five maps as ComfyUI images [B, H, W, 3] in [0, 1]: albedo,
+    irradiance, color sRGB-encoded; depth a normalised depth image (near white unless
+    `depth_near_is_white` is False; [B, H, W] or [B, H, W, 1] also accepted); normal
+    OpenGL-encoded."""
+    albedo, irradiance, color = (as_image(albedo, "albedo"), as_image(irradiance, "irradiance"),
+                                 as_image(color, "color"))
+    normal = as_image(normal, "normal")
+    depth = as_depth(depth)
+    same_size(albedo=albedo, irradiance=irradiance, color=color, depth=depth, normal=normal)
+    per_map = structural_alignment(albedo, irradiance, color, depth, normal, tolerance_px)
+    if not depth_near_is_white:
+        depth = 1.0 - depth   # edges are sign-free; only the direction test needs near-white
+    return CoherenceReport(
+        structural_alignment=sum(per_map.values()) / len(per_map),
+        alignment_per_map=per_map,
+        recomposition_rmse=recomposition_rmse(albedo, irradiance, color),
+        normal_depth_error_degrees=normal_depth_error(depth, normal),
+    )
