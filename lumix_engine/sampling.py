@@ -1,0 +1,181 @@
+"""Sampling math shared by the ComfyUI sampler and the standalone pipeline (spec: Sampling).
+
+Pure functions: the published schedule (with its token-count quirk), the Euler flow step,
+true classifier-free guidance, one shared noise per scene, and condition maps held at t = 0.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Literal, Optional, Sequence
+
+import torch
+
+from .errors import InputError
+from .modalities import MAP_NAMES, NUM_MAPS, map_index
+
+TokenCount = Literal["published", "true"]
+NEGATIVE_PROMPT = "blurry, low quality, artifacts, distorted, noisy, pixelated, jpeg artifacts"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Published sampling settings (spec: Sampling as published / Image -> maps)."""
+    steps: int = 50
+    cfg: float = 3.0
+    guidance: float = 3.5
+    width: int = 512
+    height: int = 512
+    negative_prompt: str = NEGATIVE_PROMPT
+    token_count: TokenCount = "published"
+
+
+TEXT_TO_MAPS = Settings()
+# Decomposition: guidance embedding 1.0 and no true CFG; the published runs use 1536 x 1152.
+DECOMPOSITION = Settings(cfg=1.0, guidance=1.0, width=1536, height=1152, negative_prompt="")
+
+
+def check_size(width: int, height: int, max_side: int = 4096) -> None:
+    """FLUX latents are 1/8 of the image and packed 2 x 2, so sides must divide by 16."""
+    for name, side in (("width", width), ("height", height)):
+        if side <= 0 or side % 16:
+            fixed = max(16, round(side / 16) * 16)
+            raise InputError(f"{name} {side} is not a positive multiple of 16 (FLUX packs 2x2 latent pixels, and the "
+                             f"VAE downsamples by 8); use {fixed}.")
+        if side > max_side:
+            raise InputError(f"{name} {side} exceeds {max_side}, beyond what FLUX.1 supports; use at most {max_side}.")
+
+
+def check_steps(steps: int) -> None:
+    if steps < 1:
+        raise InputError(f"steps must be at least 1, got {steps}; the published setting is 50.")
+
+
+def token_count(width: int, height: int, mode: TokenCount = "published") -> float:
+    """The n in mu(n). 'published' reproduces the authors' scripts, (W/8)(H/8)/256 (16 at
+    512 x 512); 'true' is the real image token count (W/16)(H/16) that FLUX's reference uses."""
+    if mode == "published":
+        return (width / 8) * (height / 8) / 256
+    if mode == "true":
+        return (width / 16) * (height / 16)
+    raise InputError(f"token_count must be 'published' or 'true', got {mode!r}")
+
+
+def mu_for_tokens(n: float, base_shift: float = 0.5, max_shift: float = 1.15) -> float:
+    """mu linear in n through (256, 0.5) and (4096, 1.15)."""
+    slope = (max_shift - base_shift) / (4096 - 256)
+    return base_shift + slope * (n - 256)
+
+
+def time_shift(mu: float, t: torch.Tensor) -> torch.Tensor:
+    """t' = e^mu / (e^mu + (1/t - 1)); t = 0 stays 0."""
+    with torch.no_grad():
+        return torch.where(t > 0, math.exp(mu) / (math.exp(mu) + (1 / t.clamp_min(1e-12) - 1)), torch.zeros_like(t))
+
+
+def schedule(steps: int, width: int, height: int, mode: TokenCount = "published") -> torch.Tensor:
+    """Timesteps from 1 to 0 for `steps` Euler steps, float64 [steps + 1]."""
+    check_steps(steps)
+    t = torch.linspace(1, 0, steps + 1, dtype=torch.float64)
+    return time_shift(mu_for_tokens(token_count(width, height, mode)), t)
+
+
+def euler_step(x: torch.Tensor, velocity: torch.Tensor, t: float, t_next: float) -> torch.Tensor:
+    """x <- x + (t_next - t) v (rectified flow, t from 1 = noise to 0 = data)."""
+    return x + (t_next - t) * velocity
+
+
+def guided_velocity(positive: torch.Tensor, negative: torch.Tensor, scale: float) -> torch.Tensor:
+    """True classifier-free guidance: v_neg + scale (v_pos - v_neg)."""
+    return negative + scale * (positive - negative)
+
+
+def shared_noise(scenes: int, shape: Sequence[int], seed: int, dtype: torch.dtype = torch.float32,
+                 device: torch.device | str = "cpu") -> torch.Tensor:
+    """One Gaussian noise per scene, repeated for its five maps: [5 * scenes, *shape].
+
+    Drawn on the CPU from `seed`, so the same seed gives the same noise on every device.
+    """
+    generator = torch.Generator("cpu").manual_seed(int(seed))
+    per_scene = torch.randn((scenes, *shape), generator=generator, dtype=torch.float32)
+    noise = per_scene.unsqueeze(1).expand(scenes, NUM_MAPS, *shape).reshape(scenes * NUM_MAPS, *shape)
+    return noise.to(device=device, dtype=dtype)
+
+
+@dataclass
+class GivenMaps:
+    """Maps supplied by the user (decomposition): held at t = 0 and never updated.
+
+    `latents[name]` is [scenes, C, h, w] (the VAE latent of that map for every scene).
+    """
+    latents: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        shapes = {tuple(v.shape) for v in self.latents.values()}
+        if len(shapes) > 1:
+            raise InputError(f"given maps have different latent shapes {sorted(shapes)}; encode them at one size")
+        self.indices = sorted(map_index(name) for name in self.latents)
+        if len(self.indices) == NUM_MAPS:
+            raise InputError("all five maps are given, so there is nothing to generate; leave at least one out")
+
+    @property
+    def names(self) -> list[str]:
+        return [MAP_NAMES[i] for i in self.indices]
+
+    def __bool__(self) -> bool:
+        return bool(self.indices)
+
+    @property
+    def scenes(self) -> int:
+        return next(iter(self.latents.values())).shape[0] if self.latents else 0
+
+    def mask(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """[batch] bool, True on the rows of given maps."""
+        given = torch.zeros(NUM_MAPS, dtype=torch.bool)
+        given[self.indices] = True
+        return given.repeat(batch // NUM_MAPS).to(device)
+
+    def hold(self, x: torch.Tensor) -> torch.Tensor:
+        """x with the given maps' rows replaced by their latents."""
+        if not self:
+            return x
+        scenes = x.shape[0] // NUM_MAPS
+        if self.scenes != scenes:
+            raise InputError(f"{self.scenes} given image(s) per map but {scenes} scene(s); give one image per scene "
+                             f"or set the scene count to {self.scenes}")
+        out = x.clone().view(scenes, NUM_MAPS, *x.shape[1:])
+        for name, latent in self.latents.items():
+            if latent.shape[1:] != x.shape[1:]:
+                raise InputError(f"the given {name} latent is {tuple(latent.shape[1:])}, the sampled latent is "
+                                 f"{tuple(x.shape[1:])}; resize the {name} image to the generation size")
+            out[:, map_index(name)] = latent.to(x)
+        return out.view_as(x)
+
+    def timesteps(self, t: float, batch: int, device: torch.device | str = "cpu",
+                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Per-entry timesteps [batch]: t for generated maps, 0 for given ones."""
+        steps = torch.full((batch,), float(t), device=device, dtype=dtype)
+        return steps.masked_fill(self.mask(batch, device), 0.0) if self else steps
+
+
+VelocityFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def sample_euler(velocity: VelocityFn, noise: torch.Tensor, timesteps: torch.Tensor,
+                 given: Optional[GivenMaps] = None,
+                 callback: Optional[Callable[[int, torch.Tensor], None]] = None) -> torch.Tensor:
+    """Integrate from noise (t = 1) to data (t = 0). `velocity(x, t_per_entry)` returns v.
+
+    Given maps enter as their latents at t = 0 and are restored after every step, so their
+    rows come out bit-identical. `callback(step, x)` may raise to interrupt; x is a fresh
+    tensor each step, so an interrupted run leaves nothing half-updated behind.
+    """
+    given = given or GivenMaps()
+    x = given.hold(noise)
+    for step in range(len(timesteps) - 1):
+        t, t_next = float(timesteps[step]), float(timesteps[step + 1])
+        v = velocity(x, given.timesteps(t, x.shape[0], x.device, x.dtype))
+        x = given.hold(euler_step(x, v, t, t_next))
+        if callback is not None:
+            callback(step, x)
+    return x
