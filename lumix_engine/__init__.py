@@ -1,5 +1,22 @@
 """LumiX engine: Query-Broadcast Attention and Tensor LoRA on FLUX, in plain torch.
 
 Nothing in this package imports ComfyUI; the ComfyUI nodes are thin adapters over it.
+
+    from lumix_engine import load_adapters, block_patches, patch_diffusers
+    adapters = load_adapters("models/lumix/lumix.safetensors")
+    patches = block_patches(flux_bfl_model, adapters)        # ComfyUI-convention block patches
+    unpatch = patch_diffusers(diffusers_transformer, adapters)  # diffusers FluxTransformer2DModel
 """
+from .adapters import LumiXAdapters, new_adapters
+from .checkpoint import inspect_checkpoint, load_adapters, save_adapters
+from .errors import BatchLayoutError, CheckpointError, InputError, LumiXError, ModelMismatchError
+from .modalities import MAP_NAMES, NUM_MAPS, QUERY_SOURCE
+from .patch import block_patches, check_model, patch_diffusers, patched_diffusers
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "LumiXAdapters", "new_adapters", "inspect_checkpoint", "load_adapters", "save_adapters",
+    "BatchLayoutError", "CheckpointError", "InputError", "LumiXError", "ModelMismatchError",
+    "MAP_NAMES", "NUM_MAPS", "QUERY_SOURCE", "block_patches", "check_model", "patch_diffusers", "patched_diffusers",
+]
