@@ -11,6 +11,8 @@ import json
 import os
 import re
 import struct
+import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,3 +206,32 @@ def save_adapters(adapters: LumiXAdapters, path: str | os.PathLike, dtype: torch
     state = {k: (v.to(dtype) if dtype else v).detach().contiguous().cpu() for k, v in adapters.state_dict().items()}
     save_file(state, str(path), metadata={"format": "pt", "lumix_rank": str(adapters.rank),
                                           "lumix_maps": str(adapters.num_maps)})
+
+
+class AdapterCache:
+    """One loaded LumiXAdapters per file (path, size, mtime), shared by every user.
+
+    Held weakly: once no patched model refers to the adapters, they are freed. A changed
+    file (new size or mtime) is loaded again.
+    """
+
+    def __init__(self) -> None:
+        self._entries: "weakref.WeakValueDictionary[tuple, LumiXAdapters]" = weakref.WeakValueDictionary()
+        self._lock = threading.Lock()
+
+    def load(self, path: str | os.PathLike) -> LumiXAdapters:
+        path = Path(path)
+        try:
+            stat = path.stat()
+        except OSError:
+            return load_adapters(path)  # raises the documented "not found" error
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        with self._lock:
+            cached = self._entries.get(key)
+            if cached is None:
+                cached = load_adapters(path)
+                self._entries[key] = cached
+            return cached
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -36,3 +36,24 @@ def scene_count(batch_size: int, num_maps: int = NUM_MAPS) -> int:
             f"{num_maps} x scenes."
         )
     return batch_size // num_maps
+
+
+def split_maps(batch: "torch.Tensor", what: str = "image batch") -> dict[str, "torch.Tensor"]:
+    """[5k, ...] scene-major -> {"albedo": [k, ...], ...}: each map's batch over the scenes."""
+    scenes = scene_count(batch.shape[0])
+    grouped = batch.reshape(scenes, NUM_MAPS, *batch.shape[1:])
+    return {name: grouped[:, index] for index, name in enumerate(MAP_NAMES)}
+
+
+def join_maps(maps: dict[str, "torch.Tensor"]) -> "torch.Tensor":
+    """Inverse of split_maps: {"albedo": [k, ...], ...} -> [5k, ...] scene-major."""
+    import torch
+
+    missing = [name for name in MAP_NAMES if name not in maps]
+    if missing:
+        raise BatchLayoutError(f"missing maps {missing}; all five of {', '.join(MAP_NAMES)} are needed")
+    shapes = {tuple(maps[name].shape) for name in MAP_NAMES}
+    if len(shapes) > 1:
+        raise BatchLayoutError(f"the five maps have different shapes {sorted(shapes)}; they must be pixel-aligned")
+    stacked = torch.stack([maps[name] for name in MAP_NAMES], dim=1)
+    return stacked.reshape(-1, *stacked.shape[2:])

@@ -173,3 +173,27 @@ def test_adapters_survive_deepcopy_as_one_object(good):
     options = {"patches_replace": {"dit": patches}}
     copied = copy.deepcopy(options)
     assert copied["patches_replace"]["dit"][("double_block", 0)].adapters is adapters
+
+
+def test_adapter_cache_loads_each_file_once_and_reloads_changed_files(tmp_path):
+    import os
+    from lumix_engine.checkpoint import AdapterCache
+    path = write_adapters(tmp_path / "lumix.safetensors", random_adapters(rank=2))
+    cache = AdapterCache()
+    first = cache.load(path)
+    assert cache.load(path) is first
+    write_adapters(path, random_adapters(rank=3))
+    os.utime(path, ns=(1, 10**18))
+    assert cache.load(path).rank == 3
+
+
+def test_split_and_join_maps_round_trip():
+    from lumix_engine.errors import BatchLayoutError
+    from lumix_engine.modalities import join_maps, split_maps
+    images = torch.randn(10, 4, 6, 3)
+    maps = split_maps(images)
+    assert list(maps) == ["albedo", "irradiance", "color", "depth", "normal"]
+    assert torch.equal(maps["color"][1], images[7])
+    assert torch.equal(join_maps(maps), images)
+    with pytest.raises(BatchLayoutError, match="multiple of 5"):
+        split_maps(torch.randn(6, 4, 6, 3))
