@@ -5,8 +5,10 @@ docs/coherence.md). Each is a plain number in a documented range; on exact groun
 (render.py) they are at or near their best value.
 
 1. Structural alignment, in [0, 1], 1 = best. Edges are found per map (below) and
-   matched with a soft pixel tolerance: an edge pixel at chessboard distance d from the
-   nearest edge of the other map earns credit exp(-d / tolerance_px) (0 beyond 16 px).
+   matched with a soft pixel tolerance: an edge pixel at chessboard distance d (pixels)
+   from the nearest edge of the other map earns credit max(0, 1 - d / radius_px), radius
+   16 px by default. The linear falloff keeps the score falling with misalignment up to
+   the radius, instead of saturating after a few pixels as a hard tolerance would.
    - albedo, irradiance, depth, normal: PRECISION against color, the mean credit of the
      map's edges (every reflectance change, shadow boundary, occlusion and crease must be
      visible in the image; the image may have edges the map lacks, e.g. texture in depth);
@@ -32,7 +34,6 @@ docs/coherence.md). Each is a plain number in a documented range; on exact groun
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -46,7 +47,7 @@ from .normals import decode_normals, depth_gradients
 LOG_EDGE_THRESHOLD = 0.15
 DEPTH_EDGE_THRESHOLD = 0.02
 NORMAL_EDGE_THRESHOLD = 0.25
-MAX_EDGE_DISTANCE = 16
+MATCH_RADIUS_PX = 16
 MIN_TILT = 0.2
 
 
@@ -96,42 +97,40 @@ def normal_edges(normal: torch.Tensor) -> torch.Tensor:
     return _gradient_magnitude(decode_normals(normal)) > NORMAL_EDGE_THRESHOLD
 
 
-def edge_distance(edges: torch.Tensor) -> torch.Tensor:
-    """Chessboard distance in pixels to the nearest edge pixel, capped at MAX_EDGE_DISTANCE
-    + 1, for every pixel of bool [B, H, W] (repeated 3x3 dilation: exact and cheap)."""
-    covered = edges[:, None].float()
-    distance = torch.full(edges.shape, float(MAX_EDGE_DISTANCE + 1))
-    distance[edges] = 0.0
-    for step in range(1, MAX_EDGE_DISTANCE + 1):
+def edge_credit(reference_edges: torch.Tensor, radius_px: int = MATCH_RADIUS_PX) -> torch.Tensor:
+    """Per pixel, max(0, 1 - d / radius_px) with d the chessboard distance to the nearest
+    edge pixel of bool [B, H, W]. Each 3x3 dilation of the edge set grows d by one, so
+    summing the dilations counts how many steps each pixel is inside: exact and cheap."""
+    covered = reference_edges[:, None].float()
+    credit = covered.clone()
+    for _ in range(radius_px - 1):
         covered = F.max_pool2d(covered, 3, stride=1, padding=1)
-        newly = (covered[:, 0] > 0) & (distance > step)
-        distance[newly] = float(step)
-    return distance
+        credit = credit + covered
+    return credit[:, 0] / radius_px
 
 
-def matched_fraction(edges: torch.Tensor, reference_edges: torch.Tensor, tolerance_px: float = 2.0) -> float:
-    """Mean soft credit exp(-d / tolerance_px) of `edges` against `reference_edges`; 0 where
-    d exceeds MAX_EDGE_DISTANCE. 1.0 when `edges` is empty and the reference is too, 0.0
-    when only `edges` is empty (a featureless map cannot be aligned)."""
+def matched_fraction(edges: torch.Tensor, reference_credit: torch.Tensor, reference_has_edges: bool) -> float:
+    """Mean credit of the pixels of `edges` against a reference's `edge_credit`. 1.0 when
+    both are empty, 0.0 when only `edges` is (a featureless map cannot be aligned)."""
     if not edges.any():
-        return 1.0 if not reference_edges.any() else 0.0
-    distance = edge_distance(reference_edges)[edges]
-    credit = torch.exp(-distance / tolerance_px) * (distance <= MAX_EDGE_DISTANCE)
-    return float(credit.mean())
+        return 0.0 if reference_has_edges else 1.0
+    return float(reference_credit[edges].mean())
 
 
 def structural_alignment(albedo: torch.Tensor, irradiance: torch.Tensor, color: torch.Tensor,
                          depth: torch.Tensor, normal: torch.Tensor,
-                         tolerance_px: float = 2.0) -> dict[str, float]:
+                         radius_px: int = MATCH_RADIUS_PX) -> dict[str, float]:
     """Per-map edge alignment with color, each in [0, 1] (see the module docstring)."""
     color_e = image_edges(color)
     albedo_e, irradiance_e = image_edges(albedo), image_edges(irradiance)
+    color_credit, color_any = edge_credit(color_e, radius_px), bool(color_e.any())
+    explained = albedo_e | irradiance_e
     return {
-        "albedo": matched_fraction(albedo_e, color_e, tolerance_px),
-        "irradiance": matched_fraction(irradiance_e, color_e, tolerance_px),
-        "color": matched_fraction(color_e, albedo_e | irradiance_e, tolerance_px),
-        "depth": matched_fraction(depth_edges(depth), color_e, tolerance_px),
-        "normal": matched_fraction(normal_edges(normal), color_e, tolerance_px),
+        "albedo": matched_fraction(albedo_e, color_credit, color_any),
+        "irradiance": matched_fraction(irradiance_e, color_credit, color_any),
+        "color": matched_fraction(color_e, edge_credit(explained, radius_px), bool(explained.any())),
+        "depth": matched_fraction(depth_edges(depth), color_credit, color_any),
+        "normal": matched_fraction(normal_edges(normal), color_credit, color_any),
     }
 
 
@@ -167,7 +166,7 @@ def normal_depth_error(depth: torch.Tensor, normal: torch.Tensor, depth_near_is_
 
 
 def coherence_report(albedo: torch.Tensor, irradiance: torch.Tensor, color: torch.Tensor,
-                     depth: torch.Tensor, normal: torch.Tensor, *, tolerance_px: float = 2.0,
+                     depth: torch.Tensor, normal: torch.Tensor, *, radius_px: int = MATCH_RADIUS_PX,
                      depth_near_is_white: bool = True) -> CoherenceReport:
     """All scores for five maps as ComfyUI images [B, H, W, 3] in [0, 1]: albedo,
     irradiance, color sRGB-encoded; depth a normalised depth image (near white unless
@@ -178,7 +177,7 @@ def coherence_report(albedo: torch.Tensor, irradiance: torch.Tensor, color: torc
     normal = as_image(normal, "normal")
     depth = as_depth(depth)
     same_size(albedo=albedo, irradiance=irradiance, color=color, depth=depth, normal=normal)
-    per_map = structural_alignment(albedo, irradiance, color, depth, normal, tolerance_px)
+    per_map = structural_alignment(albedo, irradiance, color, depth, normal, radius_px)
     if not depth_near_is_white:
         depth = 1.0 - depth   # edges are sign-free; only the direction test needs near-white
     return CoherenceReport(
