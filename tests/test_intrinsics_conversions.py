@@ -127,3 +127,26 @@ def test_bad_input_gets_an_error_that_names_the_problem():
         depth_to_image(albedo, normalization="median")
     with pytest.raises(InputError, match="directional"):
         irradiance_from_lights(albedo, [Light("point", (0.0, 1.0, 0.0))])
+
+
+def test_png16_round_trip_keeps_sixteen_bits(tmp_path):
+    from PIL import Image
+
+    from lumix_engine.intrinsics.png16 import decode_png16, save_png16
+    image = random_image(9, (1, 20, 30, 3))[0]
+    path = save_png16(tmp_path / "map.png", image, text={"lumix": "albedo"})
+    stored = decode_png16(path.read_bytes())
+    assert stored.shape == (20, 30, 3) and stored.dtype.name == "uint16"
+    assert (torch.from_numpy(stored.astype("float64")) / 65535 - image).abs().max() <= 0.5 / 65535 + 1e-12
+    assert len(set(stored.ravel().tolist())) > 256          # more levels than 8 bits hold
+    with Image.open(path) as opened:                         # a valid PNG for other readers
+        assert opened.size == (30, 20)
+
+
+def test_colour_text_parses_hex_as_srgb_and_triples_as_linear():
+    from lumix_engine.intrinsics.checks import parse_rgb
+    assert parse_rgb("#ffffff") == pytest.approx((1.0, 1.0, 1.0))
+    assert parse_rgb("#808080")[0] == pytest.approx(float(srgb_to_linear(torch.tensor(128 / 255, dtype=torch.float64))))
+    assert parse_rgb("1, 0.5 0.25") == (1.0, 0.5, 0.25)
+    with pytest.raises(InputError, match="#RRGGBB"):
+        parse_rgb("orange")

@@ -77,3 +77,28 @@ def same_size(**maps: torch.Tensor) -> tuple[int, int, int]:
             f"Resize them to one size (e.g. with an Upscale Image node) before connecting."
         )
     return next(iter(distinct))
+
+
+def parse_rgb(text: str) -> tuple[float, float, float]:
+    """A colour from a node's text field: '#RRGGBB' (sRGB, returned linear) or three
+    numbers 'r, g, b' (taken as linear multipliers as given)."""
+    from .color_space import srgb_to_linear   # color_space has no dependencies; avoids a cycle at import
+    cleaned = text.strip()
+    if cleaned.startswith("#") and len(cleaned) == 7:
+        try:
+            encoded = [int(cleaned[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        except ValueError:
+            encoded = None
+        if encoded is not None:
+            return tuple(float(v) for v in srgb_to_linear(torch.tensor(encoded, dtype=torch.float64)))
+    parts = [p for p in cleaned.replace(",", " ").split() if p]
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3 or min(values) < 0:
+        raise InputError(
+            f"colour {text!r} is not understood; write '#RRGGBB' (e.g. #ffcc88) or three non-negative "
+            f"numbers 'r, g, b' (e.g. 1.0, 0.8, 0.5)."
+        )
+    return values
