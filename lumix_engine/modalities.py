@@ -57,3 +57,9 @@ def join_maps(maps: dict[str, "torch.Tensor"]) -> "torch.Tensor":
         raise BatchLayoutError(f"the five maps have different shapes {sorted(shapes)}; they must be pixel-aligned")
     stacked = torch.stack([maps[name] for name in MAP_NAMES], dim=1)
     return stacked.reshape(-1, *stacked.shape[2:])
+
+
+def scene_strip(latents: "torch.Tensor", scene: int = 0) -> "torch.Tensor":
+    """The five maps of one scene side by side: [5k, C, h, w] -> [1, C, h, 5w] (previews)."""
+    maps = latents[scene * NUM_MAPS:(scene + 1) * NUM_MAPS]
+    return maps.permute(1, 2, 0, 3).reshape(1, maps.shape[1], maps.shape[2], -1)

@@ -79,6 +79,20 @@ class LumiXBlockPatch:
         return {"img": x}
 
 
+def lumix_patches_in(patches_replace: dict | None) -> list[LumiXBlockPatch]:
+    """The LumiX patches among a model's `transformer_options["patches_replace"]`."""
+    dit = (patches_replace or {}).get("dit", {})
+    return [p for p in dit.values() if isinstance(p, LumiXBlockPatch)]
+
+
+def without_lumix(patches_replace: dict | None) -> dict:
+    """patches_replace with LumiX's block patches removed (other packs' patches kept)."""
+    out = dict(patches_replace or {})
+    if "dit" in out:
+        out["dit"] = {k: p for k, p in out["dit"].items() if not isinstance(p, LumiXBlockPatch)}
+    return out
+
+
 def block_patches(model: nn.Module, adapters: LumiXAdapters, strength: float = 1.0, qba: bool = True,
                   attention: AttentionFn = sdpa_attention, weights: LinearWeights = plain_linear_weights,
                   require_dev: bool = True) -> dict[tuple[str, int], LumiXBlockPatch]:

@@ -35,6 +35,20 @@ TEXT_TO_MAPS = Settings()
 DECOMPOSITION = Settings(cfg=1.0, guidance=1.0, width=1536, height=1152, negative_prompt="")
 
 
+AUTO = -1.0
+
+
+def resolve_guidance(cfg: float, guidance: float, decomposing: bool) -> tuple[float, float]:
+    """Replace AUTO (-1) by the published value: text -> maps uses cfg 3.0 and guidance 3.5,
+    decomposition (any map given) cfg 1.0 (no true CFG) and guidance 1.0."""
+    published = DECOMPOSITION if decomposing else TEXT_TO_MAPS
+    cfg = published.cfg if cfg == AUTO else cfg
+    guidance = published.guidance if guidance == AUTO else guidance
+    if cfg < 0 or guidance < 0:
+        raise InputError(f"cfg {cfg} and guidance {guidance} must be >= 0 (or -1 for the published default)")
+    return cfg, guidance
+
+
 def check_size(width: int, height: int, max_side: int = 4096) -> None:
     """FLUX latents are 1/8 of the image and packed 2 x 2, so sides must divide by 16."""
     for name, side in (("width", width), ("height", height)):
@@ -135,20 +149,24 @@ class GivenMaps:
         given[self.indices] = True
         return given.repeat(batch // NUM_MAPS).to(device)
 
-    def hold(self, x: torch.Tensor) -> torch.Tensor:
-        """x with the given maps' rows replaced by their latents."""
+    def hold(self, x: torch.Tensor, chunks: int = 1) -> torch.Tensor:
+        """x with the given maps' rows replaced by their latents.
+
+        `chunks` > 1 when x holds several guidance branches ([uncond scenes, cond scenes]),
+        each laid out like one batch of the scenes.
+        """
         if not self:
             return x
-        scenes = x.shape[0] // NUM_MAPS
-        if self.scenes != scenes:
+        scenes = x.shape[0] // (NUM_MAPS * chunks)
+        if self.scenes != scenes or x.shape[0] != scenes * NUM_MAPS * chunks:
             raise InputError(f"{self.scenes} given image(s) per map but {scenes} scene(s); give one image per scene "
                              f"or set the scene count to {self.scenes}")
-        out = x.clone().view(scenes, NUM_MAPS, *x.shape[1:])
+        out = x.clone().view(chunks, scenes, NUM_MAPS, *x.shape[1:])
         for name, latent in self.latents.items():
             if latent.shape[1:] != x.shape[1:]:
                 raise InputError(f"the given {name} latent is {tuple(latent.shape[1:])}, the sampled latent is "
                                  f"{tuple(x.shape[1:])}; resize the {name} image to the generation size")
-            out[:, map_index(name)] = latent.to(x)
+            out[:, :, map_index(name)] = latent.to(x)
         return out.view_as(x)
 
     def timesteps(self, t: float, batch: int, device: torch.device | str = "cpu",

@@ -62,8 +62,10 @@ class TensorLoRA(nn.Module):
         return (f"maps={self.num_maps}, in={self.in_features}, out={self.out_features}, "
                 f"rank={self.rank}, alpha={self.alpha}")
 
-    def _parameters_version(self) -> tuple[int, int, int]:
-        return (self.G1._version, self.G2._version, self.G3._version)
+    def _parameters_version(self) -> tuple[int, ...]:
+        # Tensors created under torch.inference_mode (ComfyUI loads everything that way) have
+        # no version counter; they are never updated in place, so their storage identifies them.
+        return tuple(p.data_ptr() if p.is_inference() else p._version for p in (self.G1, self.G2, self.G3))
 
     def folded(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """(core [M*d_in, M*R] with s folded in, readout [M, R, d_out]) on device/dtype.

@@ -81,3 +81,19 @@ def test_given_maps_validate_counts_and_sizes():
         GivenMaps({"depth": torch.randn(2, 4, 8, 8)}).hold(torch.randn(10, 4, 6, 6))
     with pytest.raises(InputError, match="nothing to generate"):
         GivenMaps({n: torch.randn(1, 4, 2, 2) for n in ("albedo", "irradiance", "color", "depth", "normal")})
+
+
+def test_given_maps_hold_every_guidance_chunk():
+    color = torch.randn(2, 4, 6, 6)
+    x = torch.randn(20, 4, 6, 6)
+    held = GivenMaps({"color": color}).hold(x, chunks=2)
+    for row, scene in ((2, 0), (7, 1), (12, 0), (17, 1)):
+        assert torch.equal(held[row], color[scene])
+    assert torch.equal(held[0], x[0]) and torch.equal(held[19], x[19])
+
+
+def test_auto_settings_follow_the_published_modes():
+    from lumix_engine.sampling import AUTO, resolve_guidance
+    assert resolve_guidance(AUTO, AUTO, decomposing=False) == (3.0, 3.5)
+    assert resolve_guidance(AUTO, AUTO, decomposing=True) == (1.0, 1.0)
+    assert resolve_guidance(2.0, AUTO, decomposing=True) == (2.0, 1.0)

@@ -91,3 +91,11 @@ def test_batch_that_is_not_whole_scenes_is_refused():
     adapter = random_adapter(5, 8, 8, 2, torch.float32)
     with pytest.raises(BatchLayoutError, match="multiple of 5"):
         adapter(torch.randn(7, 3, 8))
+
+
+def test_adapter_loaded_in_inference_mode_works():
+    with torch.inference_mode():
+        adapter = random_adapter(5, 16, 16, 4, torch.float64)
+        x = torch.randn(5, 3, 16, dtype=torch.float64)
+        assert rel(adapter(x), reference(adapter, x)) <= 1e-10
+        assert rel(adapter(x), reference(adapter, x)) <= 1e-10  # cached fold

@@ -45,3 +45,38 @@ def core_flux_graph(models: TinyModelNames, seed: int = 0, steps: int = 2, cfg: 
         "save": {"class_type": "SaveImage",
                  "inputs": {"images": ["decode", 0], "filename_prefix": prefix}},
     }
+
+
+def lumix_graph(models: TinyModelNames, seed: int = 0, steps: int = 2, cfg: float = -1.0, guidance: float = -1.0,
+                width: int = 64, height: int = 64, scenes: int = 1, strength: float = 1.0, qba: bool = True,
+                lumix: str | None = None, scheduler: str = "published", sampler: str = "euler",
+                given: dict[str, str] | None = None, prefix: str = "lumix") -> dict:
+    """UNETLoader -> LumiXLoader -> LumiXSampler -> SaveLatent, VAEDecode -> SplitIntrinsics -> 5 x SaveImage.
+
+    `given` maps a map name to an input-folder image file (decomposition)."""
+    graph = {
+        "unet": {"class_type": "UNETLoader", "inputs": {"unet_name": models.flux, "weight_dtype": "default"}},
+        "lumix": {"class_type": "LumiXLoader", "inputs": {"model": ["unet", 0], "lumix_name": lumix or models.lumix,
+                                                          "strength": strength, "qba": qba}},
+        "positive": conditioning_node(models, seed=1),
+        "negative": conditioning_node(models, seed=2),
+        "vae": {"class_type": "VAELoader", "inputs": {"vae_name": models.vae}},
+        "sampler": {"class_type": "LumiXSampler",
+                    "inputs": {"model": ["lumix", 0], "positive": ["positive", 0], "negative": ["negative", 0],
+                               "seed": seed, "steps": steps, "cfg": cfg, "guidance": guidance, "width": width,
+                               "height": height, "scenes": scenes, "sampler_name": sampler,
+                               "scheduler": scheduler}},
+        "save_latent": {"class_type": "SaveLatent",
+                        "inputs": {"samples": ["sampler", 0], "filename_prefix": f"latents/{prefix}"}},
+        "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["sampler", 0], "vae": ["vae", 0]}},
+        "split": {"class_type": "SplitIntrinsics", "inputs": {"images": ["decode", 0]}},
+    }
+    for index, name in enumerate(("albedo", "irradiance", "color", "depth", "normal")):
+        graph[f"save_{name}"] = {"class_type": "SaveImage",
+                                 "inputs": {"images": ["split", index], "filename_prefix": f"{prefix}_{name}"}}
+    if given:
+        graph["sampler"]["inputs"]["vae"] = ["vae", 0]
+        for name, filename in given.items():
+            graph[f"load_{name}"] = {"class_type": "LoadImage", "inputs": {"image": filename}}
+            graph["sampler"]["inputs"][name] = [f"load_{name}", 0]
+    return graph

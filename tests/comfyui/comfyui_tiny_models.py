@@ -156,9 +156,10 @@ def write_tiny_lumix_adapters(path: pathlib.Path, config: TinyFlux = TinyFlux(),
     for block in blocks:
         for adapter, d_out in (("kv_tt_lora", 2 * d), ("proj_tt_lora", d)):
             name = f"{prefix}{block}.processor.{adapter}"
-            state[f"{name}.G1"] = 0.02 * torch.randn(maps, maps, rank, generator=generator)
+            # Larger than the published init so that the adapters visibly change tiny-model outputs.
+            state[f"{name}.G1"] = 0.5 * torch.randn(maps, maps, rank, generator=generator)
             state[f"{name}.G2"] = torch.randn(maps, d, rank, rank, generator=generator) / (d * rank) ** 0.5
-            readout = torch.randn(maps, d_out, rank, generator=generator) * 0.02
+            readout = torch.randn(maps, d_out, rank, generator=generator) * 0.5
             state[f"{name}.G3"] = torch.zeros_like(readout) if zero_readout else readout
     save_file(state, str(path))
     return path

@@ -1,0 +1,56 @@
+"""LumiXLoader: a FLUX.1-dev MODEL + lumix.safetensors -> a patched MODEL (a clone)."""
+from __future__ import annotations
+
+import folder_paths
+from comfy_api.latest import io
+
+from ..lumix_engine.checkpoint import AdapterCache
+from ..lumix_engine.patch import block_patches, without_lumix
+from .comfy_glue import LUMIX_FOLDER, comfy_attention, comfy_linear_weights
+
+# One LumiXAdapters per file for the whole process, however many graphs or clones use it.
+ADAPTERS = AdapterCache()
+
+
+def patch_model(model, lumix_path: str, strength: float, qba: bool):
+    """Clone `model` and install LumiX's block patches on the clone only."""
+    adapters = ADAPTERS.load(lumix_path)
+    patches = block_patches(model.get_model_object("diffusion_model"), adapters, strength, qba,
+                            attention=comfy_attention, weights=comfy_linear_weights)
+    patched = model.clone()
+    options = patched.model_options.setdefault("transformer_options", {})
+    # A MODEL that already went through LumiXLoader gets its LumiX patches replaced, not stacked.
+    options["patches_replace"] = without_lumix(options.get("patches_replace"))
+    for (block_name, index), patch in patches.items():
+        patched.set_model_patch_replace(patch, "dit", block_name, index)
+    return patched
+
+
+class LumiXLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="LumiXLoader",
+            display_name="LumiX Loader",
+            category="LumiX/loaders",
+            description="Patch a FLUX.1-dev model with LumiX (Query-Broadcast Attention + Tensor LoRA) so that one "
+                        "sampling run generates five pixel-aligned maps: albedo, irradiance, color, depth, normal.",
+            inputs=[
+                io.Model.Input("model", tooltip="A FLUX.1-dev diffusion model (bf16, fp8 or GGUF) from a core or "
+                                                "GGUF loader. The MODEL that goes in is left unpatched."),
+                io.Combo.Input("lumix_name", options=folder_paths.get_filename_list(LUMIX_FOLDER),
+                               tooltip="The LumiX adapter checkpoint (lumix.safetensors) in models/lumix."),
+                io.Float.Input("strength", default=1.0, min=0.0, max=2.0, step=0.05,
+                               tooltip="Scale of the Tensor LoRA deltas (the paper's lora_weight). 1.0 is the "
+                                       "published setting; 0 keeps only the query broadcast."),
+                io.Boolean.Input("qba", default=True, label_on="on", label_off="off",
+                                 tooltip="Query-Broadcast Attention: every map attends with the color map's "
+                                         "queries. Published: on. Off is for ablations."),
+            ],
+            outputs=[io.Model.Output(tooltip="The patched FLUX model; sample it with LumiXSampler.")],
+        )
+
+    @classmethod
+    def execute(cls, model, lumix_name, strength, qba) -> io.NodeOutput:
+        path = folder_paths.get_full_path_or_raise(LUMIX_FOLDER, lumix_name)
+        return io.NodeOutput(patch_model(model, path, strength, qba))
