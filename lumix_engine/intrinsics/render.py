@@ -89,7 +89,8 @@ class SceneObject:
             return f"a {self.checker_name} and {self.color_name} checkered floor"
         if self.kind == "plane":
             return f"a {self.color_name} wall"
-        return f"a {'shiny ' if self.glossy else ''}{self.color_name} {'cube' if self._is_cube() else self.kind}"
+        article = "an" if self.color_name[0] in "aeiou" else "a"
+        return f"{article} {self.color_name} {'cube' if self._is_cube() else self.kind}"
 
     def _is_cube(self) -> bool:
         return self.kind == "box" and max(self.half_size) - min(self.half_size) < 1e-9
