@@ -71,7 +71,8 @@ class LumiXRelight(io.ComfyNode):
             ],
             outputs=[
                 io.Image.Output("color", tooltip="The relit image, sRGB-encoded."),
-                io.Image.Output("irradiance", tooltip="The irradiance used, sRGB-encoded (may exceed 1)."),
+                io.Image.Output("irradiance_used", display_name="irradiance",
+                                tooltip="The irradiance used, sRGB-encoded (may exceed 1)."),
             ],
         )
 
@@ -104,7 +105,7 @@ class LumiXMaterialEdit(io.ComfyNode):
             ],
             outputs=[
                 io.Image.Output("color", tooltip="The recomposed image with the new material, sRGB-encoded."),
-                io.Image.Output("albedo", tooltip="The edited albedo, sRGB-encoded."),
+                io.Image.Output("albedo_edited", display_name="albedo", tooltip="The edited albedo, sRGB-encoded."),
             ],
         )
 
@@ -169,7 +170,7 @@ class LumiXDepthConvert(io.ComfyNode):
                                tooltip="Percentile mapped to white (percentile normalisation only)."),
                 io.Boolean.Input("invert", default=False, tooltip="On: near = black (depth instead of disparity)."),
             ],
-            outputs=[io.Image.Output("depth", tooltip="Normalised depth image in [0, 1], 3 equal channels.")],
+            outputs=[io.Image.Output("depth_image", display_name="depth", tooltip="Normalised depth image in [0, 1], 3 equal channels.")],
         )
 
     @classmethod
@@ -194,7 +195,7 @@ class LumiXNormalConvert(io.ComfyNode):
                 io.Combo.Input("target", options=list(CONVENTIONS), default="opengl",
                                tooltip="Convention wanted: opengl (Blender, glTF) or directx (Unreal, Substance default)."),
             ],
-            outputs=[io.Image.Output("normal", tooltip="Unit-length encoded normal map in the target convention.")],
+            outputs=[io.Image.Output("normal_image", display_name="normal", tooltip="Unit-length encoded normal map in the target convention.")],
         )
 
     @classmethod
