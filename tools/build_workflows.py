@@ -1,0 +1,244 @@
+"""Build the shipped workflows in both ComfyUI formats from one definition.
+
+    python tools/build_workflows.py --object-info object_info.json   # from GET /object_info
+
+Each workflow is written once here, as an API-format graph with readable node names; this
+script numbers the nodes, writes `workflows/api/<name>.json` (POST /prompt format) and
+`workflows/<name>.json` (the UI format the frontend loads and the template browser lists),
+laying the nodes out left to right by depth. Widget order comes from the live server's
+/object_info, so the UI files match the nodes' real schemas.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = ROOT / "workflows"
+NEGATIVE = "blurry, low quality, artifacts, distorted, noisy, pixelated, jpeg artifacts"
+MAPS = ("albedo", "irradiance", "color", "depth", "normal")
+
+MODELS = {
+    "flux1-dev.safetensors": ("diffusion_models",
+                              "https://huggingface.co/black-forest-labs/FLUX.1-dev/resolve/main/flux1-dev.safetensors"),
+    "ae.safetensors": ("vae", "https://huggingface.co/black-forest-labs/FLUX.1-dev/resolve/main/ae.safetensors"),
+    "clip_l.safetensors": ("text_encoders",
+                           "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/clip_l.safetensors"),
+    "t5xxl_fp16.safetensors": ("text_encoders", "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/"
+                                                "t5xxl_fp16.safetensors"),
+    "lumix.safetensors": ("lumix", "https://huggingface.co/hanx/LumiX_ckp/resolve/main/lumix.safetensors"),
+    "flux1-depth-dev-lora.safetensors": ("loras", "https://huggingface.co/black-forest-labs/FLUX.1-Depth-dev-lora/"
+                                                  "resolve/main/flux1-depth-dev-lora.safetensors"),
+}
+
+
+def flux_and_lumix(prompt: str, negative: str = NEGATIVE) -> dict:
+    """Loaders, prompts and LumiXLoader: the start of every LumiX workflow."""
+    return {
+        "FLUX.1-dev": ("UNETLoader", {"unet_name": "flux1-dev.safetensors", "weight_dtype": "default"}),
+        "Text encoders": ("DualCLIPLoader", {"clip_name1": "clip_l.safetensors", "clip_name2": "t5xxl_fp16.safetensors",
+                                             "type": "flux", "device": "default"}),
+        "FLUX VAE": ("VAELoader", {"vae_name": "ae.safetensors"}),
+        "LumiX": ("LumiXLoader", {"model": ("FLUX.1-dev", 0), "lumix_name": "lumix.safetensors", "strength": 1.0,
+                                  "qba": True}),
+        "Prompt": ("CLIPTextEncode", {"text": prompt, "clip": ("Text encoders", 0)}),
+        "Negative prompt": ("CLIPTextEncode", {"text": negative, "clip": ("Text encoders", 0)}),
+    }
+
+
+def sampler(width: int, height: int, seed: int, given: dict[str, str] | None = None) -> dict:
+    inputs = {"model": ("LumiX", 0), "positive": ("Prompt", 0), "negative": ("Negative prompt", 0), "seed": seed,
+              "steps": 50, "cfg": -1.0, "guidance": -1.0, "width": width, "height": height, "scenes": 1,
+              "sampler_name": "euler", "scheduler": "published"}
+    if given:
+        inputs["vae"] = ("FLUX VAE", 0)
+        inputs.update({name: (node, 0) for name, node in given.items()})
+    return {"LumiX Sampler": ("LumiXSampler", inputs),
+            "Decode": ("VAEDecode", {"samples": ("LumiX Sampler", 0), "vae": ("FLUX VAE", 0)}),
+            "Split maps": ("SplitIntrinsics", {"images": ("Decode", 0)})}
+
+
+def save_maps(prefix: str, sixteen_bit: tuple[str, ...] = ("depth", "normal")) -> dict:
+    nodes = {}
+    for slot, name in enumerate(MAPS):
+        nodes[f"Save {name}"] = ("SaveImage", {"images": ("Split maps", slot), "filename_prefix": f"{prefix}/{name}"})
+        if name in sixteen_bit:
+            nodes[f"Save {name} 16-bit"] = ("LumiXSaveImage16", {"images": ("Split maps", slot),
+                                                                 "filename_prefix": f"{prefix}/{name}_16bit"})
+    return nodes
+
+
+def text_to_maps() -> dict:
+    prompt = "a cozy reading corner with a leather armchair, a wooden side table and a brass lamp, warm evening light"
+    return {**flux_and_lumix(prompt), **sampler(512, 512, 42), **save_maps("LumiX/text_to_maps"),
+            "Scores": ("LumiXCoherenceScores", {"albedo": ("Split maps", 0), "irradiance": ("Split maps", 1),
+                                                "color": ("Split maps", 2), "depth": ("Split maps", 3),
+                                                "normal": ("Split maps", 4)})}
+
+
+def image_to_maps() -> dict:
+    caption = "a photo of a living room with a grey sofa, a coffee table and plants by a bright window"
+    nodes = flux_and_lumix(caption, negative="")
+    nodes["Input image"] = ("LoadImage", {"image": "example.png"})
+    nodes["Fit to 1024x768"] = ("ImageScale", {"image": ("Input image", 0), "upscale_method": "lanczos",
+                                               "width": 1024, "height": 768, "crop": "center"})
+    nodes.update(sampler(1024, 768, 7, given={"color": "Fit to 1024x768"}))
+    nodes.update(save_maps("LumiX/image_to_maps"))
+    return nodes
+
+
+def maps_to_depth_control() -> dict:
+    """LumiX depth -> FLUX.1-Depth-dev LoRA on the same, unpatched FLUX model."""
+    nodes = text_to_maps()
+    del nodes["Scores"]
+    nodes.update({
+        "Depth LoRA": ("LoraLoaderModelOnly", {"model": ("FLUX.1-dev", 0),
+                                               "lora_name": "flux1-depth-dev-lora.safetensors", "strength_model": 1.0}),
+        "New prompt": ("CLIPTextEncode", {"text": "the same room as a snowy alpine cabin interior, pine wood, "
+                                                  "morning light", "clip": ("Text encoders", 0)}),
+        "Depth guidance": ("FluxGuidance", {"conditioning": ("New prompt", 0), "guidance": 10.0}),
+        "Depth conditioning": ("InstructPixToPixConditioning", {"positive": ("Depth guidance", 0),
+                                                                "negative": ("Negative prompt", 0),
+                                                                "vae": ("FLUX VAE", 0), "pixels": ("Split maps", 3)}),
+        "Depth-controlled sampler": ("KSampler", {"model": ("Depth LoRA", 0), "seed": 42, "steps": 20, "cfg": 1.0,
+                                                  "sampler_name": "euler", "scheduler": "normal",
+                                                  "positive": ("Depth conditioning", 0),
+                                                  "negative": ("Depth conditioning", 1),
+                                                  "latent_image": ("Depth conditioning", 2), "denoise": 1.0}),
+        "Decode controlled": ("VAEDecode", {"samples": ("Depth-controlled sampler", 0), "vae": ("FLUX VAE", 0)}),
+        "Save controlled": ("SaveImage", {"images": ("Decode controlled", 0),
+                                          "filename_prefix": "LumiX/depth_control/result"}),
+    })
+    return nodes
+
+
+def relight() -> dict:
+    nodes = text_to_maps()
+    del nodes["Scores"]
+    nodes.update({
+        "Relight": ("LumiXRelight", {"albedo": ("Split maps", 0), "normal": ("Split maps", 4), "light_x": -0.6,
+                                     "light_y": 0.5, "light_z": 0.6, "light_color": "#ffd8a8", "intensity": 0.9,
+                                     "ambient": 0.1, "exposure": 0.0}),
+        "Recompose original": ("Recompose", {"albedo": ("Split maps", 0), "irradiance": ("Split maps", 1),
+                                             "exposure": 0.0}),
+        "Save relit": ("SaveImage", {"images": ("Relight", 0), "filename_prefix": "LumiX/relight/relit"}),
+        "Save recomposed": ("SaveImage", {"images": ("Recompose original", 0),
+                                          "filename_prefix": "LumiX/relight/recomposed"}),
+    })
+    return nodes
+
+
+SPECS = {
+    "lumix_text_to_maps": text_to_maps,
+    "lumix_image_to_maps": image_to_maps,
+    "lumix_maps_to_depth_control": maps_to_depth_control,
+    "lumix_relight": relight,
+}
+
+
+def to_api(spec: dict) -> dict:
+    """Readable names -> numbered API graph ({"1": {"class_type", "inputs", "_meta"}})."""
+    ids = {name: str(i) for i, name in enumerate(spec, start=1)}
+    api = {}
+    for name, (class_type, inputs) in spec.items():
+        api[ids[name]] = {"class_type": class_type,
+                          "inputs": {k: [ids[v[0]], v[1]] if isinstance(v, tuple) else v for k, v in inputs.items()},
+                          "_meta": {"title": name}}
+    return api
+
+
+def _is_widget(spec: list) -> bool:
+    kind = spec[0]
+    return isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
+
+
+def _depths(api: dict) -> dict[str, int]:
+    depth: dict[str, int] = {}
+
+    def visit(node_id: str) -> int:
+        if node_id not in depth:
+            parents = [v[0] for v in api[node_id]["inputs"].values() if isinstance(v, list)]
+            depth[node_id] = 1 + max((visit(p) for p in parents), default=-1)
+        return depth[node_id]
+    for node_id in api:
+        visit(node_id)
+    return depth
+
+
+def to_ui(api: dict, object_info: dict, models: dict) -> dict:
+    """The frontend's workflow format (version 0.4) for an API graph."""
+    links: list[list] = []  # [id, from node, from slot, to node, to slot, type]
+    nodes = []
+    depth = _depths(api)
+    rows: dict[int, int] = {}
+    for order, (node_id, node) in enumerate(api.items()):
+        info = object_info[node["class_type"]]
+        specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
+        names = info["input_order"].get("required", []) + info["input_order"].get("optional", [])
+        inputs, widgets = [], []
+        for name in names:
+            spec, value = specs[name], node["inputs"].get(name)
+            options = spec[1] if len(spec) > 1 else {}
+            if _is_widget(spec):
+                if isinstance(value, list):
+                    raise ValueError(f"{node['class_type']}.{name}: a widget fed by a link is not supported here")
+                widgets.append(options.get("default") if value is None else value)
+                if options.get("control_after_generate"):
+                    widgets.append("fixed")
+                if options.get("image_upload"):
+                    widgets.append("image")
+                continue
+            link = None
+            if isinstance(value, list):
+                link = len(links) + 1
+                links.append([link, int(value[0]), value[1], int(node_id), len(inputs), spec[0]])
+            inputs.append({"name": name, "type": spec[0], "link": link})
+        column = depth[node_id]
+        rows[column] = rows.get(column, 0) + 1
+        properties = {"Node name for S&R": node["class_type"]}
+        needed = [models[v] for v in node["inputs"].values() if isinstance(v, str) and v in models]
+        if needed:
+            properties["models"] = needed
+        nodes.append({"id": int(node_id), "type": node["class_type"], "title": node["_meta"]["title"],
+                      "pos": [60 + 360 * column, 60 + 230 * (rows[column] - 1)],
+                      "size": [320, 130 + 24 * len(widgets)], "flags": {}, "order": order, "mode": 0,
+                      "inputs": inputs, "properties": properties, "widgets_values": widgets,
+                      "outputs": [{"name": out_name, "type": out_type, "links": [], "slot_index": slot}
+                                  for slot, (out_type, out_name) in enumerate(zip(info["output"], info["output_name"]))]})
+    by_id = {n["id"]: n for n in nodes}
+    for link_id, source, slot, *_ in links:
+        by_id[source]["outputs"][slot]["links"].append(link_id)
+    used_models = {m["name"]: m for n in nodes for m in n["properties"].get("models", [])}
+    return {"last_node_id": max(by_id), "last_link_id": len(links), "nodes": nodes, "links": links, "groups": [],
+            "config": {}, "extra": {"ds": {"scale": 0.6, "offset": [0, 0]}},
+            "models": [used_models[k] for k in sorted(used_models)], "version": 0.4}
+
+
+def model_entries() -> dict:
+    return {name: {"name": name, "url": url, "directory": directory} for name, (directory, url) in MODELS.items()}
+
+
+def build(object_info: dict) -> dict[str, tuple[dict, dict]]:
+    """{name: (api, ui)} for every shipped workflow."""
+    out = {}
+    for name, make in SPECS.items():
+        api = to_api(make())
+        out[name] = (api, to_ui(api, object_info, model_entries()))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--object-info", required=True, type=Path, help="JSON saved from a server's GET /object_info")
+    args = parser.parse_args()
+    built = build(json.loads(args.object_info.read_text()))
+    (WORKFLOWS / "api").mkdir(parents=True, exist_ok=True)
+    for name, (api, ui) in built.items():
+        (WORKFLOWS / "api" / f"{name}.json").write_text(json.dumps(api, indent=2) + "\n")
+        (WORKFLOWS / f"{name}.json").write_text(json.dumps(ui, indent=2) + "\n")
+        print(f"wrote workflows/{name}.json and workflows/api/{name}.json")
+
+
+if __name__ == "__main__":
+    main()
