@@ -1,0 +1,10 @@
+"""`python -m lumix_engine generate | decompose | demo` (see cli.py)."""
+import sys
+import time
+
+STARTED = time.perf_counter()  # before torch is imported: the demo reports its whole wall time
+
+from .cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main(started=STARTED))

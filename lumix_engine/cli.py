@@ -1,0 +1,202 @@
+"""`python -m lumix_engine generate | decompose | demo`.
+
+generate and decompose write the five maps (PNG), a contact sheet and settings.json to
+--out and print what they wrote. Model paths come from flags, or from a JSON / TOML
+config file whose keys are the flag names (`lumix`, `flux_dir`, `transformer`, `vae`,
+`clip_l`, `t5xxl`, `models`; relative paths are relative to the file). Nothing is ever
+downloaded: a missing file exits with code 3 and a message naming what to put where.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from .errors import LumiXError
+from .loading import ModelFiles, MissingModelError
+from .modalities import MAP_NAMES
+from .sampling import DECOMPOSITION, TEXT_TO_MAPS
+
+EXIT_INPUT_ERROR = 2
+EXIT_MISSING_MODEL = 3
+MODEL_KEYS = ("lumix", "flux_dir", "transformer", "vae", "clip_l", "t5xxl", "models")
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """Model paths from a .json or .toml file; relative paths are taken from the file's folder."""
+    if not path.is_file():
+        raise LumiXError(f"config file not found: {path}")
+    if path.suffix.lower() == ".toml":
+        import tomllib
+        values = tomllib.loads(path.read_text())
+    elif path.suffix.lower() == ".json":
+        values = json.loads(path.read_text())
+    else:
+        raise LumiXError(f"config file {path} must end in .json or .toml")
+    values = values.get("models", values) if isinstance(values.get("models"), dict) else values
+    unknown = sorted(set(values) - set(MODEL_KEYS))
+    if unknown:
+        raise LumiXError(f"{path}: unknown key(s) {unknown}; use {list(MODEL_KEYS)}")
+    return {key: str((path.parent / Path(value).expanduser()) if not Path(value).expanduser().is_absolute()
+                     else Path(value).expanduser()) for key, value in values.items()}
+
+
+def model_files(args: argparse.Namespace) -> ModelFiles:
+    values = read_config(Path(args.config)) if args.config else {}
+    for key in MODEL_KEYS:
+        flag = getattr(args, key, None)
+        if flag:
+            values[key] = flag
+    return ModelFiles.from_mapping(values)
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("models (local files only; flags override --config)")
+    group.add_argument("--config", help="JSON or TOML file with the model paths below (keys: lumix, flux_dir, ...)")
+    group.add_argument("--models", help="a ComfyUI models folder: files are looked up in lumix/, diffusion_models/, "
+                                        "vae/, text_encoders/, diffusers/FLUX.1-dev")
+    group.add_argument("--lumix", help="lumix.safetensors (from huggingface.co/hanx/LumiX_ckp)")
+    group.add_argument("--flux-dir", dest="flux_dir", help="FLUX.1-dev in diffusers format: the full folder, or "
+                                                           "its configs and tokenizers with the single files below")
+    group.add_argument("--transformer", help="flux1-dev.safetensors (BFL single file)")
+    group.add_argument("--vae", help="ae.safetensors")
+    group.add_argument("--clip-l", dest="clip_l", help="clip_l.safetensors")
+    group.add_argument("--t5xxl", help="t5xxl_fp16.safetensors")
+    run = parser.add_argument_group("running")
+    run.add_argument("--device", help="cuda, cuda:1, cpu, mps (default: cuda if available)")
+    run.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), help="default: bf16 on cuda, fp32 on cpu")
+    run.add_argument("--offload-text-encoders", action="store_true",
+                     help="keep CLIP and T5 on the CPU between prompts (saves ~10 GB of GPU memory)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_sampling_options(parser: argparse.ArgumentParser, defaults) -> None:
+    group = parser.add_argument_group("sampling (defaults: the published settings)")
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--steps", type=int, help=f"default {defaults.steps}")
+    group.add_argument("--cfg", type=float, help=f"true classifier-free guidance, default {defaults.cfg} (1 = off)")
+    group.add_argument("--guidance", type=float, help=f"FLUX guidance embedding, default {defaults.guidance}")
+    group.add_argument("--width", type=int, help="multiple of 16")
+    group.add_argument("--height", type=int, help="multiple of 16")
+    group.add_argument("--negative-prompt", dest="negative_prompt", help="used when cfg > 1")
+    group.add_argument("--token-count", dest="token_count", choices=("published", "true"),
+                       help="schedule shift: the authors' token count (default) or FLUX's true count")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lumix_engine",
+                                     description="LumiX: albedo, irradiance, color, depth and normal from FLUX.1-dev.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    generate = commands.add_parser("generate", help="text -> the five maps",
+                                   description=f"Text -> five maps. Defaults: {TEXT_TO_MAPS.width}x"
+                                               f"{TEXT_TO_MAPS.height}, {TEXT_TO_MAPS.steps} steps, cfg "
+                                               f"{TEXT_TO_MAPS.cfg}, guidance {TEXT_TO_MAPS.guidance}.")
+    generate.add_argument("--prompt", required=True)
+    generate.add_argument("--scenes", type=int, default=1, help="scenes from one prompt (one noise each)")
+    generate.add_argument("--out", required=True, help="output folder")
+    _add_sampling_options(generate, TEXT_TO_MAPS)
+    _add_model_options(generate)
+
+    decompose = commands.add_parser("decompose", help="an image -> the other maps",
+                                    description="Image -> the other maps (guidance 1.0, no CFG; the image's size "
+                                                "unless --width/--height).")
+    decompose.add_argument("--image", help="the image of the map named by --given (default: a color photo)")
+    decompose.add_argument("--given", default="color", choices=MAP_NAMES, help="which map --image is")
+    decompose.add_argument("--map", action="append", default=[], metavar="NAME=PATH",
+                           help="another given map, e.g. --map depth=depth.png (repeatable)")
+    decompose.add_argument("--prompt", default="", help="a caption of the image (the published runs use one)")
+    decompose.add_argument("--out", required=True, help="output folder")
+    _add_sampling_options(decompose, DECOMPOSITION)
+    _add_model_options(decompose)
+
+    demo = commands.add_parser("demo", help="no model files needed: ground truth + a smoke run on tiny components",
+                               description="Render a ground-truth scene, relight it and score it; run the whole "
+                                           "pipeline on tiny random-weight components (a smoke run, not a trained "
+                                           "model); write a contact sheet.")
+    demo.add_argument("--out", default="lumix_demo", help="output folder (default lumix_demo/)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--device", default="cpu")
+    return parser
+
+
+def _sampling_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {key: getattr(args, key) for key in ("seed", "steps", "cfg", "guidance", "width", "height",
+                                                "negative_prompt", "token_count")}
+
+
+def _pipeline(args: argparse.Namespace):
+    from .pipeline import LumiXPipeline
+    files = model_files(args).check()   # before importing diffusers: a missing file fails fast
+    return LumiXPipeline.from_files(files, device=args.device, dtype=args.dtype,
+                                    offload_text_encoders=args.offload_text_encoders, progress=not args.no_progress)
+
+
+def _write(maps, out_dir: Path, title: str) -> list[Path]:
+    from .outputs import contact_sheet, maps_rows, write_json, write_maps
+    files = write_maps(maps.as_dict(), out_dir)
+    sheet = out_dir / "contact_sheet.png"
+    contact_sheet(maps_rows(title, maps.as_dict())).save(sheet)
+    return files + [sheet, write_json(maps.settings, out_dir / "settings.json")]
+
+
+def run_generate(args: argparse.Namespace) -> list[Path]:
+    pipe = _pipeline(args)
+    maps = pipe.generate(args.prompt, scenes=args.scenes, **_sampling_kwargs(args))
+    return _write(maps, Path(args.out), f"LumiX: {args.prompt[:80]}")
+
+
+def run_decompose(args: argparse.Namespace) -> list[Path]:
+    given: dict[str, str] = {}
+    if args.image:
+        given[args.given] = args.image
+    for item in args.map:
+        name, _, path = item.partition("=")
+        if not path or name not in MAP_NAMES:
+            raise LumiXError(f"--map {item!r}: write NAME=PATH with NAME one of {', '.join(MAP_NAMES)}")
+        given[name] = path
+    if not given:
+        raise LumiXError("decompose needs --image (and optionally --given) or --map NAME=PATH")
+    for name, path in given.items():
+        if not Path(path).is_file():
+            raise LumiXError(f"the {name} image {path} does not exist")
+    pipe = _pipeline(args)
+    maps = pipe.decompose(given=given, prompt=args.prompt, **_sampling_kwargs(args))
+    return _write(maps, Path(args.out), f"LumiX decomposition of {', '.join(given.values())}")
+
+
+def run_demo_command(args: argparse.Namespace, started: float) -> list[Path]:
+    from .demo import run_demo
+    result = run_demo(Path(args.out), seed=args.seed, device=args.device)
+    for line in result.lines:
+        print(line)
+    print(f"demo wall time {time.perf_counter() - started:.1f} s (the demo itself {result.seconds:.1f} s, the rest is "
+          f"importing torch, diffusers and transformers)")
+    return []
+
+
+def main(argv: Optional[Sequence[str]] = None, started: Optional[float] = None) -> int:
+    """Run one command; returns the exit code. `started`: when the process began (for timings)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    started = time.perf_counter() if started is None else started
+    try:
+        if args.command == "demo":
+            written = run_demo_command(args, started)
+        else:
+            written = {"generate": run_generate, "decompose": run_decompose}[args.command](args)
+    except MissingModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_MISSING_MODEL
+    except LumiXError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    if written:
+        for path in written:
+            print(f"wrote {path}")
+        print(f"done in {time.perf_counter() - started:.1f} s")
+    return 0

@@ -1,0 +1,406 @@
+"""LumiXPipeline: text -> five maps, and image -> the other maps, outside ComfyUI.
+
+Built from the ecosystem's own parts: a diffusers `FluxTransformer2DModel` patched in
+place by `patch_diffusers`, a diffusers `AutoencoderKL`, and transformers' CLIP-L and
+T5-XXL encoders. The sampling is the engine's (`sampling.py`, spec: Sampling as
+published), so the ComfyUI nodes and this pipeline integrate the same equations.
+
+    from lumix_engine.pipeline import LumiXPipeline
+    pipe = LumiXPipeline.from_files(flux_dir="models/FLUX.1-dev", lumix="models/lumix/lumix.safetensors")
+    maps = pipe.generate("a red chair in a sunlit room", seed=7)
+    maps.albedo   # [1, 512, 512, 3] float in [0, 1]
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .adapters import LumiXAdapters
+from .checkpoint import load_adapters
+from .errors import InputError, ModelMismatchError
+from .flux_model import pack_latent, unpack_latent
+from .loading import ModelFiles, load_text_encoders, load_transformer, load_vae
+from .modalities import MAP_NAMES, NUM_MAPS, map_index
+from .patch import patch_diffusers
+from .sampling import (DECOMPOSITION, TEXT_TO_MAPS, GivenMaps, Settings, check_size, guided_velocity, sample_euler,
+                       schedule, shared_noise)
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+ImageLike = Union[torch.Tensor, np.ndarray, "PIL.Image.Image", str, Path]  # noqa: F821
+StepCallback = Callable[[int, int, torch.Tensor], None]
+
+
+@dataclass
+class LumiXMaps:
+    """The five maps of every scene, as float images [scenes, H, W, 3] in [0, 1].
+
+    albedo, irradiance and color are sRGB-encoded images, depth is near-white disparity,
+    normal is an OpenGL-encoded normal image (conventions: `lumix_engine.intrinsics`).
+    `latents` holds the final FLUX latents [5 * scenes, 16, H/8, W/8], scene-major in map
+    order; `settings` everything needed to run it again.
+    """
+    albedo: torch.Tensor
+    irradiance: torch.Tensor
+    color: torch.Tensor
+    depth: torch.Tensor
+    normal: torch.Tensor
+    settings: dict[str, Any] = field(default_factory=dict)
+    latents: Optional[torch.Tensor] = None
+
+    def as_dict(self) -> dict[str, torch.Tensor]:
+        """{name: image} in map order."""
+        return {name: getattr(self, name) for name in MAP_NAMES}
+
+    @property
+    def scenes(self) -> int:
+        return self.color.shape[0]
+
+
+def resolve_dtype(dtype: Union[str, torch.dtype, None], device: torch.device) -> torch.dtype:
+    if dtype is None:
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise InputError(f"dtype {dtype!r} is unknown; use one of {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def load_image(image: ImageLike) -> torch.Tensor:
+    """Any image the user has -> float [B, H, W, 3] in [0, 1] on the CPU."""
+    if isinstance(image, (str, Path)):
+        from PIL import Image
+        path = Path(image)
+        if not path.is_file():
+            raise InputError(f"image not found: {path}")
+        with Image.open(path) as opened:
+            mode = "I;16" if opened.mode.startswith("I;16") else "RGB"
+            array = np.asarray(opened.convert(mode) if mode == "RGB" else opened)
+        if array.dtype == np.uint16 or mode == "I;16":
+            array = np.repeat(array.astype(np.float32)[..., None] / 65535.0, 3, axis=-1)
+        return load_image(array)
+    if type(image).__module__.startswith("PIL"):
+        return load_image(np.asarray(image.convert("RGB")))
+    if isinstance(image, np.ndarray):
+        scale = 255.0 if image.dtype == np.uint8 else 65535.0 if image.dtype == np.uint16 else 1.0
+        image = torch.from_numpy(image.astype(np.float32) / scale)
+    if not isinstance(image, torch.Tensor):
+        raise InputError(f"cannot read an image from {type(image).__name__}; give a path, a PIL image, a numpy "
+                         f"array or a float tensor [B, H, W, 3]")
+    if not image.is_floating_point():
+        image = image.float() / 255.0
+    if image.ndim == 3:
+        image = image[None]
+    if image.ndim != 4 or image.shape[-1] not in (1, 3, 4):
+        raise InputError(f"an image must be [B, H, W, 3] (channels last) in [0, 1]; got shape {tuple(image.shape)}")
+    if image.shape[-1] == 1:
+        image = image.expand(-1, -1, -1, 3)
+    return image[..., :3].float().clamp(0, 1).cpu()
+
+
+class LumiXPipeline:
+    """FLUX.1-dev + LumiX: `generate` (text -> maps) and `decompose` (image(s) -> the other maps)."""
+
+    def __init__(self, transformer: torch.nn.Module, vae: torch.nn.Module, text_encoder: torch.nn.Module,
+                 tokenizer: Any, text_encoder_2: torch.nn.Module, tokenizer_2: Any, adapters: LumiXAdapters, *,
+                 device: Union[str, torch.device, None] = None, dtype: Union[str, torch.dtype, None] = None,
+                 offload_text_encoders: bool = False, progress: bool = True, strength: float = 1.0,
+                 max_sequence_length: int = 512, clip_max_length: int = 77) -> None:
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.offload_text_encoders = offload_text_encoders
+        self.progress = progress
+        self.max_sequence_length, self.clip_max_length = max_sequence_length, clip_max_length
+        self.tokenizer, self.tokenizer_2 = tokenizer, tokenizer_2
+        self.transformer = _place(transformer, self.device, self.dtype)
+        self.vae = _place(vae, self.device, self.dtype)
+        encoders_at = torch.device("cpu") if offload_text_encoders else self.device
+        self.text_encoder = _place(text_encoder, encoders_at, self.dtype)
+        self.text_encoder_2 = _place(text_encoder_2, encoders_at, self.dtype)
+        latent_channels = self.vae.config.latent_channels
+        if self.transformer.config.in_channels != 4 * latent_channels:
+            raise ModelMismatchError(f"the transformer takes {self.transformer.config.in_channels} channels per token, "
+                                     f"the VAE gives {latent_channels}-channel latents packed 2x2 = "
+                                     f"{4 * latent_channels}; use the FLUX.1-dev VAE (ae.safetensors)")
+        self.latent_channels = latent_channels
+        self.adapters = adapters.to(self.device)
+        self.strength = strength
+        self._unpatch = patch_diffusers(self.transformer, self.adapters, strength=strength)
+
+    @classmethod
+    def from_files(cls, files: Union[ModelFiles, Mapping[str, Any], None] = None, *,
+                   device: Union[str, torch.device, None] = None, dtype: Union[str, torch.dtype, None] = None,
+                   offload_text_encoders: bool = False, progress: bool = True, strength: float = 1.0,
+                   max_sequence_length: int = 512, **paths: Any) -> "LumiXPipeline":
+        """Load from local files only (see `ModelFiles`); `paths` are ModelFiles fields.
+
+        Every missing file is reported at once, with where to put it and where to get it,
+        before anything loads.
+        """
+        if files is None or isinstance(files, Mapping):
+            files = ModelFiles.from_mapping({**dict(files or {}), **paths})
+        files = files.check()
+        target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        torch_dtype = resolve_dtype(dtype, target)
+        adapters = load_adapters(files.lumix)
+        transformer = load_transformer(files, torch_dtype)
+        vae = load_vae(files, torch_dtype)
+        clip, clip_tokenizer, t5, t5_tokenizer = load_text_encoders(files, torch_dtype)
+        return cls(transformer, vae, clip, clip_tokenizer, t5, t5_tokenizer, adapters, device=target,
+                   dtype=torch_dtype, offload_text_encoders=offload_text_encoders, progress=progress,
+                   strength=strength, max_sequence_length=max_sequence_length)
+
+    def close(self) -> None:
+        """Remove the LumiX patch from the transformer (it is plain FLUX.1-dev again)."""
+        if self._unpatch is not None:
+            self._unpatch()
+            self._unpatch = None
+
+    # -- text -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _text_encoders_on_device(self) -> Iterator[None]:
+        if not self.offload_text_encoders:
+            yield
+            return
+        self.text_encoder.to(self.device)
+        self.text_encoder_2.to(self.device)
+        try:
+            yield
+        finally:
+            self.text_encoder.to("cpu")
+            self.text_encoder_2.to("cpu")
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+
+    @torch.no_grad()
+    def encode_prompt(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(T5 context [B, T, 4096], CLIP pooled vector [B, 768]), as FLUX.1-dev is conditioned.
+
+        Both tokenizers pad to their full length (CLIP 77, T5 512 for FLUX.1-dev, or less if a
+        tokenizer says so) and no attention mask is used, as in BFL's reference and diffusers'
+        FluxPipeline.
+        """
+        prompts = list(prompts)
+        with self._text_encoders_on_device():
+            at = self.text_encoder.device
+            clip_ids = self.tokenizer(prompts, padding="max_length", max_length=self.clip_max_length,
+                                      truncation=True, return_tensors="pt").input_ids
+            pooled = self.text_encoder(clip_ids.to(at)).pooler_output
+            t5_length = min(self.max_sequence_length, self.tokenizer_2.model_max_length)
+            t5_ids = self.tokenizer_2(prompts, padding="max_length", max_length=t5_length,
+                                      truncation=True, return_tensors="pt").input_ids
+            context = self.text_encoder_2(t5_ids.to(at)).last_hidden_state
+        return context.to(self.device, self.dtype), pooled.to(self.device, self.dtype)
+
+    def _conditioning(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per batch entry (scene-major, the same prompt for the five maps of a scene)."""
+        unique = list(dict.fromkeys(prompts))
+        context, pooled = self.encode_prompt(unique)
+        rows = torch.tensor([unique.index(p) for p in prompts for _ in range(NUM_MAPS)], device=self.device)
+        return context[rows], pooled[rows]
+
+    # -- latents ----------------------------------------------------------------------
+    def _vae_factors(self) -> tuple[float, float]:
+        return float(self.vae.config.scaling_factor), float(self.vae.config.shift_factor or 0.0)
+
+    @torch.no_grad()
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Images [B, H, W, 3] in [0, 1] -> FLUX latents [B, 16, H/8, W/8] float32:
+        (mode of the VAE posterior - shift) * scale. The mode, not a sample, so that a given
+        map is one fixed latent."""
+        scale, shift = self._vae_factors()
+        latents = []
+        for image in images:
+            pixels = (image.permute(2, 0, 1)[None] * 2 - 1).to(self.device, self.dtype)
+            latents.append(self.vae.encode(pixels).latent_dist.mode().float())
+        return (torch.cat(latents) - shift) * scale
+
+    @torch.no_grad()
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """FLUX latents [B, 16, h, w] -> images [B, 8h, 8w, 3] float32 in [0, 1] on the CPU,
+        one at a time so that large sizes fit: image = (decoded + 1) / 2 clamped."""
+        scale, shift = self._vae_factors()
+        images = []
+        for latent in latents:
+            decoded = self.vae.decode((latent[None] / scale + shift).to(self.vae.dtype)).sample
+            images.append(((decoded.float() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).cpu())
+        return torch.cat(images)
+
+    # -- the model --------------------------------------------------------------------
+    def velocity(self, latents: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor,
+                 pooled: torch.Tensor, guidance: float) -> torch.Tensor:
+        """The LumiX transformer on unpacked latents [B, 16, h, w] -> velocity, float32.
+
+        Latents are packed 2x2 into tokens [B, (h/2)(w/2), 64] with (0, row, col) ids, the
+        layout FLUX.1-dev was trained on; text ids are zero. B is a whole number of scenes.
+        """
+        height, width = latents.shape[-2:]
+        tokens, img_ids = pack_latent(latents.float())
+        txt_ids = torch.zeros(context.shape[1], 3, device=latents.device)
+        with torch.no_grad():
+            out = self.transformer(hidden_states=tokens.to(self.dtype), encoder_hidden_states=context,
+                                   pooled_projections=pooled, timestep=timesteps.to(self.dtype),
+                                   img_ids=img_ids[0], txt_ids=txt_ids,
+                                   guidance=torch.full((latents.shape[0],), float(guidance), device=latents.device,
+                                                       dtype=self.dtype),
+                                   return_dict=False)[0]
+        return unpack_latent(out.float(), height, width)
+
+    def _sample(self, prompts: Sequence[str], settings: Settings, seed: int, given: GivenMaps,
+                callback: Optional[StepCallback]) -> torch.Tensor:
+        scenes = len(prompts)
+        latent_shape = (self.latent_channels, settings.height // 8, settings.width // 8)
+        context, pooled = self._conditioning(prompts)
+        true_cfg = settings.cfg != 1.0
+        if true_cfg:
+            # One batch: [negative scenes..., positive scenes...], each chunk scene-major (spec: Maps).
+            negative_context, negative_pooled = self._conditioning([settings.negative_prompt] * scenes)
+            context, pooled = torch.cat([negative_context, context]), torch.cat([negative_pooled, pooled])
+
+        def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            if not true_cfg:
+                return self.velocity(x, t, context, pooled, settings.guidance)
+            negative, positive = self.velocity(torch.cat([x, x]), torch.cat([t, t]), context, pooled,
+                                               settings.guidance).chunk(2)
+            return guided_velocity(positive, negative, settings.cfg)
+
+        timesteps = schedule(settings.steps, settings.width, settings.height, settings.token_count)
+        noise = shared_noise(scenes, latent_shape, seed, dtype=torch.float32, device=self.device)
+        given = GivenMaps({name: latent.to(self.device) for name, latent in given.latents.items()})
+        progress = _progress_bar(settings.steps, self.progress)
+
+        def on_step(step: int, x: torch.Tensor) -> None:
+            progress.update(1)
+            if callback is not None:
+                callback(step, settings.steps, x)
+
+        try:
+            return sample_euler(velocity, noise, timesteps, given, on_step)
+        finally:
+            progress.close()
+
+    def _maps(self, latents: torch.Tensor, settings: dict[str, Any]) -> LumiXMaps:
+        images = self.decode_latents(latents)
+        scenes = latents.shape[0] // NUM_MAPS
+        per_map = images.view(scenes, NUM_MAPS, *images.shape[1:])
+        return LumiXMaps(**{name: per_map[:, i].contiguous() for i, name in enumerate(MAP_NAMES)},
+                         settings=settings, latents=latents.cpu())
+
+    def _settings(self, defaults: Settings, **overrides: Any) -> Settings:
+        values = asdict(defaults)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = Settings(**values)
+        check_size(settings.width, settings.height)
+        return settings
+
+    def _record(self, mode: str, settings: Settings, **extra: Any) -> dict[str, Any]:
+        return {"mode": mode, **extra, **asdict(settings), "dtype": str(self.dtype).replace("torch.", ""),
+                "device": str(self.device), "lumix": getattr(self.adapters, "source", "<in memory>"),
+                "strength": self.strength}
+
+    # -- public API -------------------------------------------------------------------
+    def generate(self, prompt: Union[str, Sequence[str]], seed: int = 0, steps: Optional[int] = None,
+                 cfg: Optional[float] = None, guidance: Optional[float] = None, width: Optional[int] = None,
+                 height: Optional[int] = None, scenes: Optional[int] = None, negative_prompt: Optional[str] = None,
+                 token_count: Optional[str] = None, callback: Optional[StepCallback] = None) -> LumiXMaps:
+        """Text -> the five maps of `scenes` scenes (spec: Sampling as published).
+
+        Unset arguments take the published settings (`sampling.TEXT_TO_MAPS`): 50 steps,
+        true CFG 3.0 with the published negative prompt, guidance 3.5, 512 x 512, the
+        authors' token count for the schedule. `prompt` is one string for every scene or
+        one per scene. One noise per scene (drawn on the CPU from `seed`) for its five maps.
+        """
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        scenes = scenes or len(prompts)
+        if len(prompts) == 1:
+            prompts = prompts * scenes
+        if len(prompts) != scenes or scenes < 1:
+            raise InputError(f"{len(prompts)} prompts for {scenes} scenes; give one prompt, or one per scene")
+        settings = self._settings(TEXT_TO_MAPS, steps=steps, cfg=cfg, guidance=guidance, width=width, height=height,
+                                  negative_prompt=negative_prompt, token_count=token_count)
+        latents = self._sample(prompts, settings, seed, GivenMaps(), callback)
+        return self._maps(latents, self._record("generate", settings, prompt=prompts, seed=seed, scenes=scenes))
+
+    def decompose(self, image: Optional[ImageLike] = None, prompt: Union[str, Sequence[str]] = "",
+                  given: Union[str, Sequence[str], Mapping[str, ImageLike]] = "color", seed: int = 0,
+                  steps: Optional[int] = None, cfg: Optional[float] = None, guidance: Optional[float] = None,
+                  width: Optional[int] = None, height: Optional[int] = None, negative_prompt: Optional[str] = None,
+                  token_count: Optional[str] = None, callback: Optional[StepCallback] = None) -> LumiXMaps:
+        """Image(s) -> the other maps (spec: Image -> maps as published).
+
+        `given` names the map that `image` is (default "color": decompose a photo), or maps
+        names to images, e.g. {"depth": depth_image} or {"color": photo, "normal": normals}.
+        Each given map enters as its VAE latent, is held at t = 0 and comes out unchanged.
+        A batch of B images is B scenes. Unset arguments take the published decomposition
+        settings (`sampling.DECOMPOSITION`: guidance 1.0, no true CFG), and the size is the
+        image's own unless width/height are given (the image is then resized). The
+        published runs use a caption of the image as the prompt.
+        """
+        if isinstance(given, Mapping):
+            if image is not None:
+                raise InputError("give either `image` with `given` naming its map, or `given` as {map: image}, "
+                                 "not both")
+            images = {name: load_image(value) for name, value in given.items()}
+        else:
+            names = [given] if isinstance(given, str) else list(given)
+            if len(names) != 1 or image is None:
+                raise InputError(f"`image` is one map; name it with given='color' (or 'depth', ...). For several "
+                                 f"given maps pass given={{'color': image, 'depth': depth_image}}; got {names}")
+            images = {names[0]: load_image(image)}
+        if not images:
+            raise InputError("decompose needs at least one given map")
+        for name in images:
+            map_index(name)
+        first = next(iter(images.values()))
+        scenes = first.shape[0]
+        width, height = width or first.shape[2], height or first.shape[1]
+        settings = self._settings(DECOMPOSITION, steps=steps, cfg=cfg, guidance=guidance, width=width, height=height,
+                                  negative_prompt=negative_prompt, token_count=token_count)
+        latents = {}
+        for name, picture in images.items():
+            if picture.shape[0] != scenes:
+                raise InputError(f"{picture.shape[0]} {name} image(s) but {scenes} {next(iter(images))} image(s); "
+                                 f"give one image per scene for every given map")
+            latents[name] = self.encode_images(_resize(picture, settings.width, settings.height))
+        prompts = [prompt] * scenes if isinstance(prompt, str) else list(prompt)
+        if len(prompts) != scenes:
+            raise InputError(f"{len(prompts)} prompts for {scenes} images; give one prompt, or one per image")
+        sampled = self._sample(prompts, settings, seed, GivenMaps(latents), callback)
+        return self._maps(sampled, self._record("decompose", settings, prompt=prompts, seed=seed, scenes=scenes,
+                                                given=sorted(latents, key=map_index)))
+
+
+def _place(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+    """Move to the device, and cast only when needed (diffusers warns on a needless cast)."""
+    if next(module.parameters()).dtype != dtype:
+        module = module.to(dtype)
+    return module.to(device).eval().requires_grad_(False)
+
+
+def _resize(images: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    if images.shape[1:3] == (height, width):
+        return images
+    resized = F.interpolate(images.permute(0, 3, 1, 2), size=(height, width), mode="bilinear", antialias=True,
+                            align_corners=False)
+    return resized.clamp(0, 1).permute(0, 2, 3, 1)
+
+
+class _NoProgress:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(total: int, enabled: bool):
+    if not enabled:
+        return _NoProgress()
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc="LumiX", unit="step")

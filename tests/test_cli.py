@@ -1,0 +1,74 @@
+"""`python -m lumix_engine`: the demo as the README runs it, generate / decompose on tiny
+model files through a config file, and the missing-model message."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lumix_engine.cli import EXIT_MISSING_MODEL, main
+from lumix_engine.demo import quiet_libraries, write_tiny_models
+from lumix_engine.modalities import MAP_NAMES
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_demo_command_runs_on_cpu_without_model_files_and_writes_its_files(tmp_path):
+    out = tmp_path / "demo"
+    done = subprocess.run([sys.executable, "-m", "lumix_engine", "demo", "--out", str(out)], cwd=REPO,
+                          capture_output=True, text=True, timeout=240, env={**_env(), "CUDA_VISIBLE_DEVICES": ""})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "SMOKE RUN" in done.stdout and "not a trained model" in done.stdout
+    assert "recomposition RMSE" in done.stdout and "demo wall time" in done.stdout
+    for name in ("contact_sheet.png", "demo.json", *(f"truth_{m}.png" for m in MAP_NAMES),
+                 *(f"smoke_generate_{m}.png" for m in MAP_NAMES)):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "demo.json").read_text())["note"].startswith("SMOKE RUN")
+
+
+def _env():
+    import os
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+
+
+def test_missing_model_gives_the_documented_message_and_a_nonzero_exit(tmp_path, capsys):
+    code = main(["generate", "--prompt", "a red chair", "--out", str(tmp_path / "out"),
+                 "--models", str(tmp_path / "models")])
+    error = capsys.readouterr().err
+    assert code == EXIT_MISSING_MODEL != 0
+    assert "model files are missing" in error and "nothing is ever downloaded" in error
+    assert str(tmp_path / "models" / "lumix" / "lumix.safetensors") in error and "hanx/LumiX_ckp" in error
+    assert "black-forest-labs/FLUX.1-dev" in error
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli_models")
+    with quiet_libraries():
+        write_tiny_models(folder, seed=0)
+    config = folder / "lumix.toml"
+    config.write_text('flux_dir = "FLUX.1-dev"\nlumix = "lumix.safetensors"\n')   # relative to the file
+    return config
+
+
+def test_generate_then_decompose_write_maps_contact_sheet_and_settings(config_file, tmp_path, capsys):
+    common = ["--config", str(config_file), "--device", "cpu", "--no-progress", "--steps", "2"]
+    generated = tmp_path / "generated"
+    with quiet_libraries():
+        assert main(["generate", "--prompt", "a red sphere", "--out", str(generated), "--width", "32",
+                     "--height", "32", "--seed", "1", *common]) == 0
+    printed = capsys.readouterr().out
+    for name in (*(f"{m}.png" for m in MAP_NAMES), "contact_sheet.png", "settings.json"):
+        assert (generated / name).is_file() and f"wrote {generated / name}" in printed
+    settings = json.loads((generated / "settings.json").read_text())
+    assert (settings["mode"], settings["steps"], settings["cfg"], settings["seed"]) == ("generate", 2, 3.0, 1)
+
+    decomposed = tmp_path / "decomposed"
+    with quiet_libraries():
+        assert main(["decompose", "--image", str(generated / "color.png"), "--map",
+                     f"depth={generated / 'depth.png'}", "--out", str(decomposed), *common]) == 0
+    settings = json.loads((decomposed / "settings.json").read_text())
+    assert settings["given"] == ["color", "depth"] and settings["guidance"] == 1.0 and settings["width"] == 32
+    assert all((decomposed / f"{m}.png").is_file() for m in MAP_NAMES)
