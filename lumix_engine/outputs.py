@@ -1,7 +1,7 @@
 """Writing maps to disk: one PNG per map and scene, a labelled contact sheet, the settings.
 
-PNGs are 8-bit: the intrinsics package has no 16-bit writer, and Pillow writes 16-bit
-PNGs for grey images only. The float maps stay available from the Python API.
+Maps are written as 16-bit PNGs (`intrinsics.png16`: 65536 levels, no 8-bit banding in
+depth and irradiance); the contact sheet, a preview, is 8-bit.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from .intrinsics.png16 import save_png16
 from .modalities import MAP_NAMES
 
 LABEL_HEIGHT = 14
@@ -27,13 +28,13 @@ def to_pil(image: torch.Tensor) -> Image.Image:
 
 
 def write_maps(maps: Mapping[str, torch.Tensor], out_dir: Path, prefix: str = "") -> list[Path]:
-    """{name: [scenes, H, W, 3]} -> `{prefix}{name}.png` (one scene) or `{prefix}{name}_{k}.png`."""
+    """{name: [scenes, H, W, 3]} -> 16-bit `{prefix}{name}.png` (one scene) or `{prefix}{name}_{k}.png`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, images in maps.items():
         for k, image in enumerate(images):
             path = out_dir / (f"{prefix}{name}.png" if len(images) == 1 else f"{prefix}{name}_{k}.png")
-            to_pil(image).save(path)
+            save_png16(path, image.detach().float().cpu().clamp(0, 1), text={"lumix_map": name})
             written.append(path)
     return written
 

@@ -79,6 +79,12 @@ def load_image(image: ImageLike) -> torch.Tensor:
         path = Path(image)
         if not path.is_file():
             raise InputError(f"image not found: {path}")
+        if path.suffix.lower() == ".png" and _png_bit_depth(path) == 16:
+            from .intrinsics.png16 import decode_png16
+            try:   # ours (filter type 0); Pillow would drop it to 8 bits
+                return load_image(decode_png16(path.read_bytes()))
+            except InputError:
+                pass
         with Image.open(path) as opened:
             mode = "I;16" if opened.mode.startswith("I;16") else "RGB"
             array = np.asarray(opened.convert(mode) if mode == "RGB" else opened)
@@ -102,6 +108,12 @@ def load_image(image: ImageLike) -> torch.Tensor:
     if image.shape[-1] == 1:
         image = image.expand(-1, -1, -1, 3)
     return image[..., :3].float().clamp(0, 1).cpu()
+
+
+def _png_bit_depth(path: Path) -> int:
+    with open(path, "rb") as handle:
+        head = handle.read(25)
+    return head[24] if len(head) == 25 and head[12:16] == b"IHDR" else 0
 
 
 class LumiXPipeline:
