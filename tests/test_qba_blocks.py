@@ -139,3 +139,18 @@ def test_batch_not_multiple_of_five_is_refused(model64, adapters64):
     img, txt, vec, pe = scene_inputs(scenes=1, dtype=torch.float64)
     with pytest.raises(BatchLayoutError, match="multiple of 5"):
         run_double(model64, adapters64, (img[:4], txt[:4], vec[:4], pe[:4]))
+
+
+def test_adapters_follow_a_bf16_model(tmp_path):
+    """float32 adapters on a bf16 model: computed in bf16 (cast once, cached), close to float64."""
+    model16 = random_flux(dtype=torch.bfloat16)
+    model64 = random_flux(dtype=torch.float64)
+    adapters = adapters_roundtrip(tmp_path, random_adapters())
+    inputs = scene_inputs(scenes=1, dtype=torch.float64)
+    out16 = run_single(model16, adapters, tuple(t.to(torch.bfloat16) if t.dtype == torch.float64 else t
+                                                  for t in inputs))
+    out64 = run_single(model64, adapters, inputs)
+    assert out16.dtype == torch.bfloat16
+    assert rel(out16, out64) < 3e-2
+    lora = adapters.processor(SINGLE, 0).kv_tt_lora
+    assert {key[1] for key in lora._folded} >= {torch.bfloat16, torch.float64}
