@@ -78,7 +78,7 @@ def read_header(path: str | os.PathLike) -> dict:
         header = json.loads(raw.decode("utf-8"))
         if not isinstance(header, dict):
             raise ValueError("header is not a JSON object")
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
         raise CheckpointError(f"{path.name} has a corrupt safetensors header ({exc}). Download it again.") from None
     data_size = size - 8 - header_len
     for name, entry in header.items():
@@ -86,8 +86,9 @@ def read_header(path: str | os.PathLike) -> dict:
             continue
         try:
             dtype, shape, (start, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
-            valid = (isinstance(start, int) and isinstance(end, int) and 0 <= start <= end
-                     and all(isinstance(d, int) and d >= 0 for d in shape))
+            # bool is an int to Python, not to safetensors; a dtype must be a name (hashable).
+            valid = (isinstance(dtype, str) and _is_int(start) and _is_int(end) and 0 <= start <= end
+                     and isinstance(shape, list) and all(_is_int(d) and d >= 0 for d in shape))
         except (KeyError, TypeError, ValueError):
             valid = False
         if not valid:
@@ -100,6 +101,10 @@ def read_header(path: str | os.PathLike) -> dict:
             raise CheckpointError(f"{path.name}: tensor {name!r} has dtype {dtype}; LumiX adapters are floating point "
                                   f"({', '.join(sorted(FLOAT_DTYPES))}).")
     return header
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _strip_prefix(names: list[str], path: Path) -> str:
