@@ -2,7 +2,7 @@
 import sys
 import time
 
-STARTED = time.perf_counter()  # before torch is imported: the demo reports its whole wall time
+STARTED = time.perf_counter()  # the package (and torch) is already imported by now; diffusers is not
 
 from .cli import main  # noqa: E402
 

@@ -11,7 +11,6 @@ runs end to end, not that anything was learnt. The tests build the same componen
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import tempfile
 import time
@@ -28,7 +27,6 @@ from .flux_model import Flux, FluxConfig
 from .modalities import MAP_NAMES
 from .sampling import NEGATIVE_PROMPT
 
-log = logging.getLogger(__name__)
 
 SMOKE_LABEL = "SMOKE RUN: tiny random-weight components, not a trained model"
 # A FLUX.1 transformer at toy width: 16-channel latents packed 2x2 (64 per token), CLIP

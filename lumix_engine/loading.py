@@ -36,7 +36,7 @@ SOURCES = {
     "vae": ("the FLUX VAE ae.safetensors",
             f"https://huggingface.co/{FLUX_REPO} (gated: accept the licence, then download ae.safetensors)"),
     "clip_l": ("the CLIP-L text encoder clip_l.safetensors", f"https://huggingface.co/{TEXT_ENCODERS_REPO}"),
-    "t5xxl": ("the T5-XXL text encoder t5xxl_fp16.safetensors (the fp8 variant is not supported)",
+    "t5xxl": ("the T5-XXL text encoder t5xxl_fp16.safetensors",
               f"https://huggingface.co/{TEXT_ENCODERS_REPO}"),
     "flux_dir": ("a FLUX.1-dev diffusers folder (at least its configs and tokenizers, ~3 MB)",
                  f"huggingface-cli download {FLUX_REPO} --exclude '*.safetensors' --local-dir models/diffusers/FLUX.1-dev "

@@ -13,7 +13,7 @@ published), so the ComfyUI nodes and this pipeline integrate the same equations.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
@@ -155,8 +155,9 @@ class LumiXPipeline:
         Every missing file is reported at once, with where to put it and where to get it,
         before anything loads.
         """
-        if files is None or isinstance(files, Mapping):
-            files = ModelFiles.from_mapping({**dict(files or {}), **paths})
+        if isinstance(files, ModelFiles):
+            files = {f.name: getattr(files, f.name) for f in fields(files)}
+        files = ModelFiles.from_mapping({**dict(files or {}), **paths})
         files = files.check()
         target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         torch_dtype = resolve_dtype(dtype, target)
