@@ -31,7 +31,10 @@ def read_config(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise LumiXError(f"config file not found: {path}")
     if path.suffix.lower() == ".toml":
-        import tomllib
+        try:
+            import tomllib
+        except ImportError:   # Python 3.10
+            raise LumiXError(f"{path}: TOML config files need Python 3.11 or newer; use a .json file") from None
         values = tomllib.loads(path.read_text())
     elif path.suffix.lower() == ".json":
         values = json.loads(path.read_text())
