@@ -153,6 +153,21 @@ def _is_widget(spec: list) -> bool:
     return isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 
 
+def with_widget_defaults(api: dict, object_info: dict) -> dict:
+    """Widget inputs a spec leaves out get their schema default in the API graph too: the UI
+    file carries that default, so the frontend's prompt has it, and a required input must be
+    present for POST /prompt (e.g. LumiXCoherenceScores.depth_near_is_white)."""
+    for node in api.values():
+        info = object_info[node["class_type"]]
+        specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
+        names = info["input_order"].get("required", []) + info["input_order"].get("optional", [])
+        for name in names:
+            options = specs[name][1] if len(specs[name]) > 1 else {}
+            if name not in node["inputs"] and _is_widget(specs[name]) and "default" in options:
+                node["inputs"][name] = options["default"]
+    return api
+
+
 def _depths(api: dict) -> dict[str, int]:
     depth: dict[str, int] = {}
 
@@ -223,7 +238,7 @@ def build(object_info: dict) -> dict[str, tuple[dict, dict]]:
     """{name: (api, ui)} for every shipped workflow."""
     out = {}
     for name, make in SPECS.items():
-        api = to_api(make())
+        api = with_widget_defaults(to_api(make()), object_info)
         out[name] = (api, to_ui(api, object_info, model_entries()))
     return out
 
