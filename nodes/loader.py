@@ -26,6 +26,17 @@ def patch_model(model, lumix_path: str, strength: float, qba: bool):
     return patched
 
 
+def check_lumix_name(lumix_name) -> bool | str:
+    """True for a file listed in models/lumix, else a message naming the problem and the fix."""
+    available = folder_paths.get_filename_list(LUMIX_FOLDER)
+    if lumix_name in available:
+        return True
+    listing = ", ".join(available[:10]) + (" ..." if len(available) > 10 else "") if available else "no .safetensors files"
+    return (f"lumix_name {lumix_name!r} is not a LumiX checkpoint in models/lumix (it holds: {listing}). Put "
+            f"lumix.safetensors in ComfyUI/models/lumix and pick it from the list; names are relative to that "
+            f"folder and cannot point outside it.")
+
+
 class LumiXLoader(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -49,6 +60,12 @@ class LumiXLoader(io.ComfyNode):
             ],
             outputs=[io.Model.Output(tooltip="The patched FLUX model; sample it with LumiXSampler.")],
         )
+
+    @classmethod
+    def validate_inputs(cls, lumix_name) -> bool | str:
+        # ComfyUI (0.3.64) does not check V3 combo values against their options in API mode,
+        # so any string would reach execute(): refuse names that are not listed, before queueing.
+        return check_lumix_name(lumix_name)
 
     @classmethod
     def execute(cls, model, lumix_name, strength, qba) -> io.NodeOutput:
