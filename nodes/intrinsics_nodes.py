@@ -125,6 +125,7 @@ class LumiXCoherenceScores(io.ComfyNode):
             category="LumiX/maps",
             description="How coherent five maps are: edge alignment with color, recomposition error, "
                         "normal-depth consistency (definitions in docs/coherence.md).",
+            is_output_node=True,
             inputs=[
                 io.Image.Input("albedo", tooltip="Albedo map, sRGB-encoded."),
                 io.Image.Input("irradiance", tooltip="Irradiance map, sRGB-encoded."),
@@ -145,8 +146,9 @@ class LumiXCoherenceScores(io.ComfyNode):
     @classmethod
     def execute(cls, albedo, irradiance, color, depth, normal, depth_near_is_white) -> io.NodeOutput:
         report = coherence_report(albedo, irradiance, color, depth, normal, depth_near_is_white=depth_near_is_white)
+        # An output node, so it runs (and its report reaches /history) even with nothing wired to it.
         return io.NodeOutput(report.text, report.structural_alignment, report.recomposition_rmse,
-                             report.normal_depth_error_degrees)
+                             report.normal_depth_error_degrees, ui=ui.PreviewText(report.text))
 
 
 class LumiXDepthConvert(io.ComfyNode):

@@ -93,6 +93,9 @@ def test_shipped_api_workflow_runs_on_tiny_models(comfyui, prepared, name):
     if "Save controlled" in titles:
         controlled = comfyui.output_files(entry, titles["Save controlled"])
         assert np.asarray(Image.open(controlled[0])).shape == (HEIGHT, WIDTH, 3)
+    if "Scores" in titles:
+        report = entry["outputs"][titles["Scores"]]["text"][0]
+        assert "structural alignment" in report, report
     if "Save relit" in titles:
         assert len(comfyui.output_files(entry, titles["Save relit"])) == 1
 

