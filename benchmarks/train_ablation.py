@@ -1,0 +1,49 @@
+"""Train the ablation variants (b), (c), (d) on the frozen base of a trained tiny model (a),
+with exactly (a)'s stage-2 recipe (steps, scenes per step, learning rate, seed), then run
+benchmarks/ablation_tiny.py on all four.
+
+    python benchmarks/train_ablation.py --base lumix_engine/assets/tiny_lumix --runs runs/ablation
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from lumix_engine.tiny.data import render_scenes  # noqa: E402
+from lumix_engine.tiny.model import load_base  # noqa: E402
+from lumix_engine.train.tiny import TinyRecipe, prepare_data, train_adapters, variant  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--base", default="lumix_engine/assets/tiny_lumix", help="trained model (a): its base is used")
+    parser.add_argument("--runs", default="runs/ablation")
+    parser.add_argument("--variants", default="bcd")
+    parser.add_argument("--scenes", type=int, default=200, help="held-out scenes for the evaluation")
+    parser.add_argument("--out", default="benchmarks/results/ablation_tiny.json")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+    recipe = TinyRecipe()
+    runs = Path(args.runs)
+    base = load_base(Path(args.base))
+    data = prepare_data(base, render_scenes(range(recipe.scenes)), fit_codec=False)
+    for name in args.variants:
+        started = time.perf_counter()
+        train_adapters(base, data, recipe, variant(name), runs / "work", save_to=runs / f"model_{name}")
+        logging.info("variant %s trained in %.0f s", name, time.perf_counter() - started)
+    models = [f"--model=a={args.base}"] + [f"--model={n}={runs / f'model_{n}'}" for n in args.variants]
+    return subprocess.call([sys.executable, str(Path(__file__).parent / "ablation_tiny.py"), *models,
+                            f"--scenes={args.scenes}", f"--out={args.out}"])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
