@@ -68,10 +68,37 @@ def evaluate(model: TinyLumiX, images, truth, captions, steps: int, seed: int, c
 def references(model: TinyLumiX, images, truth) -> dict:
     codec = model.base.codec
     through = {name: codec.decode(codec.encode(image)) for name, image in images.items()}
-    return {"ground truth (exact, 64 px)": {"generation": mean(coherence_per_scene(images)),
+    color = images["color"]
+    rows = torch.linspace(0, 1, color.shape[1])[None, :, None, None].expand_as(color)   # lower rows nearer
+    trivial = {"albedo": color, "irradiance": torch.full_like(color, 0.5), "depth": rows.clone(),
+               "normal": torch.tensor([0.5, 0.5, 1.0]).expand_as(color).clone()}
+    return {"trivial decomposition (albedo = color, flat irradiance, row-gradient depth, normals facing camera)":
+            {"decomposition": mean(decomposition_errors(trivial, **truth))},
+            "ground truth (exact, 64 px)": {"generation": mean(coherence_per_scene(images)),
                                            "decomposition": mean(decomposition_errors(images, **truth))},
             "ground truth through the latent mapping": {"generation": mean(coherence_per_scene(through)),
                                                         "decomposition": mean(decomposition_errors(through, **truth))}}
+
+
+COLUMNS = (("generation", "structural_alignment", "align. ↑"), ("generation", "recomposition_rmse", "recomp. RMSE ↓"),
+           ("generation", "normal_depth_degrees", "normal-depth ° ↓"),
+           ("decomposition", "albedo_si_rmse", "albedo si-RMSE ↓"),
+           ("decomposition", "irradiance_si_rmse", "irradiance si-RMSE ↓"),
+           ("decomposition", "depth_absrel", "depth AbsRel ↓"), ("decomposition", "normal_degrees", "normal ° ↓"))
+LABELS = {"a": "(a) QBA + Tensor LoRA", "b": "(b) Tensor LoRA, no QBA", "c": "(c) per-map LoRA + QBA",
+          "d": "(d) independent per-map LoRAs"}
+
+
+def markdown(results: dict) -> str:
+    """The table of benchmarks/RESULTS.md: text -> maps coherence, then decomposition errors."""
+    head = "| | " + " | ".join(label for _, _, label in COLUMNS) + " |\n|---|" + "---:|" * len(COLUMNS) + "\n"
+    rows = []
+    entries = [(LABELS.get(k, k), v) for k, v in results.items() if isinstance(v, dict) and "decomposition" in v
+               and k != "references"] + list(results.get("references", {}).items())
+    for label, entry in entries:
+        cells = [f"{entry[part][key]:.4g}" if part in entry else "" for part, key, _ in COLUMNS]
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    return head + "\n".join(rows) + "\n"
 
 
 def main() -> int:
@@ -97,6 +124,8 @@ def main() -> int:
         print(name, json.dumps(results[name]), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+    Path(args.out).with_suffix(".md").write_text(markdown(results))
+    print(markdown(results))
     print(json.dumps(results["references"], indent=1))
     return 0
 

@@ -1,0 +1,54 @@
+"""The shipped tiny LumiX: it loads from the repository, its files are the published
+layout and small, its outputs are deterministic per seed, and its decomposition of a fixed
+held-out render stays within the errors recorded when it was trained."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from lumix_engine.checkpoint import KEY_PATTERN
+from lumix_engine.intrinsics import render_scene
+from lumix_engine.tiny.data import HELDOUT_SEED_START
+from lumix_engine.tiny.metrics import decomposition_errors
+from lumix_engine.tiny.model import ASSETS, TinyLumiX
+from lumix_engine.tiny.text import layout_caption
+
+RECORDED = json.loads((ASSETS / "recorded_errors.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.set_num_threads(1)
+    return TinyLumiX.load()
+
+
+def test_shipped_files_are_small_safetensors_in_the_published_layout():
+    total = sum(p.stat().st_size for p in ASSETS.iterdir())
+    assert total < 20 * 1024 * 1024
+    assert (ASSETS / "MODEL_CARD.md").exists()
+    from safetensors import safe_open
+    with safe_open(str(ASSETS / "lumix.safetensors"), "pt") as handle:
+        assert all(KEY_PATTERN.match(key) for key in handle.keys())
+
+
+def test_generation_is_deterministic_per_seed(model):
+    prompt = "red sphere left and blue cube right on grey and white checkered floor, teal wall, light from upper left"
+    first, again = model.generate(prompt, seed=3, steps=4), model.generate(prompt, seed=3, steps=4)
+    other = model.generate(prompt, seed=4, steps=4)
+    assert all(torch.equal(first[name], again[name]) for name in first)
+    assert not torch.equal(first["albedo"], other["albedo"])
+    assert all(image.shape == (1, 64, 64, 3) for image in first.values())
+
+
+def test_decomposition_of_a_fixed_heldout_render_stays_within_recorded_errors(model):
+    scene = render_scene(HELDOUT_SEED_START + RECORDED["scene_offset"], 64, 64)
+    truth = scene.images()
+    maps = model.decompose(truth["color"].float(), layout_caption(scene.scene), seed=RECORDED["seed"],
+                           steps=RECORDED["steps"])
+    assert torch.equal(maps["color"], truth["color"].float())   # the given map comes back as given
+    errors = decomposition_errors(maps, truth["albedo"].float(), truth["irradiance"].float(), scene.depth.float(),
+                                  scene.normal.float())
+    for name, bound in RECORDED["bounds"].items():
+        assert float(errors[name][0]) <= bound, (name, float(errors[name][0]), bound)
