@@ -133,6 +133,16 @@ class LumiXSampler(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, sampler_name, scheduler) -> bool | str:
+        # ComfyUI (0.3.64) does not check V3 combo values in API mode: an unknown sampler
+        # would fail mid-queue with an AttributeError from k_diffusion.
+        for name, value, options in (("sampler_name", sampler_name, comfy.samplers.SAMPLER_NAMES),
+                                     ("scheduler", scheduler, SCHEDULES + list(comfy.samplers.SCHEDULER_NAMES))):
+            if value not in options:
+                return f"{name} {value!r} is not one of {', '.join(map(str, options))}"
+        return True
+
+    @classmethod
     def execute(cls, model, positive, negative, seed, steps, cfg, guidance, width, height, scenes, sampler_name,
                 scheduler, vae=None, **maps) -> io.NodeOutput:
         if not lumix_patches_in(model.model_options.get("transformer_options", {}).get("patches_replace")):
