@@ -323,7 +323,7 @@ def wait_until_running(client, prompt_id, timeout_s=60.0):
     raise TimeoutError("the prompt never started")
 
 
-SLOW = dict(steps=160, width=128, height=128)
+SLOW = dict(steps=30, width=64, height=64)
 
 
 def test_interrupt_during_sampling_leaves_nothing_behind(client, models):
@@ -464,3 +464,15 @@ def test_fifty_api_prompts_at_once(client, models, server):
         print(f"  prompt {index:2d} ({kind}): {message}")
     assert good == 44 and len(failures) == 6
     assert results.count("decomposition") >= 8
+
+
+@pytest.mark.parametrize("field, value", [("scheduler", "bogus"), ("sampler_name", "bogus")])
+def test_unknown_scheduler_or_sampler_is_refused_by_validation(client, models, field, value):
+    graph = lumix_graph(models)
+    graph["sampler"]["inputs"][field] = value
+    message = failure_message(client, graph)
+    print(f"{field} {value!r}: {message}")
+    # ComfyUI repeats a validate_inputs message under each input the function takes.
+    assert message.startswith("rejected: Custom validation failed for node: ")
+    assert f"{field} 'bogus' is not one of" in message and ("euler" in message if field == "sampler_name"
+                                                            else "published" in message)
