@@ -33,11 +33,11 @@ def plain_linear_weights(layer: nn.Module, x: torch.Tensor) -> Optional[tuple[to
     return weight, bias
 
 
-def split_linear(layer: nn.Module, x: torch.Tensor, split: int, head_rows: torch.Tensor | None,
+def split_linear(layer: nn.Module, x: torch.Tensor, split: int, head_rows: slice | None,
                  weights: LinearWeights = plain_linear_weights) -> tuple[torch.Tensor, torch.Tensor]:
     """A fused projection's output, split at channel `split`, the head part for `head_rows` only.
 
-    Returns (head [len(head_rows) or B, L, split], tail [B, L, out - split]). With plain
+    Returns (head [the batch rows `head_rows` picks, or B, L, split], tail [B, L, out - split]). With plain
     weights the head is only computed for `head_rows`; otherwise the layer runs whole.
     """
     plain = weights(layer, x) if head_rows is not None else None

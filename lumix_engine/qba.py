@@ -46,7 +46,7 @@ class DoubleBlockLayout(Protocol):
     def img_norm2(self, x: torch.Tensor) -> torch.Tensor: ...
     def txt_norm1(self, x: torch.Tensor) -> torch.Tensor: ...
     def txt_norm2(self, x: torch.Tensor) -> torch.Tensor: ...
-    def img_qkv(self, h: torch.Tensor, query_rows: Optional[torch.Tensor]) -> tuple[torch.Tensor, ...]: ...
+    def img_qkv(self, h: torch.Tensor, query_rows: Optional[slice]) -> tuple[torch.Tensor, ...]: ...
     def txt_qkv(self, h: torch.Tensor) -> tuple[torch.Tensor, ...]: ...
     def img_proj(self, a: torch.Tensor) -> torch.Tensor: ...
     def txt_proj(self, a: torch.Tensor) -> torch.Tensor: ...
@@ -59,7 +59,7 @@ class SingleBlockLayout(Protocol):
 
     def modulation(self, vec: torch.Tensor) -> Modulation: ...
     def pre_norm(self, x: torch.Tensor) -> torch.Tensor: ...
-    def qkv_mlp(self, h: torch.Tensor, query_rows: Optional[torch.Tensor]) -> tuple[torch.Tensor, ...]: ...
+    def qkv_mlp(self, h: torch.Tensor, query_rows: Optional[slice]) -> tuple[torch.Tensor, ...]: ...
     def output(self, attn: torch.Tensor, mlp: torch.Tensor) -> torch.Tensor: ...
 
 
@@ -89,9 +89,9 @@ class BlockAdapters:
         return p + self.proj(p, self.strength)
 
 
-def query_source_rows(batch: int, device: torch.device) -> torch.Tensor:
-    """Batch indices of each scene's color map: 2, 7, 12, ..."""
-    return torch.arange(QUERY_SOURCE, batch, NUM_MAPS, device=device)
+# Batch rows of each scene's color map (2, 7, 12, ...) as a strided slice: indexing with it
+# is a view (no index tensor built per block call, no copy for one scene).
+QUERY_SOURCE_ROWS = slice(QUERY_SOURCE, None, NUM_MAPS)
 
 
 def broadcast_to_scene(per_scene: torch.Tensor) -> torch.Tensor:
@@ -99,6 +99,20 @@ def broadcast_to_scene(per_scene: torch.Tensor) -> torch.Tensor:
     scenes = per_scene.shape[0]
     return per_scene.unsqueeze(1).expand(scenes, NUM_MAPS, *per_scene.shape[1:]).reshape(
         scenes * NUM_MAPS, *per_scene.shape[1:])
+
+
+def _text_then_scene_queries(txt_q: torch.Tensor, img_q: torch.Tensor) -> torch.Tensor:
+    """[txt_q[m]; img_q[scene of m]] for every map m: txt_q [B, H, T, Dh], img_q [k, H, L, Dh].
+
+    Writes each scene's image queries straight into the joint tensor, so the broadcast
+    costs no copy of its own (it is the concatenation's copy).
+    """
+    batch, heads, txt_len, head_dim = txt_q.shape
+    scenes, _, img_len, _ = img_q.shape
+    q = txt_q.new_empty(batch, heads, txt_len + img_len, head_dim)
+    q[:, :, :txt_len] = txt_q
+    q.view(scenes, NUM_MAPS, heads, txt_len + img_len, head_dim)[:, :, :, txt_len:] = img_q.unsqueeze(1)
+    return q
 
 
 def _fp16_safe(x: torch.Tensor) -> torch.Tensor:
@@ -122,7 +136,7 @@ def lumix_double_block(
     """One double block with QBA and Tensor LoRA (spec: Double block, steps 1-10)."""
     batch, txt_len = img.shape[0], txt.shape[1]
     scene_count(batch)
-    rows = query_source_rows(batch, img.device) if adapters.qba else None
+    rows = QUERY_SOURCE_ROWS if adapters.qba else None
     img_mod1, img_mod2 = layout.img_modulation(vec)
     txt_mod1, txt_mod2 = layout.txt_modulation(vec)
 
@@ -140,11 +154,9 @@ def lumix_double_block(
         img_k = rotary(img_k, image_positions)
         txt_q = rotary(txt_q, text_positions)
         txt_k = rotary(txt_k, text_positions)
-    if rows is not None:
-        img_q = broadcast_to_scene(img_q)
-
-    attn = attention(torch.cat((txt_q, img_q), dim=2), torch.cat((txt_k, img_k), dim=2),
-                     torch.cat((txt_v, img_v), dim=2), mask, transformer_options)
+    q = torch.cat((txt_q, img_q), dim=2) if rows is None else _text_then_scene_queries(txt_q, img_q)
+    attn = attention(q, torch.cat((txt_k, img_k), dim=2), torch.cat((txt_v, img_v), dim=2), mask,
+                     transformer_options)
     txt_attn, img_attn = attn[:, :txt_len], attn[:, txt_len:]
 
     img = img + img_mod1.gate * adapters.proj_delta(layout.img_proj(img_attn))
@@ -168,7 +180,7 @@ def lumix_single_block(
     """One single block on x = [txt; img] with QBA and Tensor LoRA (spec: Single block)."""
     batch = x.shape[0]
     scene_count(batch)
-    rows = query_source_rows(batch, x.device) if adapters.qba else None
+    rows = QUERY_SOURCE_ROWS if adapters.qba else None
     mod = layout.modulation(vec)
     h = mod.apply(layout.pre_norm(x))
     q, k, v, mlp = layout.qkv_mlp(h, rows)

@@ -14,7 +14,7 @@ import torch
 class Rotary(Protocol):
     """Rotates q or k [b, H, n, Dh] whose tokens sit at `positions` of the joint sequence."""
 
-    def __call__(self, x: torch.Tensor, positions: slice, rows: torch.Tensor | None = None) -> torch.Tensor: ...
+    def __call__(self, x: torch.Tensor, positions: slice, rows: slice | None = None) -> torch.Tensor: ...
 
 
 class BflRotary:
@@ -23,7 +23,7 @@ class BflRotary:
     def __init__(self, pe: torch.Tensor) -> None:
         self.pe = pe
 
-    def __call__(self, x: torch.Tensor, positions: slice, rows: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, positions: slice, rows: slice | None = None) -> torch.Tensor:
         pe = self.pe[:, :, positions]
         if rows is not None and pe.shape[0] > 1:
             pe = pe[rows]
@@ -38,7 +38,7 @@ class DiffusersRotary:
     def __init__(self, cos: torch.Tensor, sin: torch.Tensor) -> None:
         self.cos, self.sin = cos, sin
 
-    def __call__(self, x: torch.Tensor, positions: slice, rows: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, positions: slice, rows: slice | None = None) -> torch.Tensor:
         cos, sin = self.cos[positions].to(x.device), self.sin[positions].to(x.device)
         real, imag = x.reshape(*x.shape[:-1], -1, 2).unbind(-1)
         rotated = torch.stack([-imag, real], dim=-1).flatten(-2)

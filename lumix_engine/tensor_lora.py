@@ -6,10 +6,12 @@ Spec (Tensor LoRA): for the M maps of one scene, x [M, L, d_in], the output for 
 
 The authors contract x with G2 first, which builds an [M, M, L, R, R] intermediate:
 O(M^2 L d_in R^2). Here G1 is folded into G2 once, giving a core
-F[j, u, i, r] = s * sum_q G2[i, u, r, q] G1[i, j, q], so one scene costs a single matmul
-[L, M*d_in] @ [M*d_in, M*R] plus a batched [L, R] @ [R, d_out] per map:
-O(M^2 L d_in R + M L R d_out). The folded core is cached per device and dtype and rebuilt
-only when a parameter changes, so sampling pays for the fold once per run.
+F[j, u, i, r] = s * sum_q G2[i, u, r, q] G1[i, j, q], so one scene costs a batched
+[L, d_in] @ [d_in, M*R] per source map j, summed over j, plus a batched [L, R] @ [R, d_out]
+per target map: O(M^2 L d_in R + M L R d_out). The maps are never copied side by side, so
+the only large tensor a call allocates is its output. The folded core is cached per device
+and dtype and rebuilt only when a parameter changes, so sampling pays for the fold once per
+run; G3 is read in place when it already has the compute dtype.
 """
 from __future__ import annotations
 
@@ -68,7 +70,7 @@ class TensorLoRA(nn.Module):
         return tuple(p.data_ptr() if p.is_inference() else p._version for p in (self.G1, self.G2, self.G3))
 
     def folded(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """(core [M*d_in, M*R] with s folded in, readout [M, R, d_out]) on device/dtype.
+        """(core [M, d_in, M*R] with s folded in, readout [M, R, d_out]) on device/dtype.
 
         Cached unless gradients flow into the parameters (training), where the fold must
         stay in the autograd graph.
@@ -84,9 +86,10 @@ class TensorLoRA(nn.Module):
         g1 = self.G1.to(device=device, dtype=fold_dtype)
         g2 = self.G2.to(device=device, dtype=fold_dtype)
         m, d_in, r = self.num_maps, self.in_features, self.rank
-        core = torch.einsum("iurq,ijq->juir", g2, g1).reshape(m * d_in, m * r) * self.scale
-        readout = self.G3.to(device=device, dtype=fold_dtype).transpose(1, 2)
-        core, readout = core.to(dtype).contiguous(), readout.to(dtype).contiguous()
+        core = torch.einsum("iurq,ijq->juir", g2, g1).reshape(m, d_in, m * r) * self.scale
+        core = core.to(dtype).contiguous()
+        # A transposed view, not a copy, when G3 already is on device/dtype: matmul reads it as is.
+        readout = self.G3.to(device=device, dtype=dtype).transpose(1, 2)
         if not training:
             self._folded[key] = (core, readout, self._parameters_version())
         return core, readout
@@ -105,12 +108,11 @@ class TensorLoRA(nn.Module):
         dtype = compute_dtype or x.dtype
         core, readout = self.folded(x.device, dtype)
         m, r = self.num_maps, self.rank
-        # [k, M, L, d] -> [k, L, M*d]: every map's features side by side for each token.
-        stacked = x.to(dtype).view(scenes, m, length, d_in).transpose(1, 2).reshape(scenes, length, m * d_in)
-        low = torch.matmul(stacked, core)  # [k, L, M*R]
+        # sum over source maps j of x[j] @ core[j]: [k, M, L, d] @ [M, d, M*R] -> [k, L, M*R]
+        low = torch.matmul(x.to(dtype).view(scenes, m, length, d_in), core).sum(dim=1)
         if strength != 1.0:
             low = low * strength
-        low = low.view(scenes, length, m, r).transpose(1, 2)  # [k, M, L, R]
+        low = low.view(scenes, length, m, r).transpose(1, 2)  # [k, M, L, R], target map first
         out = torch.matmul(low, readout)  # [k, M, L, d_out], broadcast over scenes
         return out.reshape(batch, length, self.out_features).to(x.dtype)
 

@@ -61,7 +61,7 @@ class BflDoubleBlock:
     def txt_norm2(self, x):
         return self.block.txt_norm2(x)
 
-    def img_qkv(self, h: torch.Tensor, query_rows: Optional[torch.Tensor]):
+    def img_qkv(self, h: torch.Tensor, query_rows: Optional[slice]):
         q, kv = split_linear(self.block.img_attn.qkv, h, self.hidden_size, query_rows, self.weights)
         k, v = _split_kv(kv, self.num_heads)
         q, k = self.block.img_attn.norm(_heads(q, self.num_heads), k, v)
@@ -102,7 +102,7 @@ class BflSingleBlock:
     def pre_norm(self, x):
         return self.block.pre_norm(x)
 
-    def qkv_mlp(self, h: torch.Tensor, query_rows: Optional[torch.Tensor]):
+    def qkv_mlp(self, h: torch.Tensor, query_rows: Optional[slice]):
         d = self.hidden_size
         q, rest = split_linear(self.block.linear1, h, d, query_rows, self.weights)
         k, v = _split_kv(rest[..., : 2 * d], self.num_heads)

@@ -28,7 +28,7 @@ def _heads(x: torch.Tensor, attn: nn.Module, norm: Optional[nn.Module] = None) -
     return x.transpose(1, 2)
 
 
-def _project(attn: nn.Module, h: torch.Tensor, query_rows: Optional[torch.Tensor],
+def _project(attn: nn.Module, h: torch.Tensor, query_rows: Optional[slice],
              names: tuple[str, str, str], fused: str, weights: LinearWeights):
     if getattr(attn, "fused_projections", False) and hasattr(attn, fused):
         inner = attn.inner_dim
