@@ -133,13 +133,18 @@ class LumiXSampler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, sampler_name, scheduler) -> bool | str:
-        # ComfyUI (0.3.64) does not check V3 combo values in API mode: an unknown sampler
-        # would fail mid-queue with an AttributeError from k_diffusion.
+    def validate_inputs(cls, sampler_name, scheduler, width, height) -> bool | str:
+        # ComfyUI (0.3.64) does not check V3 combo values, nor the widgets' step, in API mode:
+        # an unknown sampler would fail mid-queue with an AttributeError from k_diffusion, and
+        # a width of 72 only at run time.
         for name, value, options in (("sampler_name", sampler_name, comfy.samplers.SAMPLER_NAMES),
                                      ("scheduler", scheduler, SCHEDULES + list(comfy.samplers.SCHEDULER_NAMES))):
             if value not in options:
                 return f"{name} {value!r} is not one of {', '.join(map(str, options))}"
+        try:
+            check_size(width, height)
+        except InputError as error:
+            return str(error)
         return True
 
     @classmethod
