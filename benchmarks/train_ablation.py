@@ -1,6 +1,7 @@
-"""Train the ablation variants (b), (c), (d) on the frozen base of a trained tiny model (a),
-with exactly (a)'s stage-2 recipe (steps, scenes per step, learning rate, seed), then run
-benchmarks/ablation_tiny.py on all four.
+"""Train the adapters of the ablation variants (a)-(d) on the frozen base of a trained tiny
+model, each with the same stage-2 recipe (TinyRecipe: steps, scenes per step, learning rate,
+seed), then run benchmarks/ablation_tiny.py on all four. Variant (a) here is exactly the
+shipped model's stage 2 (`python -m lumix_engine.train tiny`) on the same base.
 
     python benchmarks/train_ablation.py --base lumix_engine/assets/tiny_lumix --runs runs/ablation
 """
@@ -26,7 +27,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--base", default="lumix_engine/assets/tiny_lumix", help="trained model (a): its base is used")
     parser.add_argument("--runs", default="runs/ablation")
-    parser.add_argument("--variants", default="bcd")
+    parser.add_argument("--variants", default="abcd")
     parser.add_argument("--scenes", type=int, default=200, help="held-out scenes for the evaluation")
     parser.add_argument("--out", default="benchmarks/results/ablation_tiny.json")
     args = parser.parse_args()
@@ -40,7 +41,7 @@ def main() -> int:
         started = time.perf_counter()
         train_adapters(base, data, recipe, variant(name), runs / "work", save_to=runs / f"model_{name}")
         logging.info("variant %s trained in %.0f s", name, time.perf_counter() - started)
-    models = [f"--model=a={args.base}"] + [f"--model={n}={runs / f'model_{n}'}" for n in args.variants]
+    models = [f"--model={n}={runs / f'model_{n}'}" for n in args.variants]
     return subprocess.call([sys.executable, str(Path(__file__).parent / "ablation_tiny.py"), *models,
                             f"--scenes={args.scenes}", f"--out={args.out}"])
 

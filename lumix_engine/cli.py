@@ -117,10 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling_options(decompose, DECOMPOSITION)
     _add_model_options(decompose)
 
-    demo = commands.add_parser("demo", help="no model files needed: ground truth + a smoke run on tiny components",
-                               description="Render a ground-truth scene, relight it and score it; run the whole "
-                                           "pipeline on tiny random-weight components (a smoke run, not a trained "
-                                           "model); write a contact sheet.")
+    demo = commands.add_parser("demo", help="no model files needed: ground truth, the shipped tiny trained model, "
+                                            "and a smoke run on tiny components",
+                               description="Render a ground-truth scene, relight it and score it; generate five maps "
+                                           "from a prompt and decompose a held-out render with the shipped TRAINED "
+                                           "tiny LumiX (64x64); run the whole diffusers pipeline on tiny "
+                                           "random-weight components (a smoke run, not a trained model); write a "
+                                           "contact sheet.")
+    demo.add_argument("--prompt", default=None,
+                      help="prompt for the tiny model (its caption vocabulary, e.g. 'red sphere left and blue cube "
+                           "right on grey and white checkered floor, teal wall, light from upper left')")
     demo.add_argument("--out", default="lumix_demo", help="output folder (default lumix_demo/)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--device", default="cpu")
@@ -174,7 +180,7 @@ def run_decompose(args: argparse.Namespace) -> list[Path]:
 
 def run_demo_command(args: argparse.Namespace, started: float) -> list[Path]:
     from .demo import run_demo
-    result = run_demo(Path(args.out), seed=args.seed, device=args.device)
+    result = run_demo(Path(args.out), seed=args.seed, device=args.device, prompt=args.prompt)
     for line in result.lines:
         print(line)
     print(f"demo wall time {time.perf_counter() - started:.1f} s (counted after Python start-up and `import torch`)")

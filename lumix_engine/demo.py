@@ -1,5 +1,7 @@
-"""The built-in demo: real ground-truth rendering, relighting and scores, plus a smoke run
-of the whole LumiX pipeline on tiny components with random weights.
+"""The built-in demo: real ground-truth rendering, relighting and scores; the shipped,
+TRAINED tiny LumiX (lumix_engine/assets/tiny_lumix, see its MODEL_CARD.md) generating five
+maps from a prompt and decomposing a held-out render beside its exact ground truth; plus a
+smoke run of the whole diffusers LumiX pipeline on tiny components with random weights.
 
 The tiny components are the real classes (diffusers FluxTransformer2DModel and
 AutoencoderKL, transformers CLIPTextModel and T5EncoderModel, tokenizers built by the
@@ -195,7 +197,7 @@ class DemoResult:
 
 
 def run_demo(out_dir: Path, seed: int = 0, size: int = 128, smoke_size: int = 64, steps: int = 4,
-             device: str = "cpu") -> DemoResult:
+             device: str = "cpu", prompt: Optional[str] = None) -> DemoResult:
     """Render, smoke-run the pipeline, relight, score, write a contact sheet. See the module docstring."""
     from .intrinsics import Light, coherence_report, make_scene, recompose, relight, render
     from .outputs import contact_sheet, maps_rows, write_json, write_maps
@@ -212,6 +214,12 @@ def run_demo(out_dir: Path, seed: int = 0, size: int = 128, smoke_size: int = 64
     truth_maps = truth.images()
     caption = scene.caption()
     lines.append(f"[1] rendered a ground-truth scene ({size}x{size}): {caption}")
+
+    # 1b. The trained tiny LumiX: real generation and decomposition, scored against ground truth.
+    from .tiny.showcase import run_showcase, showcase_rows
+    show = run_showcase(prompt, seed)
+    lines.append("[1b] TRAINED tiny LumiX (shipped weights, CPU):")
+    lines.extend(f"    {line}" for line in show.lines)
 
     # 2. The whole pipeline code path on tiny random components, through real files.
     with tempfile.TemporaryDirectory(prefix="lumix_demo_") as staging, quiet_libraries():
@@ -251,7 +259,11 @@ def run_demo(out_dir: Path, seed: int = 0, size: int = 128, smoke_size: int = 64
     files = write_maps(truth_maps, out_dir, "truth_")
     files += write_maps({"color": relit_color, "irradiance": relit_irradiance}, out_dir, "relit_")
     files += write_maps(generated.as_dict(), out_dir, "smoke_generate_")
+    files += write_maps(show.generated, out_dir, "tiny_generate_")
+    files += write_maps(show.decomposed, out_dir, "tiny_decompose_")
+    files += write_maps(show.heldout_truth, out_dir, "tiny_heldout_truth_")
     rows = maps_rows("ground truth (rendered)", truth_maps)
+    rows += showcase_rows(show)
     rows.append(("relit and recomposed (ground truth)", [("relit color", relit_color[0]),
                                                          ("relit irradiance", relit_irradiance[0]),
                                                          ("recomposed", recomposed[0])]))
@@ -262,7 +274,9 @@ def run_demo(out_dir: Path, seed: int = 0, size: int = 128, smoke_size: int = 64
     seconds = time.perf_counter() - start
     summary = write_json({"note": SMOKE_LABEL, "caption": caption, "scores": scores, "seconds": round(seconds, 2),
                           "generate_settings": generated.settings, "decompose_settings": decomposed.settings,
-                          "negative_prompt": NEGATIVE_PROMPT, "maps": list(MAP_NAMES)}, out_dir / "demo.json")
+                          "negative_prompt": NEGATIVE_PROMPT, "maps": list(MAP_NAMES),
+                          "tiny_model": {"prompt": show.prompt, "heldout_caption": show.heldout_caption,
+                                         "scores": show.scores}}, out_dir / "demo.json")
     files += [sheet, summary]
     lines.append(f"[5] wrote {len(files)} files to {out_dir}/ (contact sheet: {sheet})")
     return DemoResult(out_dir, files, scores, seconds, lines)

@@ -20,7 +20,6 @@ RECORDED = json.loads((ASSETS / "recorded_errors.json").read_text())
 
 @pytest.fixture(scope="module")
 def model():
-    torch.set_num_threads(1)
     return TinyLumiX.load()
 
 

@@ -42,7 +42,6 @@ def early_and_late(history: list[float], window: int = 8) -> tuple[float, float]
 
 
 def test_base_training_loss_decreases(scenes):
-    torch.set_num_threads(1)
     base, data = small_base(scenes)
     trainer = Trainer(base, base_loss_fn(base, data, batch=6), LoopConfig(60, lr=3e-3, warmup=5))
     first, last = early_and_late(trainer.run())
@@ -50,7 +49,6 @@ def test_base_training_loss_decreases(scenes):
 
 
 def test_adapter_training_loss_decreases_with_base_frozen(scenes):
-    torch.set_num_threads(1)
     base, data = small_base(scenes)
     base.requires_grad_(False)
     frozen = {k: v.clone() for k, v in base.flux.state_dict().items()}
@@ -65,7 +63,6 @@ def test_adapter_training_loss_decreases_with_base_frozen(scenes):
 
 
 def test_resume_from_checkpoint_gives_identical_next_steps(scenes, tmp_path):
-    torch.set_num_threads(1)
 
     def trainer(folder):
         base, data = small_base(scenes)

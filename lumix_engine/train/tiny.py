@@ -100,7 +100,7 @@ class TinyRecipe:
     base_steps: int = 1000
     base_batch: int = 32
     base_lr: float = 1e-3
-    adapter_steps: int = 350
+    adapter_steps: int = 1200
     adapter_scenes: int = 6
     adapter_lr: float = 2e-3
     rank: int = 8
