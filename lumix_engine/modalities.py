@@ -1,6 +1,8 @@
 """The five LumiX maps, their order inside a batch, and the scene grouping (spec: Maps)."""
 from __future__ import annotations
 
+import torch
+
 from .errors import BatchLayoutError
 
 MAP_NAMES: tuple[str, ...] = ("albedo", "irradiance", "color", "depth", "normal")
@@ -38,17 +40,22 @@ def scene_count(batch_size: int, num_maps: int = NUM_MAPS) -> int:
     return batch_size // num_maps
 
 
-def split_maps(batch: "torch.Tensor", what: str = "image batch") -> dict[str, "torch.Tensor"]:
+def broadcast_to_scene(per_scene: torch.Tensor) -> torch.Tensor:
+    """[k, ...] -> [5k, ...]: each scene's tensor repeated for its five maps."""
+    scenes = per_scene.shape[0]
+    return per_scene.unsqueeze(1).expand(scenes, NUM_MAPS, *per_scene.shape[1:]).reshape(
+        scenes * NUM_MAPS, *per_scene.shape[1:])
+
+
+def split_maps(batch: torch.Tensor, what: str = "image batch") -> dict[str, torch.Tensor]:
     """[5k, ...] scene-major -> {"albedo": [k, ...], ...}: each map's batch over the scenes."""
     scenes = scene_count(batch.shape[0])
     grouped = batch.reshape(scenes, NUM_MAPS, *batch.shape[1:])
     return {name: grouped[:, index] for index, name in enumerate(MAP_NAMES)}
 
 
-def join_maps(maps: dict[str, "torch.Tensor"]) -> "torch.Tensor":
+def join_maps(maps: dict[str, torch.Tensor]) -> torch.Tensor:
     """Inverse of split_maps: {"albedo": [k, ...], ...} -> [5k, ...] scene-major."""
-    import torch
-
     missing = [name for name in MAP_NAMES if name not in maps]
     if missing:
         raise BatchLayoutError(f"missing maps {missing}; all five of {', '.join(MAP_NAMES)} are needed")
@@ -59,7 +66,7 @@ def join_maps(maps: dict[str, "torch.Tensor"]) -> "torch.Tensor":
     return stacked.reshape(-1, *stacked.shape[2:])
 
 
-def scene_strip(latents: "torch.Tensor", scene: int = 0) -> "torch.Tensor":
+def scene_strip(latents: torch.Tensor, scene: int = 0) -> torch.Tensor:
     """The five maps of one scene side by side: [5k, C, h, w] -> [1, C, h, 5w] (previews)."""
     maps = latents[scene * NUM_MAPS:(scene + 1) * NUM_MAPS]
     return maps.permute(1, 2, 0, 3).reshape(1, maps.shape[1], maps.shape[2], -1)

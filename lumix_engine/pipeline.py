@@ -26,7 +26,7 @@ from .checkpoint import load_adapters
 from .errors import InputError, ModelMismatchError
 from .flux_model import pack_latent, unpack_latent
 from .loading import ModelFiles, load_text_encoders, load_transformer, load_vae
-from .modalities import MAP_NAMES, NUM_MAPS, map_index
+from .modalities import MAP_NAMES, NUM_MAPS, map_index, split_maps
 from .patch import patch_diffusers
 from .sampling import (DECOMPOSITION, TEXT_TO_MAPS, GivenMaps, Settings, check_size, guided_velocity, sample_euler,
                        schedule, shared_noise)
@@ -299,10 +299,8 @@ class LumiXPipeline:
             progress.close()
 
     def _maps(self, latents: torch.Tensor, settings: dict[str, Any]) -> LumiXMaps:
-        images = self.decode_latents(latents)
-        scenes = latents.shape[0] // NUM_MAPS
-        per_map = images.view(scenes, NUM_MAPS, *images.shape[1:])
-        return LumiXMaps(**{name: per_map[:, i].contiguous() for i, name in enumerate(MAP_NAMES)},
+        maps = split_maps(self.decode_latents(latents))
+        return LumiXMaps(**{name: image.contiguous() for name, image in maps.items()},
                          settings=settings, latents=latents.cpu())
 
     def _settings(self, defaults: Settings, **overrides: Any) -> Settings:

@@ -21,7 +21,7 @@ from typing import Any, Optional, Protocol
 import torch
 
 from .attention import AttentionFn, sdpa_attention
-from .modalities import NUM_MAPS, QUERY_SOURCE, scene_count
+from .modalities import NUM_MAPS, QUERY_SOURCE, broadcast_to_scene, scene_count
 from .rotary import Rotary
 from .tensor_lora import TensorLoRA
 
@@ -92,13 +92,6 @@ class BlockAdapters:
 # Batch rows of each scene's color map (2, 7, 12, ...) as a strided slice: indexing with it
 # is a view (no index tensor built per block call, no copy for one scene).
 QUERY_SOURCE_ROWS = slice(QUERY_SOURCE, None, NUM_MAPS)
-
-
-def broadcast_to_scene(per_scene: torch.Tensor) -> torch.Tensor:
-    """[k, ...] -> [5k, ...]: each scene's tensor repeated for its five maps."""
-    scenes = per_scene.shape[0]
-    return per_scene.unsqueeze(1).expand(scenes, NUM_MAPS, *per_scene.shape[1:]).reshape(
-        scenes * NUM_MAPS, *per_scene.shape[1:])
 
 
 def _text_then_scene_queries(txt_q: torch.Tensor, img_q: torch.Tensor) -> torch.Tensor:

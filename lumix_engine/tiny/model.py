@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from ..adapters import LumiXAdapters
 from ..checkpoint import load_adapters, save_adapters
 from ..flux_model import Flux, FluxConfig
-from ..modalities import MAP_NAMES, NUM_MAPS, join_maps, split_maps
+from ..modalities import MAP_NAMES, NUM_MAPS, broadcast_to_scene, join_maps, split_maps
 from ..patch import block_patches
 from ..sampling import GivenMaps, sample_euler, schedule, shared_noise
 from .latent import BlockPCACodec
@@ -97,11 +97,6 @@ class TinyBase(torch.nn.Module):
         return self.flux.forward_latent(latents, timesteps, context, pooled, guidance, options)
 
 
-def per_scene(tensor: torch.Tensor, maps: int = NUM_MAPS) -> torch.Tensor:
-    """[k, ...] -> [maps * k, ...] scene-major (each scene's text for its five maps)."""
-    return tensor.repeat_interleave(maps, dim=0)
-
-
 class TinyLumiX:
     """The shipped model: generate five maps from a prompt, or decompose an image."""
 
@@ -130,7 +125,7 @@ class TinyLumiX:
         """Five maps per prompt, {name: [k, H, W, 3]}. `given` {name: images [k, H, W, 3]}
         are held at t = 0 (decomposition, spec: Image -> maps)."""
         context, pooled = self.base.encode_prompts(prompts)
-        context, pooled = per_scene(context), per_scene(pooled)
+        context, pooled = broadcast_to_scene(context), broadcast_to_scene(pooled)
         held = GivenMaps({name: self.base.codec.encode(image) for name, image in (given or {}).items()})
         size = self.base.config.size
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from ..flux_model import pack_latent, unpack_latent
-from ..modalities import MAP_NAMES, NUM_MAPS
+from ..modalities import MAP_NAMES, NUM_MAPS, broadcast_to_scene
 from .loop import LoopConfig, Trainer
 from .objective import ConditionPolicy, lumix_batch_loss
 
@@ -100,8 +100,8 @@ def run(args: argparse.Namespace) -> None:
     def loss(generator: torch.Generator) -> torch.Tensor:
         index = torch.randint(len(captions), (args.scenes_per_step,), generator=generator)
         x0 = latents[index].flatten(0, 1).to(device)
-        ctx = context[index.to(context.device)].repeat_interleave(NUM_MAPS, 0)
-        vec = pooled[index.to(pooled.device)].repeat_interleave(NUM_MAPS, 0)
+        ctx = broadcast_to_scene(context[index.to(context.device)])
+        vec = broadcast_to_scene(pooled[index.to(pooled.device)])
         return lumix_batch_loss(lambda x, t: transformer_velocity(pipe.transformer, x, t.to(device), ctx, vec),
                                 x0, generator, ConditionPolicy())
 

@@ -21,10 +21,10 @@ from typing import Optional
 import torch
 
 from ..adapters import LumiXAdapters, new_adapters
-from ..modalities import NUM_MAPS, QUERY_SOURCE
+from ..modalities import NUM_MAPS, QUERY_SOURCE, broadcast_to_scene
 from ..patch import block_patches
 from ..tiny.data import SceneSet, render_scenes
-from ..tiny.model import VARIANTS, TinyBase, TinyConfig, Variant, per_scene, save_base, save_model
+from ..tiny.model import VARIANTS, TinyBase, TinyConfig, Variant, save_base, save_model
 from ..tiny.text import tokenize
 from .loop import LoopConfig, Trainer
 from .objective import ConditionPolicy, flow_loss, logit_normal_timesteps, lumix_batch_loss, noisy
@@ -87,7 +87,7 @@ def adapter_loss_fn(base: TinyBase, adapters: LumiXAdapters, variant: Variant, d
         latents, ids = data.batch(scenes, generator)
         with torch.no_grad():
             context, pooled = base.text(ids)
-        context, pooled = per_scene(context), per_scene(pooled)
+        context, pooled = broadcast_to_scene(context), broadcast_to_scene(pooled)
         return lumix_batch_loss(lambda x, t: base.velocity(x, t, context, pooled, patches), latents.flatten(0, 1),
                                 generator, policy, shared=variant.shared_noise)
     return loss
