@@ -17,6 +17,7 @@ import node_helpers
 from comfy_api.latest import io
 
 from ..lumix_engine.errors import InputError, ModelMismatchError
+from ..lumix_engine.intrinsics.checks import as_image
 from ..lumix_engine.modalities import MAP_NAMES, NUM_MAPS, scene_strip
 from ..lumix_engine.patch import lumix_patches_in
 from ..lumix_engine.sampling import AUTO, GivenMaps, check_size, resolve_guidance, schedule, shared_noise
@@ -43,14 +44,6 @@ class HoldGivenMaps:
         return apply_model(x, sigma, **args["c"])
 
 
-def as_rgb(image: torch.Tensor, name: str) -> torch.Tensor:
-    if image.ndim != 4 or image.shape[-1] not in (1, 3, 4):
-        raise InputError(f"the {name} input is not an IMAGE batch [B, H, W, C] (got shape {tuple(image.shape)})")
-    if image.shape[-1] == 1:  # a grey depth map from another node
-        return image.expand(*image.shape[:3], 3)
-    return image[..., :3]
-
-
 def encode_given_maps(model, vae, images: dict, width: int, height: int, scenes: int) -> tuple[GivenMaps, dict]:
     """VAE latents of the given maps: raw (for the output) and in the model's space."""
     if not images:
@@ -60,7 +53,7 @@ def encode_given_maps(model, vae, images: dict, width: int, height: int, scenes:
                          f"to encode them")
     raw, processed = {}, {}
     for name, image in images.items():
-        image = as_rgb(image, name)
+        image = as_image(image, f"the {name} image", expand_grey=True)
         if image.shape[1:3] != (height, width):
             raise InputError(f"the {name} image is {image.shape[2]}x{image.shape[1]} but the sampler is set to "
                              f"{width}x{height}: set width/height to the image size (a multiple of 16) or scale the "

@@ -150,3 +150,14 @@ def test_colour_text_parses_hex_as_srgb_and_triples_as_linear():
     assert parse_rgb("1, 0.5 0.25") == (1.0, 0.5, 0.25)
     with pytest.raises(InputError, match="#RRGGBB"):
         parse_rgb("orange")
+
+
+def test_grey_image_expands_to_rgb_only_when_asked():
+    import pytest
+    import torch
+    from lumix_engine.errors import InputError
+    from lumix_engine.intrinsics.checks import as_image
+    grey = torch.rand(2, 4, 5, 1)
+    assert torch.equal(as_image(grey, "depth", expand_grey=True), grey.expand(2, 4, 5, 3))
+    with pytest.raises(InputError, match="1 channel but 3 are needed"):
+        as_image(grey, "depth")

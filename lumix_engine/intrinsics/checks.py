@@ -12,11 +12,12 @@ import torch
 from ..errors import InputError
 
 
-def as_image(image: torch.Tensor, name: str, channels: int = 3) -> torch.Tensor:
+def as_image(image: torch.Tensor, name: str, channels: int = 3, expand_grey: bool = False) -> torch.Tensor:
     """Check that `image` is a float [B, H, W, channels] tensor; return it unchanged.
 
     A 4-channel (RGBA) image is cut to RGB when 3 channels are wanted, because that is
-    what a user loading a PNG with alpha means.
+    what a user loading a PNG with alpha means. With `expand_grey`, a 1-channel image (a
+    grey depth map from another node) is repeated to RGB instead of refused.
     """
     if not isinstance(image, torch.Tensor):
         raise InputError(f"{name} must be a torch tensor [B, H, W, {channels}], got {type(image).__name__}.")
@@ -41,6 +42,8 @@ def as_image(image: torch.Tensor, name: str, channels: int = 3) -> torch.Tensor:
     if channels == 3 and found == 4:
         return image[..., :3]
     if channels == 3 and found == 1:
+        if expand_grey:
+            return image.expand(*image.shape[:3], 3)
         raise InputError(
             f"{name} has 1 channel but 3 are needed (an RGB image). If it is a grey map, "
             f"repeat it with image.expand(-1, -1, -1, 3) or connect an RGB image."
