@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from lumix_engine.adapters import LumiXAdapters, new_adapters
-from lumix_engine.checkpoint import load_adapters, save_adapters
-from lumix_engine.flux_model import Flux, FluxConfig, load_flux
+from lumix_engine.flux.model import Flux, FluxConfig, load_flux
+from lumix_engine.method.adapters import LumiXAdapters, new_adapters
+from lumix_engine.method.checkpoint import load_adapters, save_adapters
 
 TINY = FluxConfig(in_channels=64, out_channels=64, vec_in_dim=32, context_in_dim=48, hidden_size=64, num_heads=4,
                   depth=2, depth_single_blocks=3, axes_dim=[4, 6, 6])
@@ -71,7 +71,7 @@ def adapters_roundtrip(tmp_path: Path, adapters: LumiXAdapters, dtype: torch.dty
 def scene_inputs(config: FluxConfig = TINY, scenes: int = 2, img_tokens: int = 16, txt_tokens: int = 7,
                  seed: int = 2, dtype: torch.dtype = torch.float32):
     """Random block inputs for `scenes` scenes of 5 maps: img, txt, vec, pe."""
-    from lumix_engine.rotary import bfl_pe
+    from lumix_engine.flux.rotary import bfl_pe
     g = torch.Generator().manual_seed(seed)
     batch = 5 * scenes
     img = torch.randn(batch, img_tokens, config.hidden_size, generator=g, dtype=dtype)

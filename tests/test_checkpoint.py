@@ -6,9 +6,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from lumix_engine.checkpoint import inspect_checkpoint, load_adapters
 from lumix_engine.errors import CheckpointError, ModelMismatchError
-from lumix_engine.patch import block_patches, check_model
+from lumix_engine.method.checkpoint import inspect_checkpoint, load_adapters
+from lumix_engine.method.patch import block_patches, check_model
 from tests.factories import TINY, random_adapters, random_flux, write_adapters
 
 
@@ -143,7 +143,7 @@ def test_pickle_files_are_never_unpickled(tmp_path, name):
 
 
 def test_width_mismatch_with_the_model_names_both_sides(good):
-    from lumix_engine.flux_model import FluxConfig
+    from lumix_engine.flux.model import FluxConfig
     wide = random_flux(FluxConfig(vec_in_dim=32, context_in_dim=48, hidden_size=96, num_heads=4, depth=2,
                                   depth_single_blocks=3, axes_dim=[4, 10, 10]))
     with pytest.raises(ModelMismatchError, match="hidden size 64.*hidden size 96"):
@@ -177,7 +177,8 @@ def test_adapters_survive_deepcopy_as_one_object(good):
 
 def test_adapter_cache_loads_each_file_once_and_reloads_changed_files(tmp_path):
     import os
-    from lumix_engine.checkpoint import AdapterCache
+
+    from lumix_engine.method.checkpoint import AdapterCache
     path = write_adapters(tmp_path / "lumix.safetensors", random_adapters(rank=2))
     cache = AdapterCache()
     first = cache.load(path)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lumix_engine.cli import EXIT_MISSING_MODEL, main
-from lumix_engine.demo import quiet_libraries, write_tiny_models
+from lumix_engine.apps.cli import EXIT_MISSING_MODEL, main
+from lumix_engine.apps.demo import quiet_libraries, write_tiny_models
 from lumix_engine.modalities import MAP_NAMES
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,12 +8,12 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from lumix_engine.adapters import DOUBLE, SINGLE
-from lumix_engine.linear import split_linear
-from lumix_engine.patch import block_patches
-from lumix_engine.qba import QUERY_SOURCE_ROWS
-from lumix_engine.reference import plain_double_block, plain_single_block
-from lumix_engine.tensor_lora import TensorLoRA, tensor_lora_reference
+from lumix_engine.flux.linear import split_linear
+from lumix_engine.method.adapters import DOUBLE, SINGLE
+from lumix_engine.method.patch import block_patches
+from lumix_engine.method.qba import QUERY_SOURCE_ROWS
+from lumix_engine.method.reference import plain_double_block, plain_single_block
+from lumix_engine.method.tensor_lora import TensorLoRA, tensor_lora_reference
 from tests.factories import adapters_roundtrip, random_adapters, random_flux, scene_inputs
 
 

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from lumix_engine.flux_convert import bfl_to_diffusers, diffusers_transformer_from_bfl
-from lumix_engine.flux_model import FluxConfig, pack_latent
-from lumix_engine.patch import block_patches, patched_diffusers
+from lumix_engine.flux.convert import bfl_to_diffusers, diffusers_transformer_from_bfl
+from lumix_engine.flux.model import FluxConfig, pack_latent
+from lumix_engine.method.patch import block_patches, patched_diffusers
 from tests.factories import TINY, adapters_roundtrip, flux_from_file, random_adapters, random_flux, write_flux
 
 

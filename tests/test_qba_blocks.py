@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-from lumix_engine.adapters import DOUBLE, SINGLE
 from lumix_engine.errors import BatchLayoutError
-from lumix_engine.patch import block_patches
-from lumix_engine.reference import plain_double_block, plain_single_block
-from tests.factories import TINY, adapters_roundtrip, random_adapters, random_flux, scene_inputs
+from lumix_engine.method.adapters import DOUBLE, SINGLE
+from lumix_engine.method.patch import block_patches
+from lumix_engine.method.reference import plain_double_block, plain_single_block
+from tests.factories import adapters_roundtrip, random_adapters, random_flux, scene_inputs
 
 
 def rel(a, b):

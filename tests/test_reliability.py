@@ -19,12 +19,12 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from lumix_engine.checkpoint import AdapterCache, load_adapters
 from lumix_engine.errors import BatchLayoutError, CheckpointError, InputError, ModelMismatchError
 from lumix_engine.intrinsics import recompose
+from lumix_engine.method.checkpoint import AdapterCache, load_adapters
+from lumix_engine.method.patch import block_patches, check_model, lumix_patches_in, without_lumix
+from lumix_engine.method.sampling import GivenMaps, check_size, check_steps, schedule
 from lumix_engine.modalities import join_maps, split_maps
-from lumix_engine.patch import LumiXBlockPatch, block_patches, check_model, lumix_patches_in, without_lumix
-from lumix_engine.sampling import GivenMaps, check_size, check_steps, schedule
 from tests.factories import TINY, random_adapters, random_flux, write_adapters
 
 

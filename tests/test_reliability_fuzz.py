@@ -23,11 +23,10 @@ from collections import Counter
 
 import numpy as np
 import torch
-
-from lumix_engine.checkpoint import load_adapters
-from lumix_engine.errors import CheckpointError
 from safetensors.torch import save_file
 
+from lumix_engine.errors import CheckpointError
+from lumix_engine.method.checkpoint import load_adapters
 from tests.factories import random_adapters
 
 SEED = 20260507

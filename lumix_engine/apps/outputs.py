@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .intrinsics.png16 import save_png16
-from .modalities import MAP_NAMES
+from ..image_io import save_png16
+from ..modalities import MAP_NAMES
 
 LABEL_HEIGHT = 14
 

@@ -22,13 +22,12 @@ from typing import Any, Optional
 
 import torch
 
-from .adapters import LumiXAdapters, new_adapters
-from .checkpoint import save_adapters
-from .flux_convert import diffusers_transformer_from_bfl
-from .flux_model import Flux, FluxConfig
-from .modalities import MAP_NAMES
-from .sampling import NEGATIVE_PROMPT
-
+from ..flux.convert import diffusers_transformer_from_bfl
+from ..flux.model import Flux, FluxConfig
+from ..method.adapters import LumiXAdapters, new_adapters
+from ..method.checkpoint import save_adapters
+from ..method.sampling import NEGATIVE_PROMPT
+from ..modalities import MAP_NAMES
 
 SMOKE_LABEL = "SMOKE RUN: tiny random-weight components, not a trained model"
 # A FLUX.1 transformer at toy width: 16-channel latents packed 2x2 (64 per token), CLIP
@@ -199,7 +198,7 @@ class DemoResult:
 def run_demo(out_dir: Path, seed: int = 0, size: int = 128, smoke_size: int = 64, steps: int = 4,
              device: str = "cpu", prompt: Optional[str] = None) -> DemoResult:
     """Render, smoke-run the pipeline, relight, score, write a contact sheet. See the module docstring."""
-    from .intrinsics import Light, coherence_report, make_scene, recompose, relight, render
+    from ..intrinsics import Light, coherence_report, make_scene, recompose, relight, render
     from .outputs import contact_sheet, maps_rows, write_json, write_maps
     from .pipeline import LumiXPipeline, _resize
 
@@ -216,7 +215,7 @@ def run_demo(out_dir: Path, seed: int = 0, size: int = 128, smoke_size: int = 64
     lines.append(f"[1] rendered a ground-truth scene ({size}x{size}): {caption}")
 
     # 1b. The trained tiny LumiX: real generation and decomposition, scored against ground truth.
-    from .tiny.showcase import run_showcase, showcase_rows
+    from ..tiny_trained.showcase import run_showcase, showcase_rows
     show = run_showcase(prompt, seed)
     lines.append("[1b] TRAINED tiny LumiX (shipped weights, CPU):")
     lines.extend(f"    {line}" for line in show.lines)

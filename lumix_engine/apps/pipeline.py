@@ -5,7 +5,7 @@ place by `patch_diffusers`, a diffusers `AutoencoderKL`, and transformers' CLIP-
 T5-XXL encoders. The sampling is the engine's (`sampling.py`, spec: Sampling as
 published), so the ComfyUI nodes and this pipeline integrate the same equations.
 
-    from lumix_engine.pipeline import LumiXPipeline
+    from lumix_engine.apps.pipeline import LumiXPipeline
     pipe = LumiXPipeline.from_files(flux_dir="models/FLUX.1-dev", lumix="models/lumix/lumix.safetensors")
     maps = pipe.generate("a red chair in a sunlit room", seed=7)
     maps.albedo   # [1, 512, 512, 3] float in [0, 1]
@@ -21,15 +21,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .adapters import LumiXAdapters
-from .checkpoint import load_adapters
-from .errors import InputError, ModelMismatchError
-from .flux_model import pack_latent, unpack_latent
+from ..errors import InputError, ModelMismatchError
+from ..flux.model import pack_latent, unpack_latent
+from ..method.adapters import LumiXAdapters
+from ..method.checkpoint import load_adapters
+from ..method.patch import patch_diffusers
+from ..method.sampling import (
+    DECOMPOSITION,
+    TEXT_TO_MAPS,
+    GivenMaps,
+    Settings,
+    check_size,
+    guided_velocity,
+    sample_euler,
+    schedule,
+    shared_noise,
+)
+from ..modalities import MAP_NAMES, NUM_MAPS, map_index, split_maps
 from .loading import ModelFiles, load_text_encoders, load_transformer, load_vae
-from .modalities import MAP_NAMES, NUM_MAPS, map_index, split_maps
-from .patch import patch_diffusers
-from .sampling import (DECOMPOSITION, TEXT_TO_MAPS, GivenMaps, Settings, check_size, guided_velocity, sample_euler,
-                       schedule, shared_noise)
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 ImageLike = Union[torch.Tensor, np.ndarray, "PIL.Image.Image", str, Path]  # noqa: F821
@@ -80,7 +89,7 @@ def load_image(image: ImageLike) -> torch.Tensor:
         if not path.is_file():
             raise InputError(f"image not found: {path}")
         if path.suffix.lower() == ".png" and _png_bit_depth(path) == 16:
-            from .intrinsics.png16 import decode_png16
+            from ..image_io import decode_png16
             try:   # ours (filter type 0); Pillow would drop it to 8 bits
                 return load_image(decode_png16(path.read_bytes()))
             except InputError:

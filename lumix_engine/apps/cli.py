@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from .errors import LumiXError
-from .loading import ModelFiles, MissingModelError
-from .modalities import MAP_NAMES
-from .sampling import DECOMPOSITION, TEXT_TO_MAPS
+from ..errors import LumiXError
+from ..method.sampling import DECOMPOSITION, TEXT_TO_MAPS
+from ..modalities import MAP_NAMES
+from .loading import MissingModelError, ModelFiles
 
 EXIT_INPUT_ERROR = 2
 EXIT_MISSING_MODEL = 3

@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 import torch
 
-from .errors import LumiXError
+from ..errors import LumiXError
 
 FLUX_REPO = "black-forest-labs/FLUX.1-dev"
 TEXT_ENCODERS_REPO = "comfyanonymous/flux_text_encoders"
@@ -170,8 +170,8 @@ def load_transformer(files: ModelFiles, dtype: torch.dtype):
     if files.transformer is not None:
         from safetensors.torch import load_file
 
-        from .flux_convert import diffusers_transformer_from_bfl
-        from .flux_model import strip_model_prefix
+        from ..flux.convert import diffusers_transformer_from_bfl
+        from ..flux.model import strip_model_prefix
         state = strip_model_prefix(load_file(str(files.transformer)))
         return diffusers_transformer_from_bfl(state).to(dtype)
     model, info = FluxTransformer2DModel.from_pretrained(files.flux_dir, subfolder="transformer",
