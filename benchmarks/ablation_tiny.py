@@ -27,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lumix_engine.intrinsics import render_scene  # noqa: E402
 from lumix_engine.modalities import MAP_NAMES  # noqa: E402
-from lumix_engine.tiny.data import HELDOUT_SEED_START  # noqa: E402
-from lumix_engine.tiny.metrics import coherence_per_scene, decomposition_errors  # noqa: E402
-from lumix_engine.tiny.model import TinyLumiX  # noqa: E402
-from lumix_engine.tiny.text import layout_caption  # noqa: E402
+from lumix_engine.tiny_trained.data import HELDOUT_SEED_START  # noqa: E402
+from lumix_engine.tiny_trained.metrics import coherence_per_scene, decomposition_errors  # noqa: E402
+from lumix_engine.tiny_trained.model import TinyLumiX  # noqa: E402
+from lumix_engine.tiny_trained.text import layout_caption  # noqa: E402
 
 
 def heldout(count: int, size: int = 64):

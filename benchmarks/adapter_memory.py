@@ -27,11 +27,11 @@ import sys
 import torch
 
 from benchmarks.common import machine
-from lumix_engine.adapters import new_adapters
-from lumix_engine.checkpoint import load_adapters, save_adapters
-from lumix_engine.flux_model import Flux, FluxConfig
-from lumix_engine.patch import block_patches
-from lumix_engine.tensor_lora import TensorLoRA
+from lumix_engine.flux.model import Flux, FluxConfig
+from lumix_engine.method.adapters import new_adapters
+from lumix_engine.method.checkpoint import load_adapters, save_adapters
+from lumix_engine.method.patch import block_patches
+from lumix_engine.method.tensor_lora import TensorLoRA
 
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 MIB = 2 ** 20

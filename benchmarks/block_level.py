@@ -16,11 +16,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import alternate, load_average, machine, ratio_summary, time_summary
-from lumix_engine.adapters import DOUBLE, SINGLE, new_adapters
-from lumix_engine.flux_model import Flux, FluxConfig
-from lumix_engine.patch import block_patches
-from lumix_engine.reference import plain_double_block, plain_single_block
-from lumix_engine.rotary import bfl_pe
+from lumix_engine.flux.model import Flux, FluxConfig
+from lumix_engine.flux.rotary import bfl_pe
+from lumix_engine.method.adapters import DOUBLE, SINGLE, new_adapters
+from lumix_engine.method.patch import block_patches
+from lumix_engine.method.reference import plain_double_block, plain_single_block
 
 DEV_BLOCKS = FluxConfig(depth=1, depth_single_blocks=1)  # FLUX.1-dev width, one block of each kind
 IMG_TOKENS, TXT_TOKENS, MAPS = 256, 64, 5

@@ -21,9 +21,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import machine
-from lumix_engine.adapters import new_adapters
-from lumix_engine.flux_model import Flux, FluxConfig, pack_latent
-from lumix_engine.patch import block_patches
+from lumix_engine.flux.model import Flux, FluxConfig, pack_latent
+from lumix_engine.method.adapters import new_adapters
+from lumix_engine.method.patch import block_patches
 
 TINY = FluxConfig(vec_in_dim=32, context_in_dim=48, hidden_size=64, num_heads=4, depth=2, depth_single_blocks=3,
                   axes_dim=[4, 6, 6])

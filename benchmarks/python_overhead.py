@@ -14,10 +14,10 @@ import statistics
 import torch
 
 from benchmarks.common import alternate, machine
-from lumix_engine.adapters import new_adapters
-from lumix_engine.flux_model import Flux, FluxConfig
-from lumix_engine.patch import block_patches
-from lumix_engine.rotary import bfl_pe
+from lumix_engine.flux.model import Flux, FluxConfig
+from lumix_engine.flux.rotary import bfl_pe
+from lumix_engine.method.adapters import new_adapters
+from lumix_engine.method.patch import block_patches
 
 TINY = FluxConfig(vec_in_dim=32, context_in_dim=48, hidden_size=64, num_heads=4, depth=1, depth_single_blocks=1,
                   axes_dim=[4, 6, 6])

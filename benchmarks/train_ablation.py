@@ -18,8 +18,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lumix_engine.tiny.data import render_scenes  # noqa: E402
-from lumix_engine.tiny.model import load_base  # noqa: E402
+from lumix_engine.tiny_trained.data import render_scenes  # noqa: E402
+from lumix_engine.tiny_trained.model import load_base  # noqa: E402
 from lumix_engine.train.tiny import TinyRecipe, prepare_data, train_adapters, variant  # noqa: E402
 
 

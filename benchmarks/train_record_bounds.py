@@ -12,10 +12,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 torch.set_num_threads(1)
 from lumix_engine.intrinsics import render_scene
-from lumix_engine.tiny.data import HELDOUT_SEED_START
-from lumix_engine.tiny.metrics import decomposition_errors
-from lumix_engine.tiny.model import ASSETS, TinyLumiX
-from lumix_engine.tiny.text import layout_caption
+from lumix_engine.tiny_trained.data import HELDOUT_SEED_START
+from lumix_engine.tiny_trained.metrics import decomposition_errors
+from lumix_engine.tiny_trained.model import ASSETS, TinyLumiX
+from lumix_engine.tiny_trained.text import layout_caption
+
 model = TinyLumiX.load()
 offset, seed, steps = 0, 0, 10
 scene = render_scene(HELDOUT_SEED_START + offset, 64, 64)

@@ -7,11 +7,11 @@ Nothing in this package imports ComfyUI; the ComfyUI nodes are thin adapters ove
     patches = block_patches(flux_bfl_model, adapters)        # ComfyUI-convention block patches
     unpatch = patch_diffusers(diffusers_transformer, adapters)  # diffusers FluxTransformer2DModel
 """
-from .adapters import LumiXAdapters, new_adapters
-from .checkpoint import inspect_checkpoint, load_adapters, save_adapters
 from .errors import BatchLayoutError, CheckpointError, InputError, LumiXError, ModelMismatchError
+from .method.adapters import LumiXAdapters, new_adapters
+from .method.checkpoint import inspect_checkpoint, load_adapters, save_adapters
+from .method.patch import block_patches, check_model, patch_diffusers, patched_diffusers
 from .modalities import MAP_NAMES, NUM_MAPS, QUERY_SOURCE
-from .patch import block_patches, check_model, patch_diffusers, patched_diffusers
 
 __version__ = "0.1.0"
 

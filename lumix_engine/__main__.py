@@ -4,7 +4,7 @@ import time
 
 STARTED = time.perf_counter()  # the package (and torch) is already imported by now; diffusers is not
 
-from .cli import main  # noqa: E402
+from .apps.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(started=STARTED))

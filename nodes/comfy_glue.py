@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import os
 
-import torch
-
 import comfy.ops
 import folder_paths
+import torch
 
-from ..lumix_engine.linear import plain_linear_weights
+from ..lumix_engine.flux.linear import plain_linear_weights
 
 LUMIX_FOLDER = "lumix"
 

@@ -9,12 +9,21 @@ import os
 import folder_paths
 from comfy_api.latest import io, ui
 
-from ..lumix_engine.intrinsics import (Light, coherence_report, convert_convention, decode_normals,
-                                       depth_to_image, encode_normals, material_edit, recompose, relight)
+from ..lumix_engine.image_io import save_png16
+from ..lumix_engine.intrinsics import (
+    Light,
+    coherence_report,
+    convert_convention,
+    decode_normals,
+    depth_to_image,
+    encode_normals,
+    material_edit,
+    recompose,
+    relight,
+)
 from ..lumix_engine.intrinsics.checks import parse_rgb
 from ..lumix_engine.intrinsics.depth import NORMALIZATIONS, SOURCES
 from ..lumix_engine.intrinsics.normals import CONVENTIONS
-from ..lumix_engine.intrinsics.png16 import save_png16
 
 EXPOSURE_TIP = "Exposure in photographic stops: +1 doubles the light, -1 halves it."
 

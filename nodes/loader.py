@@ -4,8 +4,8 @@ from __future__ import annotations
 import folder_paths
 from comfy_api.latest import io
 
-from ..lumix_engine.checkpoint import AdapterCache
-from ..lumix_engine.patch import block_patches, without_lumix
+from ..lumix_engine.method.checkpoint import AdapterCache
+from ..lumix_engine.method.patch import block_patches, without_lumix
 from .comfy_glue import LUMIX_FOLDER, comfy_attention, comfy_linear_weights
 
 # One LumiXAdapters per file for the whole process, however many graphs or clones use it.

@@ -6,21 +6,20 @@ maps' clean latents at t = 0 on every call (spec: Image -> maps).
 """
 from __future__ import annotations
 
-import torch
-
 import comfy.model_management
 import comfy.sample
 import comfy.samplers
 import comfy.utils
 import latent_preview
 import node_helpers
+import torch
 from comfy_api.latest import io
 
 from ..lumix_engine.errors import InputError, ModelMismatchError
 from ..lumix_engine.intrinsics.checks import as_image
+from ..lumix_engine.method.patch import lumix_patches_in
+from ..lumix_engine.method.sampling import AUTO, GivenMaps, check_size, resolve_guidance, schedule, shared_noise
 from ..lumix_engine.modalities import MAP_NAMES, NUM_MAPS, scene_strip
-from ..lumix_engine.patch import lumix_patches_in
-from ..lumix_engine.sampling import AUTO, GivenMaps, check_size, resolve_guidance, schedule, shared_noise
 
 SCHEDULES = ["published", "true_token_count"]
 

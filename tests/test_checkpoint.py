@@ -6,35 +6,36 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from lumix_engine.checkpoint import inspect_checkpoint, load_adapters
 from lumix_engine.errors import CheckpointError, ModelMismatchError
-from lumix_engine.patch import block_patches, check_model
-from tests.factories import TINY, random_adapters, random_flux, write_adapters
+from lumix_engine.method.checkpoint import inspect_checkpoint, load_adapters
+from lumix_engine.method.patch import block_patches, check_model
+from lumix_engine.tiny_random import random_adapters, random_bfl_flux, write_adapters
+from tests.factories import TEST_FLUX
 
 
 @pytest.fixture(scope="module")
 def good(tmp_path_factory):
-    return write_adapters(tmp_path_factory.mktemp("good") / "lumix.safetensors", random_adapters(rank=3))
+    return write_adapters(tmp_path_factory.mktemp("good") / "lumix.safetensors", random_adapters(TEST_FLUX, rank=3))
 
 
 def test_valid_checkpoint_loads_with_inferred_shape(good):
     adapters = load_adapters(good)
-    assert (adapters.num_maps, adapters.rank, adapters.hidden_size) == (5, 3, TINY.hidden_size)
+    assert (adapters.num_maps, adapters.rank, adapters.hidden_size) == (5, 3, TEST_FLUX.hidden_size)
     assert adapters.double_ids == [0, 1] and adapters.single_ids == [0, 1, 2]
-    reference = random_adapters(rank=3)
+    reference = random_adapters(TEST_FLUX, rank=3)
     for name, tensor in reference.state_dict().items():
         assert torch.equal(adapters.state_dict()[name], tensor)
 
 
 @pytest.mark.parametrize("prefix", ["diffusion_model.", "model.diffusion_model.", "transformer."])
 def test_publisher_prefixes_are_accepted(tmp_path, prefix):
-    path = write_adapters(tmp_path / "p.safetensors", random_adapters(rank=2), prefix=prefix)
+    path = write_adapters(tmp_path / "p.safetensors", random_adapters(TEST_FLUX, rank=2), prefix=prefix)
     assert inspect_checkpoint(path).prefix == prefix
     assert load_adapters(path).rank == 2
 
 
 def test_partial_block_set_is_read_from_the_file(tmp_path):
-    path = write_adapters(tmp_path / "p.safetensors", random_adapters(double_ids=[1], single_ids=[0, 2]))
+    path = write_adapters(tmp_path / "p.safetensors", random_adapters(TEST_FLUX, double_ids=[1], single_ids=[0, 2]))
     adapters = load_adapters(path)
     assert adapters.double_ids == [1] and adapters.single_ids == [0, 2]
 
@@ -70,13 +71,13 @@ def test_wrong_shape(tmp_path, good):
 
 def test_rank_differs_between_blocks(tmp_path, good):
     def change(s):
-        s["single_blocks.2.processor.proj_tt_lora.G2"] = torch.randn(5, TINY.hidden_size, 4, 4)
+        s["single_blocks.2.processor.proj_tt_lora.G2"] = torch.randn(5, TEST_FLUX.hidden_size, 4, 4)
     with pytest.raises(CheckpointError, match="rank 4 differs from rank 3"):
         load_adapters(corrupt(tmp_path, good, change))
 
 
 def test_wrong_number_of_maps(tmp_path):
-    adapters = random_adapters(rank=2)
+    adapters = random_adapters(TEST_FLUX, rank=2)
     state = {k: v[:3, :3] if k.endswith("G1") else v[:3] for k, v in adapters.state_dict().items()}
     path = tmp_path / "m3.safetensors"
     save_file({k: v.contiguous() for k, v in state.items()}, str(path))
@@ -143,8 +144,8 @@ def test_pickle_files_are_never_unpickled(tmp_path, name):
 
 
 def test_width_mismatch_with_the_model_names_both_sides(good):
-    from lumix_engine.flux_model import FluxConfig
-    wide = random_flux(FluxConfig(vec_in_dim=32, context_in_dim=48, hidden_size=96, num_heads=4, depth=2,
+    from lumix_engine.flux.model import FluxConfig
+    wide = random_bfl_flux(FluxConfig(vec_in_dim=32, context_in_dim=48, hidden_size=96, num_heads=4, depth=2,
                                   depth_single_blocks=3, axes_dim=[4, 10, 10]))
     with pytest.raises(ModelMismatchError, match="hidden size 64.*hidden size 96"):
         block_patches(wide, load_adapters(good))
@@ -152,14 +153,14 @@ def test_width_mismatch_with_the_model_names_both_sides(good):
 
 def test_block_count_mismatch_names_the_blocks(good):
     from dataclasses import replace
-    short = random_flux(replace(TINY, depth_single_blocks=2))
+    short = random_bfl_flux(replace(TEST_FLUX, depth_single_blocks=2))
     with pytest.raises(ModelMismatchError, match=r"single_blocks \[2\].*only 2 single_blocks"):
         check_model(short, load_adapters(good))
 
 
 def test_schnell_and_non_flux_models_are_refused(good):
     from dataclasses import replace
-    schnell = random_flux(replace(TINY, guidance_embed=False))
+    schnell = random_bfl_flux(replace(TEST_FLUX, guidance_embed=False))
     with pytest.raises(ModelMismatchError, match="schnell"):
         check_model(schnell, load_adapters(good))
     with pytest.raises(ModelMismatchError, match="needs a FLUX.1-dev transformer"):
@@ -169,7 +170,7 @@ def test_schnell_and_non_flux_models_are_refused(good):
 def test_adapters_survive_deepcopy_as_one_object(good):
     import copy
     adapters = load_adapters(good)
-    patches = block_patches(random_flux(), adapters)
+    patches = block_patches(random_bfl_flux(TEST_FLUX), adapters)
     options = {"patches_replace": {"dit": patches}}
     copied = copy.deepcopy(options)
     assert copied["patches_replace"]["dit"][("double_block", 0)].adapters is adapters
@@ -177,12 +178,13 @@ def test_adapters_survive_deepcopy_as_one_object(good):
 
 def test_adapter_cache_loads_each_file_once_and_reloads_changed_files(tmp_path):
     import os
-    from lumix_engine.checkpoint import AdapterCache
-    path = write_adapters(tmp_path / "lumix.safetensors", random_adapters(rank=2))
+
+    from lumix_engine.method.checkpoint import AdapterCache
+    path = write_adapters(tmp_path / "lumix.safetensors", random_adapters(TEST_FLUX, rank=2))
     cache = AdapterCache()
     first = cache.load(path)
     assert cache.load(path) is first
-    write_adapters(path, random_adapters(rank=3))
+    write_adapters(path, random_adapters(TEST_FLUX, rank=3))
     os.utime(path, ns=(1, 10**18))
     assert cache.load(path).rank == 3
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from lumix_engine.cli import EXIT_MISSING_MODEL, main
-from lumix_engine.demo import quiet_libraries, write_tiny_models
+from lumix_engine.apps.cli import EXIT_MISSING_MODEL, main
+from lumix_engine.apps.loading import quiet_libraries
 from lumix_engine.modalities import MAP_NAMES
+from lumix_engine.tiny_random import write_tiny_models
 
 REPO = Path(__file__).resolve().parents[1]
 

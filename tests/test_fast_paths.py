@@ -8,13 +8,14 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from lumix_engine.adapters import DOUBLE, SINGLE
-from lumix_engine.linear import split_linear
-from lumix_engine.patch import block_patches
-from lumix_engine.qba import QUERY_SOURCE_ROWS
-from lumix_engine.reference import plain_double_block, plain_single_block
-from lumix_engine.tensor_lora import TensorLoRA, tensor_lora_reference
-from tests.factories import adapters_roundtrip, random_adapters, random_flux, scene_inputs
+from lumix_engine.flux.linear import split_linear
+from lumix_engine.method.adapters import DOUBLE, SINGLE
+from lumix_engine.method.patch import block_patches
+from lumix_engine.method.qba import QUERY_SOURCE_ROWS
+from lumix_engine.method.reference import plain_double_block, plain_single_block
+from lumix_engine.method.tensor_lora import TensorLoRA, tensor_lora_reference
+from lumix_engine.tiny_random import random_adapters, random_bfl_flux
+from tests.factories import TEST_FLUX, adapters_roundtrip, scene_inputs
 
 
 def rel(a, b):
@@ -73,12 +74,12 @@ def test_split_linear_projects_the_head_for_the_color_rows_only(scenes):
 
 @pytest.fixture(scope="module")
 def model64():
-    return random_flux(dtype=torch.float64)
+    return random_bfl_flux(TEST_FLUX, dtype=torch.float64)
 
 
 @pytest.fixture(scope="module")
 def adapters64(tmp_path_factory):
-    return adapters_roundtrip(tmp_path_factory.mktemp("fast"), random_adapters(), dtype=torch.float64)
+    return adapters_roundtrip(tmp_path_factory.mktemp("fast"), random_adapters(TEST_FLUX), dtype=torch.float64)
 
 
 @pytest.mark.parametrize("scenes", [1, 3])

@@ -2,10 +2,11 @@
 import pytest
 import torch
 
-from lumix_engine.flux_convert import bfl_to_diffusers, diffusers_transformer_from_bfl
-from lumix_engine.flux_model import FluxConfig, pack_latent
-from lumix_engine.patch import block_patches, patched_diffusers
-from tests.factories import TINY, adapters_roundtrip, flux_from_file, random_adapters, random_flux, write_flux
+from lumix_engine.flux.convert import bfl_to_diffusers, diffusers_transformer_from_bfl
+from lumix_engine.flux.model import FluxConfig, pack_latent
+from lumix_engine.method.patch import block_patches, patched_diffusers
+from lumix_engine.tiny_random import random_adapters, random_bfl_flux, write_bfl_flux
+from tests.factories import TEST_FLUX, adapters_roundtrip, flux_from_file
 
 
 def rel(a, b):
@@ -39,7 +40,7 @@ def run_diffusers(model, inputs):
 
 @pytest.fixture(scope="module")
 def tiny_pair(tmp_path_factory):
-    path = write_flux(tmp_path_factory.mktemp("flux") / "flux.safetensors", TINY)
+    path = write_bfl_flux(tmp_path_factory.mktemp("flux") / "flux.safetensors", TEST_FLUX)
     bfl = flux_from_file(path)
     from safetensors.torch import load_file
     return bfl, diffusers_transformer_from_bfl(load_file(str(path))).eval()
@@ -47,7 +48,7 @@ def tiny_pair(tmp_path_factory):
 
 def test_unpatched_bfl_model_equals_diffusers_at_tiny_width(tiny_pair):
     bfl, dif = tiny_pair
-    inputs = model_inputs(TINY)
+    inputs = model_inputs(TEST_FLUX)
     with torch.no_grad():
         assert rel(run_bfl(bfl, inputs), run_diffusers(dif, inputs)) <= 1e-6
 
@@ -55,8 +56,8 @@ def test_unpatched_bfl_model_equals_diffusers_at_tiny_width(tiny_pair):
 @pytest.mark.parametrize("qba", [True, False])
 def test_lumix_forward_is_the_same_in_both_layouts(tiny_pair, tmp_path, qba):
     bfl, dif = tiny_pair
-    adapters = adapters_roundtrip(tmp_path, random_adapters())
-    inputs = model_inputs(TINY, scenes=2)
+    adapters = adapters_roundtrip(tmp_path, random_adapters(TEST_FLUX))
+    inputs = model_inputs(TEST_FLUX, scenes=2)
     with torch.no_grad():
         ours = run_bfl(bfl, inputs, block_patches(bfl, adapters, qba=qba, strength=0.8))
         with patched_diffusers(dif, adapters, qba=qba, strength=0.8):
@@ -73,7 +74,7 @@ def test_patches_leave_the_model_weights_untouched(tiny_pair, tmp_path):
     bfl, _ = tiny_pair
     before = {k: v.clone() for k, v in bfl.state_dict().items()}
     with torch.no_grad():
-        run_bfl(bfl, model_inputs(TINY), block_patches(bfl, adapters_roundtrip(tmp_path, random_adapters())))
+        run_bfl(bfl, model_inputs(TEST_FLUX), block_patches(bfl, adapters_roundtrip(tmp_path, random_adapters(TEST_FLUX))))
     assert all(torch.equal(before[k], v) for k, v in bfl.state_dict().items())
 
 
@@ -83,7 +84,7 @@ def test_full_width_conversion_matches_diffusers_converter_and_layouts_agree(tmp
 
     config = FluxConfig(depth=1, depth_single_blocks=1)
     torch.manual_seed(0)
-    bfl = random_flux(config, seed=5)
+    bfl = random_bfl_flux(config, seed=5)
     state = bfl.state_dict()
     ours = bfl_to_diffusers(state, config)
     theirs = convert_flux_transformer_checkpoint_to_diffusers(dict(state))

@@ -4,10 +4,23 @@ import pytest
 import torch
 
 from lumix_engine.errors import InputError
-from lumix_engine.intrinsics import (Light, convert_convention, decode_normals, depth_to_image, encode_normals,
-                                     invert, irradiance_from_lights, linear_to_srgb, material_edit,
-                                     normalize_normals, recompose, relight, render_scene, residual,
-                                     srgb_to_linear)
+from lumix_engine.intrinsics import (
+    Light,
+    convert_convention,
+    decode_normals,
+    depth_to_image,
+    encode_normals,
+    invert,
+    irradiance_from_lights,
+    linear_to_srgb,
+    material_edit,
+    normalize_normals,
+    recompose,
+    relight,
+    render_scene,
+    residual,
+    srgb_to_linear,
+)
 
 
 def random_image(seed: int, shape=(2, 24, 32, 3)) -> torch.Tensor:
@@ -132,7 +145,7 @@ def test_bad_input_gets_an_error_that_names_the_problem():
 def test_png16_round_trip_keeps_sixteen_bits(tmp_path):
     from PIL import Image
 
-    from lumix_engine.intrinsics.png16 import decode_png16, save_png16
+    from lumix_engine.image_io import decode_png16, save_png16
     image = random_image(9, (1, 20, 30, 3))[0]
     path = save_png16(tmp_path / "map.png", image, text={"lumix": "albedo"})
     stored = decode_png16(path.read_bytes())
@@ -155,6 +168,7 @@ def test_colour_text_parses_hex_as_srgb_and_triples_as_linear():
 def test_grey_image_expands_to_rgb_only_when_asked():
     import pytest
     import torch
+
     from lumix_engine.errors import InputError
     from lumix_engine.intrinsics.checks import as_image
     grey = torch.rand(2, 4, 5, 1)

@@ -5,12 +5,19 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from lumix_engine.demo import quiet_libraries, tiny_components, write_tiny_models
-from lumix_engine.loading import MissingModelError, ModelFiles, load_text_encoders, load_transformer, load_vae
+from lumix_engine.apps.loading import (
+    MissingModelError,
+    ModelFiles,
+    load_text_encoders,
+    load_transformer,
+    load_vae,
+    quiet_libraries,
+)
+from lumix_engine.apps.pipeline import LumiXPipeline
+from lumix_engine.method.patch import block_patches
+from lumix_engine.method.sampling import NEGATIVE_PROMPT
 from lumix_engine.modalities import MAP_NAMES
-from lumix_engine.patch import block_patches
-from lumix_engine.pipeline import LumiXPipeline
-from lumix_engine.sampling import NEGATIVE_PROMPT
+from lumix_engine.tiny_random import tiny_components, write_tiny_models
 
 FAST = dict(steps=2, width=32, height=32)
 

@@ -2,11 +2,12 @@
 import pytest
 import torch
 
-from lumix_engine.adapters import DOUBLE, SINGLE
 from lumix_engine.errors import BatchLayoutError
-from lumix_engine.patch import block_patches
-from lumix_engine.reference import plain_double_block, plain_single_block
-from tests.factories import TINY, adapters_roundtrip, random_adapters, random_flux, scene_inputs
+from lumix_engine.method.adapters import DOUBLE, SINGLE
+from lumix_engine.method.patch import block_patches
+from lumix_engine.method.reference import plain_double_block, plain_single_block
+from lumix_engine.tiny_random import random_adapters, random_bfl_flux
+from tests.factories import TEST_FLUX, adapters_roundtrip, scene_inputs
 
 
 def rel(a, b):
@@ -19,12 +20,12 @@ def no_fast_path(layer, x):
 
 @pytest.fixture(scope="module")
 def model64():
-    return random_flux(dtype=torch.float64)
+    return random_bfl_flux(TEST_FLUX, dtype=torch.float64)
 
 
 @pytest.fixture(scope="module")
 def adapters64(tmp_path_factory):
-    loaded = adapters_roundtrip(tmp_path_factory.mktemp("ckpt"), random_adapters(), dtype=torch.float64)
+    loaded = adapters_roundtrip(tmp_path_factory.mktemp("ckpt"), random_adapters(TEST_FLUX), dtype=torch.float64)
     return loaded
 
 
@@ -143,9 +144,9 @@ def test_batch_not_multiple_of_five_is_refused(model64, adapters64):
 
 def test_adapters_follow_a_bf16_model(tmp_path):
     """float32 adapters on a bf16 model: computed in bf16 (cast once, cached), close to float64."""
-    model16 = random_flux(dtype=torch.bfloat16)
-    model64 = random_flux(dtype=torch.float64)
-    adapters = adapters_roundtrip(tmp_path, random_adapters())
+    model16 = random_bfl_flux(TEST_FLUX, dtype=torch.bfloat16)
+    model64 = random_bfl_flux(TEST_FLUX, dtype=torch.float64)
+    adapters = adapters_roundtrip(tmp_path, random_adapters(TEST_FLUX))
     inputs = scene_inputs(scenes=1, dtype=torch.float64)
     out16 = run_single(model16, adapters, tuple(t.to(torch.bfloat16) if t.dtype == torch.float64 else t
                                                   for t in inputs))

@@ -19,18 +19,19 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from lumix_engine.checkpoint import AdapterCache, load_adapters
 from lumix_engine.errors import BatchLayoutError, CheckpointError, InputError, ModelMismatchError
 from lumix_engine.intrinsics import recompose
+from lumix_engine.method.checkpoint import AdapterCache, load_adapters
+from lumix_engine.method.patch import block_patches, check_model, lumix_patches_in, without_lumix
+from lumix_engine.method.sampling import GivenMaps, check_size, check_steps, schedule
 from lumix_engine.modalities import join_maps, split_maps
-from lumix_engine.patch import LumiXBlockPatch, block_patches, check_model, lumix_patches_in, without_lumix
-from lumix_engine.sampling import GivenMaps, check_size, check_steps, schedule
-from tests.factories import TINY, random_adapters, random_flux, write_adapters
+from lumix_engine.tiny_random import random_adapters, random_bfl_flux, write_adapters
+from tests.factories import TEST_FLUX
 
 
 @pytest.fixture(scope="module")
 def good(tmp_path_factory):
-    return write_adapters(tmp_path_factory.mktemp("good") / "lumix.safetensors", random_adapters(rank=2))
+    return write_adapters(tmp_path_factory.mktemp("good") / "lumix.safetensors", random_adapters(TEST_FLUX, rank=2))
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +149,7 @@ def test_non_flux_models_are_refused_naming_the_class(adapters, model):
 
 
 def test_schnell_is_refused_through_block_patches_too(adapters):
-    schnell = random_flux(replace(TINY, guidance_embed=False))
+    schnell = random_bfl_flux(replace(TEST_FLUX, guidance_embed=False))
     with pytest.raises(ModelMismatchError, match="no guidance embedding.*schnell.*flux1-dev"):
         block_patches(schnell, adapters)
 
@@ -158,7 +159,7 @@ def test_flux_variant_with_more_blocks_than_the_checkpoint(adapters):
     the extra blocks get QBA only (qba=True) or are left alone (qba=False). Documented, not
     refused: the published file covers all 57 FLUX.1-dev blocks, so this only happens with
     partial checkpoints."""
-    deep = random_flux(replace(TINY, depth=4, depth_single_blocks=5))
+    deep = random_bfl_flux(replace(TEST_FLUX, depth=4, depth_single_blocks=5))
     with_qba = block_patches(deep, adapters, qba=True)
     assert len(with_qba) == 4 + 5
     assert with_qba[("double_block", 3)].block_adapters.kv is None
@@ -168,7 +169,7 @@ def test_flux_variant_with_more_blocks_than_the_checkpoint(adapters):
 
 
 def test_flux_variant_with_fewer_double_blocks_names_them(adapters):
-    shallow = random_flux(replace(TINY, depth=1))
+    shallow = random_bfl_flux(replace(TEST_FLUX, depth=1))
     with pytest.raises(ModelMismatchError, match=r"double_blocks \[1\].*only 1 double_blocks"):
         check_model(shallow, adapters)
 
@@ -176,16 +177,16 @@ def test_flux_variant_with_fewer_double_blocks_names_them(adapters):
 def test_flux_variant_with_other_heads_is_refused(adapters):
     # 3 heads do not divide the width 64 used by the checkpoint's k/v split.
     with pytest.raises(ModelMismatchError, match="hidden size"):
-        check_model(random_flux(replace(TINY, hidden_size=48, num_heads=3, axes_dim=[4, 6, 6])), adapters)
+        check_model(random_bfl_flux(replace(TEST_FLUX, hidden_size=48, num_heads=3, axes_dim=[4, 6, 6])), adapters)
 
 
 # ---------------------------------------------------------------- a MODEL patched twice
 
 def _inputs(batch=5, tokens=7, seed=3):
     g = torch.Generator().manual_seed(seed)
-    latent = torch.randn(batch, TINY.in_channels // 4, 4, 4, generator=g)
-    return (latent, torch.rand(batch, generator=g), torch.randn(batch, tokens, TINY.context_in_dim, generator=g),
-            torch.randn(batch, TINY.vec_in_dim, generator=g), torch.full((batch,), 3.5))
+    latent = torch.randn(batch, TEST_FLUX.in_channels // 4, 4, 4, generator=g)
+    return (latent, torch.rand(batch, generator=g), torch.randn(batch, tokens, TEST_FLUX.context_in_dim, generator=g),
+            torch.randn(batch, TEST_FLUX.vec_in_dim, generator=g), torch.full((batch,), 3.5))
 
 
 def _repatch(options: dict, model, adapters, **settings) -> dict:
@@ -197,8 +198,8 @@ def _repatch(options: dict, model, adapters, **settings) -> dict:
 
 
 def test_second_lumix_loader_replaces_the_first_cleanly(adapters, tmp_path):
-    model = random_flux()
-    other = load_adapters(write_adapters(tmp_path / "other.safetensors", random_adapters(rank=3, seed=9)))
+    model = random_bfl_flux(TEST_FLUX)
+    other = load_adapters(write_adapters(tmp_path / "other.safetensors", random_adapters(TEST_FLUX, rank=3, seed=9)))
     class ForeignPatch:  # another pack's patch on a block LumiX does not touch stays
         def __deepcopy__(self, memo):
             return self
@@ -227,7 +228,7 @@ def test_second_lumix_loader_replaces_the_first_cleanly(adapters, tmp_path):
 
 
 def test_without_lumix_leaves_the_input_untouched(adapters):
-    model = random_flux()
+    model = random_bfl_flux(TEST_FLUX)
     replace_ = {"dit": block_patches(model, adapters)}
     stripped = without_lumix(replace_)
     assert stripped["dit"] == {} and len(replace_["dit"]) == 5
@@ -285,7 +286,7 @@ def test_negative_prompt_of_another_token_length(adapters):
     runs them as separate forwards when they differ. LumiX groups every 5 batch entries, so
     a scene's velocity must not depend on what else shares its forward: a chunk run alone
     equals the same chunk inside a batched forward, for either token length."""
-    model = random_flux()
+    model = random_bfl_flux(TEST_FLUX)
     options = {"patches_replace": {"dit": block_patches(model, adapters)}}
     pos = _inputs(batch=5, tokens=8, seed=1)
     neg_same = _inputs(batch=5, tokens=8, seed=2)
@@ -304,7 +305,7 @@ def test_negative_prompt_of_another_token_length(adapters):
 
 
 def test_a_forward_that_is_not_a_multiple_of_five_is_refused(adapters):
-    model = random_flux()
+    model = random_bfl_flux(TEST_FLUX)
     options = {"patches_replace": {"dit": block_patches(model, adapters)}}
     with pytest.raises(BatchLayoutError, match="multiple of 5; got a batch of 6"):
         with torch.no_grad():

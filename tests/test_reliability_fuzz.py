@@ -23,12 +23,12 @@ from collections import Counter
 
 import numpy as np
 import torch
-
-from lumix_engine.checkpoint import load_adapters
-from lumix_engine.errors import CheckpointError
 from safetensors.torch import save_file
 
-from tests.factories import random_adapters
+from lumix_engine.errors import CheckpointError
+from lumix_engine.method.checkpoint import load_adapters
+from lumix_engine.tiny_random import random_adapters
+from tests.factories import TEST_FLUX
 
 SEED = 20260507
 CASES = 2400
@@ -72,7 +72,7 @@ def test_fuzzed_checkpoints_give_a_clean_error_or_a_correct_load(tmp_path):
     # One metadata entry: safetensors writes a metadata map in hash order, which changes from
     # process to process; with one entry the file, and so every count below, is reproducible.
     original = tmp_path / "lumix.safetensors"
-    state = random_adapters(rank=2, double_ids=[0], single_ids=[0]).state_dict()
+    state = random_adapters(TEST_FLUX, rank=2, double_ids=[0], single_ids=[0]).state_dict()
     save_file({k: v.contiguous() for k, v in state.items()}, str(original), metadata={"format": "pt"})
     data = original.read_bytes()
     (length,) = struct.unpack("<Q", data[:8])

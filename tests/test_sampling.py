@@ -4,8 +4,16 @@ import pytest
 import torch
 
 from lumix_engine.errors import InputError
-from lumix_engine.sampling import (GivenMaps, guided_velocity, mu_for_tokens, sample_euler, schedule, shared_noise,
-                                   token_count, check_size)
+from lumix_engine.method.sampling import (
+    GivenMaps,
+    check_size,
+    guided_velocity,
+    mu_for_tokens,
+    sample_euler,
+    schedule,
+    shared_noise,
+    token_count,
+)
 
 
 def test_published_token_count_quirk_and_true_count():
@@ -93,7 +101,7 @@ def test_given_maps_hold_every_guidance_chunk():
 
 
 def test_auto_settings_follow_the_published_modes():
-    from lumix_engine.sampling import AUTO, resolve_guidance
+    from lumix_engine.method.sampling import AUTO, resolve_guidance
     assert resolve_guidance(AUTO, AUTO, decomposing=False) == (3.0, 3.5)
     assert resolve_guidance(AUTO, AUTO, decomposing=True) == (1.0, 1.0)
     assert resolve_guidance(2.0, AUTO, decomposing=True) == (2.0, 1.0)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from lumix_engine.errors import BatchLayoutError
-from lumix_engine.tensor_lora import TensorLoRA, tensor_lora_authors_order, tensor_lora_reference
+from lumix_engine.method.tensor_lora import TensorLoRA, tensor_lora_authors_order, tensor_lora_reference
 
 
 def random_adapter(maps, d_in, d_out, rank, dtype, seed=0, alpha=None):

@@ -8,12 +8,12 @@ import json
 import pytest
 import torch
 
-from lumix_engine.checkpoint import KEY_PATTERN
 from lumix_engine.intrinsics import render_scene
-from lumix_engine.tiny.data import HELDOUT_SEED_START
-from lumix_engine.tiny.metrics import decomposition_errors
-from lumix_engine.tiny.model import ASSETS, TinyLumiX
-from lumix_engine.tiny.text import layout_caption
+from lumix_engine.method.checkpoint import KEY_PATTERN
+from lumix_engine.tiny_trained.data import HELDOUT_SEED_START
+from lumix_engine.tiny_trained.metrics import decomposition_errors
+from lumix_engine.tiny_trained.model import ASSETS, TinyLumiX
+from lumix_engine.tiny_trained.text import layout_caption
 
 RECORDED = json.loads((ASSETS / "recorded_errors.json").read_text())
 

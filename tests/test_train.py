@@ -7,9 +7,9 @@ from dataclasses import asdict
 import pytest
 import torch
 
-from lumix_engine.adapters import new_adapters
-from lumix_engine.tiny.data import render_scenes
-from lumix_engine.tiny.model import VARIANTS, TinyBase, TinyConfig, tiny_flux_config
+from lumix_engine.method.adapters import new_adapters
+from lumix_engine.tiny_trained.data import render_scenes
+from lumix_engine.tiny_trained.model import VARIANTS, TinyBase, TinyConfig, tiny_flux_config
 from lumix_engine.train import ConditionPolicy, LoopConfig, Trainer
 from lumix_engine.train.tiny import adapter_loss_fn, base_loss_fn, keep_per_map, prepare_data
 

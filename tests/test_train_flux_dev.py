@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
-from lumix_engine.checkpoint import load_adapters
-from lumix_engine.demo import quiet_libraries, write_tiny_models
+from lumix_engine.apps.loading import quiet_libraries
+from lumix_engine.image_io import save_png16
 from lumix_engine.intrinsics import render_scene
-from lumix_engine.intrinsics.png16 import save_png16
-from lumix_engine.tiny.text import layout_caption
+from lumix_engine.method.checkpoint import load_adapters
+from lumix_engine.tiny_random import write_tiny_models
+from lumix_engine.tiny_trained.text import layout_caption
 from lumix_engine.train.flux_dev import run
 
 

@@ -6,10 +6,15 @@ float end to end. Conventions are stated once, in render.py.
 """
 from .color_space import linear_to_srgb, srgb_to_linear
 from .depth import depth_to_disparity, depth_to_image, invert, normalize_per_image
-from .normals import (convert_convention, decode_normals, depth_gradients, encode_normals,
-                      normalize_normals, normals_from_depth)
-from .recompose import (irradiance_from_lights, linear_product, material_edit, recompose, relight,
-                        residual)
+from .normals import (
+                      convert_convention,
+                      decode_normals,
+                      depth_gradients,
+                      encode_normals,
+                      normalize_normals,
+                      normals_from_depth,
+)
+from .recompose import irradiance_from_lights, linear_product, material_edit, recompose, relight, residual
 from .render import Light, PinholeCamera, RenderedScene, SceneDescription, SceneObject, make_scene, render, render_scene
 from .scores import CoherenceReport, coherence_report
 

@@ -85,7 +85,7 @@ def same_size(**maps: torch.Tensor) -> tuple[int, int, int]:
 def parse_rgb(text: str) -> tuple[float, float, float]:
     """A colour from a node's text field: '#RRGGBB' (sRGB, returned linear) or three
     numbers 'r, g, b' (taken as linear multipliers as given)."""
-    from .color_space import srgb_to_linear   # color_space has no dependencies; avoids a cycle at import
+    from .color_space import srgb_to_linear  # color_space has no dependencies; avoids a cycle at import
     cleaned = text.strip()
     if cleaned.startswith("#") and len(cleaned) == 7:
         try:

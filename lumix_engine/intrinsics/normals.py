@@ -7,7 +7,6 @@ tools expect +Y down, i.e. the green channel flipped; the same flip converts bac
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import InputError
 from .checks import as_depth, as_image

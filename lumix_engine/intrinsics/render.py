@@ -148,7 +148,7 @@ class RenderedScene:
     def images(self) -> dict[str, torch.Tensor]:
         """The five maps as ComfyUI images [1, H, W, 3] in [0, 1], in LumiX's map order:
         depth as min-max near-white disparity, normals OpenGL-encoded."""
-        from .depth import depth_to_image   # local import: depth.py is a sibling, not a base
+        from .depth import depth_to_image  # local import: depth.py is a sibling, not a base
         from .normals import encode_normals
         return {
             "albedo": self.albedo, "irradiance": self.irradiance, "color": self.color,

@@ -50,8 +50,8 @@ def main(argv=None) -> int:
         base, data = train_base(_recipe(args), Path(args.work))
         train_adapters(base, data, _recipe(args), variant(args.variant), Path(args.work), save_to=Path(args.out))
     elif args.command == "adapters":
-        from ..tiny.data import render_scenes
-        from ..tiny.model import load_base
+        from ..tiny_trained.data import render_scenes
+        from ..tiny_trained.model import load_base
         from .tiny import prepare_data, train_adapters, variant
         recipe = _recipe(args)
         base = load_base(Path(args.base))

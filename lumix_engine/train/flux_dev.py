@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from ..flux_model import pack_latent, unpack_latent
+from ..flux.model import pack_latent, unpack_latent
 from ..modalities import MAP_NAMES, NUM_MAPS, broadcast_to_scene
 from .loop import LoopConfig, Trainer
 from .objective import ConditionPolicy, lumix_batch_loss
@@ -47,10 +47,10 @@ def add_parser(commands) -> None:
 
 def load_scene_folder(folder: Path, size: int) -> tuple[torch.Tensor, list[str]]:
     """[N, 5, size, size, 3] maps and N captions from a folder of scene folders."""
-    from ..pipeline import _resize, load_image
+    from ..image_io import load_image, resize_images
     scenes, captions = [], []
     for scene in sorted(p for p in Path(folder).iterdir() if p.is_dir()):
-        maps = [_resize(load_image(scene / f"{name}.png"), size, size)[0] for name in MAP_NAMES]
+        maps = [resize_images(load_image(scene / f"{name}.png"), size, size)[0] for name in MAP_NAMES]
         scenes.append(torch.stack(maps))
         captions.append((scene / "caption.txt").read_text().strip())
     if not scenes:
@@ -75,9 +75,9 @@ def transformer_velocity(transformer, latents, timesteps, context, pooled, guida
 def run(args: argparse.Namespace) -> None:
     import tempfile
 
-    from ..adapters import new_adapters
-    from ..checkpoint import save_adapters
-    from ..pipeline import LumiXPipeline
+    from ..apps.pipeline import LumiXPipeline
+    from ..method.adapters import new_adapters
+    from ..method.checkpoint import save_adapters
 
     if args.threads:
         torch.set_num_threads(args.threads)

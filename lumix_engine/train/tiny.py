@@ -20,12 +20,12 @@ from typing import Optional
 
 import torch
 
-from ..adapters import LumiXAdapters, new_adapters
+from ..method.adapters import LumiXAdapters, new_adapters
+from ..method.patch import block_patches
 from ..modalities import NUM_MAPS, QUERY_SOURCE, broadcast_to_scene
-from ..patch import block_patches
-from ..tiny.data import SceneSet, render_scenes
-from ..tiny.model import VARIANTS, TinyBase, TinyConfig, Variant, save_base, save_model
-from ..tiny.text import tokenize
+from ..tiny_trained.data import SceneSet, render_scenes
+from ..tiny_trained.model import VARIANTS, TinyBase, TinyConfig, Variant, save_base, save_model
+from ..tiny_trained.text import tokenize
 from .loop import LoopConfig, Trainer
 from .objective import ConditionPolicy, flow_loss, logit_normal_timesteps, lumix_batch_loss, noisy
 
@@ -110,7 +110,7 @@ class TinyRecipe:
 
 def train_base(recipe: TinyRecipe, folder: Path, scenes: Optional[SceneSet] = None) -> tuple[TinyBase, TinyData]:
     torch.manual_seed(recipe.seed)
-    from ..tiny.model import tiny_flux_config
+    from ..tiny_trained.model import tiny_flux_config
     config = TinyConfig(flux=asdict(tiny_flux_config(hidden=recipe.hidden)), rank=recipe.rank)
     base = TinyBase(config)
     started = time.perf_counter()

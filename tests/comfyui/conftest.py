@@ -11,11 +11,9 @@ import logging
 import pathlib
 
 import pytest
-
 from comfyui_graphs import TinyModelNames
 from comfyui_harness import ComfyUIInstall, ComfyUIServer
-from comfyui_tiny_models import (TinyFlux, write_tiny_flux, write_tiny_lumix_adapters,
-                                 write_tiny_vae)
+from comfyui_tiny_models import TinyFlux, write_tiny_flux, write_tiny_lumix_adapters, write_tiny_vae
 
 HERE = pathlib.Path(__file__).resolve().parent
 INSTALL, SKIP_REASON = ComfyUIInstall.from_environment()

@@ -2,9 +2,8 @@
 import time
 
 import numpy as np
-from PIL import Image
-
 from comfyui_graphs import core_flux_graph
+from PIL import Image
 
 LUMIX_NODES = ("LumiXLoader", "LumiXSampler", "SplitIntrinsics", "Recompose")
 

@@ -4,11 +4,10 @@ import time
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from safetensors.torch import load_file
-
 from comfyui_graphs import core_flux_graph, lumix_graph
 from comfyui_harness import WorkflowFailed
+from PIL import Image
+from safetensors.torch import load_file
 
 MAPS = ("albedo", "irradiance", "color", "depth", "normal")
 

@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import json
 import pathlib
-import threading
 import time
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from safetensors.torch import load_file, save_file
-
 from comfyui_graphs import conditioning_node, core_flux_graph, lumix_graph
 from comfyui_harness import ComfyUIClient, ComfyUIServer, PromptRejected, WorkflowFailed
-from comfyui_tiny_models import TinyFlux, write_tiny_flux, write_tiny_lumix_adapters
+from comfyui_tiny_models import TinyFlux, write_tiny_flux
 from conftest import write_tiny_models
+from PIL import Image
+from safetensors.torch import load_file, save_file
 
 PROBE_FILE = pathlib.Path(__file__).resolve().parent / "shim" / "lumix_reliability_probe.py"
 MAPS = ("albedo", "irradiance", "color", "depth", "normal")

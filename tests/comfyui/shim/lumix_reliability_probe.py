@@ -33,7 +33,7 @@ class LumiXReliabilityProbe:
 
     def probe(self, model, tag):
         loader = _module(".nodes.loader", "ADAPTERS")
-        patch = _module("lumix_engine.patch", "lumix_patches_in")
+        patch = _module("lumix_engine.method.patch", "lumix_patches_in")
         options = model.model_options
         transformer_options = options.get("transformer_options", {})
         replace = transformer_options.get("patches_replace", {})

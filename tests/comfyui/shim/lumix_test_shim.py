@@ -13,8 +13,8 @@ The harness links this file into the test server's custom_nodes/. It does two th
 """
 import logging
 
-import torch
 import comfy.model_detection
+import torch
 from comfy_api.latest import ComfyExtension, io
 
 FLUX_HIDDEN_SIZE = 3072

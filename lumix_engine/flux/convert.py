@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from .flux_model import FluxConfig
+from .model import FluxConfig
 
 
 def _swap_halves(t: torch.Tensor) -> torch.Tensor:

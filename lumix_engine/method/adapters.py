@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .errors import ModelMismatchError
+from ..errors import ModelMismatchError
 from .qba import BlockAdapters
 from .tensor_lora import TensorLoRA
 

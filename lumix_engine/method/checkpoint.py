@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..errors import CheckpointError
+from ..modalities import NUM_MAPS
 from .adapters import DOUBLE, SINGLE, LumiXAdapters
-from .errors import CheckpointError
-from .modalities import NUM_MAPS
 
 ACCEPTED_PREFIXES = ("", "diffusion_model.", "model.diffusion_model.", "transformer.")
 KEY_PATTERN = re.compile(r"^(double_blocks|single_blocks)\.(\d+)\.processor\.(kv|proj)_tt_lora\.G([123])$")

@@ -20,9 +20,9 @@ from typing import Any, Optional, Protocol
 
 import torch
 
-from .attention import AttentionFn, sdpa_attention
-from .modalities import NUM_MAPS, QUERY_SOURCE, broadcast_to_scene, scene_count
-from .rotary import Rotary
+from ..flux.attention import AttentionFn, sdpa_attention
+from ..flux.rotary import Rotary
+from ..modalities import NUM_MAPS, QUERY_SOURCE, broadcast_to_scene, scene_count
 from .tensor_lora import TensorLoRA
 
 

@@ -12,20 +12,20 @@ from __future__ import annotations
 import types
 import weakref
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
 
+from ..errors import ModelMismatchError
+from ..flux.architecture import BFL, DIFFUSERS, FluxArchitecture, describe_flux, require_guidance
+from ..flux.attention import AttentionFn, sdpa_attention
+from ..flux.linear import LinearWeights, plain_linear_weights
+from ..flux.rotary import BflRotary, DiffusersRotary
 from .adapters import DOUBLE, SINGLE, LumiXAdapters
-from .architecture import BFL, DIFFUSERS, FluxArchitecture, describe_flux, require_guidance
-from .attention import AttentionFn, sdpa_attention
-from .errors import ModelMismatchError
 from .layouts.bfl import BflDoubleBlock, BflSingleBlock
 from .layouts.diffusers import DiffusersDoubleBlock, DiffusersSingleBlock
-from .linear import LinearWeights, plain_linear_weights
 from .qba import lumix_double_block, lumix_single_block
-from .rotary import BflRotary, DiffusersRotary
 
 PATCHED_MARK = "_lumix_patched"
 

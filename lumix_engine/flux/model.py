@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
+from ..errors import ModelMismatchError
 from .attention import sdpa_attention
-from .errors import ModelMismatchError
 from .rotary import BflRotary, bfl_pe
 
 PATCH = 2  # FLUX packs 2x2 latent pixels into one token

@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..linear import LinearWeights, plain_linear_weights, split_linear
+from ...flux.linear import LinearWeights, plain_linear_weights, split_linear
 from ..qba import Modulation
 
 

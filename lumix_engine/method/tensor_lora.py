@@ -20,7 +20,7 @@ import math
 import torch
 from torch import nn
 
-from .modalities import NUM_MAPS, scene_count
+from ..modalities import NUM_MAPS, scene_count
 
 
 class TensorLoRA(nn.Module):

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from .errors import ModelMismatchError
+from ..errors import ModelMismatchError
 
 BFL, DIFFUSERS = "bfl", "diffusers"
 

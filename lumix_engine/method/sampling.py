@@ -11,8 +11,8 @@ from typing import Callable, Literal, Optional, Sequence
 
 import torch
 
-from .errors import InputError
-from .modalities import MAP_NAMES, NUM_MAPS, map_index
+from ..errors import InputError
+from ..modalities import MAP_NAMES, NUM_MAPS, map_index
 
 TokenCount = Literal["published", "true"]
 NEGATIVE_PROMPT = "blurry, low quality, artifacts, distorted, noisy, pixelated, jpeg artifacts"

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from .errors import LumiXError
-from .loading import ModelFiles, MissingModelError
-from .modalities import MAP_NAMES
-from .sampling import DECOMPOSITION, TEXT_TO_MAPS
+from ..errors import LumiXError
+from ..method.sampling import DECOMPOSITION, TEXT_TO_MAPS
+from ..modalities import MAP_NAMES
+from .loading import MissingModelError, ModelFiles
 
 EXIT_INPUT_ERROR = 2
 EXIT_MISSING_MODEL = 3
@@ -146,7 +146,8 @@ def _pipeline(args: argparse.Namespace):
 
 
 def _write(maps, out_dir: Path, title: str) -> list[Path]:
-    from .outputs import contact_sheet, maps_rows, write_json, write_maps
+    from ..image_io import write_maps
+    from .outputs import contact_sheet, maps_rows, write_json
     files = write_maps(maps.as_dict(), out_dir)
     sheet = out_dir / "contact_sheet.png"
     contact_sheet(maps_rows(title, maps.as_dict())).save(sheet)

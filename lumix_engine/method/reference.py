@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from .modalities import NUM_MAPS, QUERY_SOURCE
+from ..modalities import NUM_MAPS, QUERY_SOURCE
 from .tensor_lora import TensorLoRA, tensor_lora_authors_order
 
 

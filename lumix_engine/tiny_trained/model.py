@@ -18,12 +18,12 @@ from typing import Optional, Sequence
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..adapters import LumiXAdapters
-from ..checkpoint import load_adapters, save_adapters
-from ..flux_model import Flux, FluxConfig
+from ..flux.model import Flux, FluxConfig
+from ..method.adapters import LumiXAdapters
+from ..method.checkpoint import load_adapters, save_adapters
+from ..method.patch import block_patches
+from ..method.sampling import GivenMaps, sample_euler, schedule, shared_noise
 from ..modalities import MAP_NAMES, NUM_MAPS, broadcast_to_scene, join_maps, split_maps
-from ..patch import block_patches
-from ..sampling import GivenMaps, sample_euler, schedule, shared_noise
 from .latent import BlockPCACodec
 from .text import MAX_TOKENS, TinyTextEncoder, build_tokenizer, tokenize
 
@@ -32,7 +32,7 @@ GUIDANCE = 1.0   # the tiny base is trained with a constant guidance embedding i
 
 
 def tiny_flux_config(hidden: int = 96, heads: int = 4, depth: int = 2, single: int = 2, text_dim: int = 64) -> FluxConfig:
-    from ..flux_model import default_axes_dim
+    from ..flux.model import default_axes_dim
     return FluxConfig(in_channels=64, out_channels=64, vec_in_dim=text_dim, context_in_dim=text_dim,
                       hidden_size=hidden, num_heads=heads, depth=depth, depth_single_blocks=single,
                       axes_dim=default_axes_dim(hidden // heads), guidance_embed=True)

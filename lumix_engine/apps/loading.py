@@ -12,6 +12,7 @@ raises `MissingModelError` naming the file, where to put it and where to get it.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from dataclasses import dataclass, fields
@@ -20,7 +21,7 @@ from typing import Any, Optional
 
 import torch
 
-from .errors import LumiXError
+from ..errors import LumiXError
 
 FLUX_REPO = "black-forest-labs/FLUX.1-dev"
 TEXT_ENCODERS_REPO = "comfyanonymous/flux_text_encoders"
@@ -170,8 +171,8 @@ def load_transformer(files: ModelFiles, dtype: torch.dtype):
     if files.transformer is not None:
         from safetensors.torch import load_file
 
-        from .flux_convert import diffusers_transformer_from_bfl
-        from .flux_model import strip_model_prefix
+        from ..flux.convert import diffusers_transformer_from_bfl
+        from ..flux.model import strip_model_prefix
         state = strip_model_prefix(load_file(str(files.transformer)))
         return diffusers_transformer_from_bfl(state).to(dtype)
     model, info = FluxTransformer2DModel.from_pretrained(files.flux_dir, subfolder="transformer",
@@ -227,3 +228,24 @@ def load_text_encoders(files: ModelFiles, dtype: torch.dtype):
     clip_tokenizer = AutoTokenizer.from_pretrained(files.flux_dir, subfolder="tokenizer", local_files_only=True)
     t5_tokenizer = AutoTokenizer.from_pretrained(files.flux_dir, subfolder="tokenizer_2", local_files_only=True)
     return clip.eval(), clip_tokenizer, t5.eval(), t5_tokenizer
+
+
+@contextlib.contextmanager
+def quiet_libraries():
+    """No progress bars or load notices from diffusers / transformers while the demo's tiny
+    models are written and read (they would bury the demo's own report); restored after."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    levels = diffusers_logging.get_verbosity(), transformers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()
+    transformers_logging.set_verbosity_error()
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        diffusers_logging.set_verbosity(levels[0])
+        transformers_logging.set_verbosity(levels[1])
+        diffusers_logging.enable_progress_bar()
+        transformers_logging.enable_progress_bar()
