@@ -60,6 +60,10 @@ NORMAL_EDGE_THRESHOLD = 0.25
 MATCH_RADIUS_PX = 16
 MAX_EDGE_DENSITY = 0.25
 MIN_TILT = 0.2
+ADDITIVITY_OFFSET = 1e-3
+SOLE_CHANGE_RATIO = 0.5
+LEAK_RADIUS_PX = 1
+VETO_RADIUS_PX = 2
 
 
 @dataclass
@@ -78,6 +82,16 @@ class CoherenceReport:
             f"recomposition RMSE {self.recomposition_rmse:.4f} (0..1, 0 best)\n"
             f"normal-depth error {self.normal_depth_error_degrees:.2f} deg (0..180, 0 best)"
         )
+
+
+def _log_gradients(image: torch.Tensor, offset: float) -> torch.Tensor:
+    """Central differences of log(linear + offset) of an sRGB-encoded [B, H, W, C] image ->
+    [B, H, W, 2C] (x then y per channel), replicated borders."""
+    values = torch.log(srgb_to_linear(image) + offset).permute(0, 3, 1, 2)
+    padded = F.pad(values, (1, 1, 1, 1), mode="replicate")
+    along_x = (padded[:, :, 1:-1, 2:] - padded[:, :, 1:-1, :-2]) / 2
+    along_y = (padded[:, :, 2:, 1:-1] - padded[:, :, :-2, 1:-1]) / 2
+    return torch.cat([along_x, along_y], dim=1).permute(0, 2, 3, 1)
 
 
 def _gradient_magnitude(values: torch.Tensor) -> torch.Tensor:
@@ -137,6 +151,14 @@ def edge_credit(reference_edges: torch.Tensor, radius_px: int = MATCH_RADIUS_PX)
     return credit[:, 0] / radius_px
 
 
+def dilate(edges: torch.Tensor, radius_px: int) -> torch.Tensor:
+    """Pixels within chessboard distance `radius_px` of bool [B, H, W] edges."""
+    if radius_px <= 0:
+        return edges
+    size = 2 * radius_px + 1
+    return F.max_pool2d(edges[:, None].float(), size, stride=1, padding=radius_px)[:, 0] > 0
+
+
 def matched_fraction(edges: torch.Tensor, reference_credit: torch.Tensor, reference_has_edges: bool) -> float:
     """Alignment beyond chance, in [0, 1], of the pixels of `edges` against a reference's
     `edge_credit`: observed = their mean credit; chance = the mean credit over ALL pixels
@@ -152,21 +174,65 @@ def matched_fraction(edges: torch.Tensor, reference_credit: torch.Tensor, refere
     return float(((observed - chance) / (1 - chance).clamp_min(1e-6)).clamp(0, 1))
 
 
+def leaked_fraction(edges: torch.Tensor, forbidden: torch.Tensor) -> float:
+    """How much of `edges` lies on `forbidden` pixels beyond chance, in [0, 1]:
+    (observed - chance) / (1 - chance) clamped, observed = the fraction of edge pixels that
+    are forbidden, chance = the fraction of ALL pixels that are (random placement)."""
+    if not edges.any() or not forbidden.any():
+        return 0.0
+    observed = forbidden[edges].float().mean()
+    chance = forbidden.float().mean()
+    return float(((observed - chance) / (1 - chance).clamp_min(1e-6)).clamp(0, 1))
+
+
+def additivity(edges: torch.Tensor, mismatch: torch.Tensor) -> float:
+    """Mean of 1 - mismatch over the pixels of `edges` (1.0 when there are none)."""
+    return float((1 - mismatch[edges]).mean()) if edges.any() else 1.0
+
+
+def log_mismatch(albedo: torch.Tensor, irradiance: torch.Tensor, color: torch.Tensor) -> torch.Tensor:
+    """Per pixel, how far log-gradients break color = albedo x irradiance, in [0, 1]:
+    |g_C - g_A - g_I| / ((|g_A| + |g_I| + |g_C|) / 2), clamped (g: the 6-vector of x and y
+    log-gradients of the three channels). 0 where the maps add up; a copy of color in
+    albedo leaves |g_I| unexplained at every shadow edge (2/3)."""
+    g_a, g_i, g_c = (_log_gradients(x, ADDITIVITY_OFFSET) for x in (albedo, irradiance, color))
+    residual = (g_c - g_a - g_i).norm(dim=-1)
+    scale = (g_a.norm(dim=-1) + g_i.norm(dim=-1) + g_c.norm(dim=-1)) / 2
+    return (residual / scale.clamp_min(1e-6)).clamp(0, 1)
+
+
 def structural_alignment(albedo: torch.Tensor, irradiance: torch.Tensor, color: torch.Tensor,
                          depth: torch.Tensor, normal: torch.Tensor,
-                         radius_px: int = MATCH_RADIUS_PX) -> dict[str, float]:
-    """Per-map edge alignment with color beyond chance, each in [0, 1] (see the module docstring)."""
+                         radius_px: int = MATCH_RADIUS_PX, parts: dict | None = None) -> dict[str, float]:
+    """Per-map structural alignment, each in [0, 1] (see the module docstring)."""
     color_e = image_edges(color)
     albedo_e, irradiance_e = image_edges(albedo), image_edges(irradiance)
+    depth_e, normal_e = depth_edges(depth), normal_edges(normal)
     color_credit, color_any = edge_credit(color_e, radius_px), bool(color_e.any())
     explained = albedo_e | irradiance_e
-    return {
-        "albedo": matched_fraction(albedo_e, color_credit, color_any),
-        "irradiance": matched_fraction(irradiance_e, color_credit, color_any),
-        "color": matched_fraction(color_e, edge_credit(explained, radius_px), bool(explained.any())),
-        "depth": matched_fraction(depth_edges(depth), color_credit, color_any),
-        "normal": matched_fraction(normal_edges(normal), color_credit, color_any),
+    mismatch = log_mismatch(albedo, irradiance, color)
+    # Texture: reflectance changes where shading does not change; shading-only: the
+    # reverse (cast shadows, and creases, which geometry may legitimately share).
+    texture = albedo_e & ~dilate(irradiance_e, LEAK_RADIUS_PX)
+    shading = irradiance_e & ~dilate(albedo_e, LEAK_RADIUS_PX)
+    # Geometry may sit on such an edge only where the OTHER geometry map corroborates it
+    # (an occlusion between two equally lit surfaces is an albedo-only edge, but it is in
+    # both depth and normal); a texture or shadow copied into one geometry map is not.
+    suspicious = dilate(texture | shading, LEAK_RADIUS_PX)
+    depth_forbidden = suspicious & ~dilate(normal_e, VETO_RADIUS_PX)
+    normal_forbidden = suspicious & ~dilate(depth_e, VETO_RADIUS_PX)
+    found = {
+        "albedo": (matched_fraction(albedo_e, color_credit, color_any), additivity(albedo_e, mismatch)),
+        "irradiance": (matched_fraction(irradiance_e, color_credit, color_any), additivity(irradiance_e, mismatch)),
+        "color": (matched_fraction(color_e, edge_credit(explained, radius_px), bool(explained.any())),
+                  additivity(color_e, mismatch)),
+        "depth": (matched_fraction(depth_e, color_credit, color_any), 1 - leaked_fraction(depth_e, depth_forbidden)),
+        "normal": (matched_fraction(normal_e, color_credit, color_any),
+                   1 - leaked_fraction(normal_e, normal_forbidden)),
     }
+    if parts is not None:
+        parts.update(found)
+    return {name: support * integrity for name, (support, integrity) in found.items()}
 
 
 def recomposition_rmse(albedo: torch.Tensor, irradiance: torch.Tensor, color: torch.Tensor,
