@@ -28,8 +28,8 @@ from ..method.checkpoint import load_adapters
 from ..method.patch import patch_diffusers
 from ..method.sampling import (
     DECOMPOSITION,
-    TEXT_TO_MAPS,
     NUMERICS,
+    TEXT_TO_MAPS,
     GivenMaps,
     Numerics,
     Settings,
