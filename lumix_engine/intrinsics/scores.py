@@ -4,33 +4,38 @@ The paper's alignment metric is not public, so LumiX-for-ComfyUI defines these (
 docs/coherence.md). Each is a plain number in a documented range; on exact ground truth
 (render.py) they are at or near their best value.
 
-1. Structural alignment, in [0, 1], 1 = best, 0 = no better than chance. Edges are found
-   per map (below) and matched with a soft pixel tolerance: an edge pixel at chessboard
-   distance d (pixels) from the nearest edge of the other map earns credit
-   max(0, 1 - d / radius_px), radius 16 px by default. The linear falloff keeps the score
-   falling with misalignment up to the radius, instead of saturating after a few pixels
-   as a hard tolerance would.
-   - albedo, irradiance, depth, normal: PRECISION against color, from the mean credit of
-     the map's edges (every reflectance change, shadow boundary, occlusion and crease must
-     be visible in the image; the image may have edges the map lacks, e.g. texture in depth);
-   - color: RECALL, from the mean credit of color's edges against the union of albedo and
-     irradiance edges (every image edge must be explained by the decomposition).
-   Together albedo, irradiance (precision) and color (recall) score both directions of the
-   decomposition's edges against the image's.
-   Chance correction: the mean credit alone rewards dense edges (noise has edges
-   everywhere, so every edge is near another one and random maps scored 0.999). Each value
-   is therefore (observed - chance) / (1 - chance), clamped to [0, 1], where chance is the
-   reference's mean credit over ALL pixels: what the same number of edge pixels placed at
-   random would earn. Edge sets are also capped at the strongest 25% of pixels per image
-   (MAX_EDGE_DENSITY; rendered maps use <= 13%), so a saturated reference still leaves
-   room between chance and 1. Noise maps score ~0.
-   The score is the mean of the five. A map with no edges while color has some scores 0.
-   Edge detectors: albedo, irradiance, color: gradient magnitude of log linear light
-   (log(x + 0.01)) above 0.15 per pixel, because in log space color = albedo x irradiance
-   is a sum, so an edge has the same strength in the map and in color; depth: second
-   difference of the min-max normalised near-white disparity above 0.02 (disparity is
-   linear in pixel coordinates across any plane, so only occlusions and folds respond);
-   normal: gradient magnitude of the unit normals above 0.25 (creases and occlusions).
+1. Structural alignment, in [0, 1], 1 = best, 0 = no better than chance. Per map it is
+   SUPPORT x INTEGRITY: support asks that the map's edges are where the image says they
+   should be; integrity asks that they are the right KIND of edge, so that a map copied
+   from the image (which has every edge) cannot score well.
+   Support (soft matching, chance-corrected): an edge pixel at chessboard distance d from
+   the nearest reference edge earns max(0, 1 - d / radius_px), radius 16 px; the mean
+   credit of a map's edges is corrected for chance as (observed - chance) / (1 - chance),
+   clamped, with chance = the reference credit averaged over all pixels (what the same
+   edges placed at random would earn). albedo, irradiance, depth, normal: precision against
+   color's edges; color: recall against the union of albedo and irradiance edges.
+   Integrity:
+   - albedo, irradiance, color: log-gradient additivity. In log linear light
+     color = albedo x irradiance is a sum, so at every edge pixel the log-gradients must
+     add up: g_C = g_A + g_I (6-vectors: x and y of three channels; a global gain or any
+     exposure split between albedo and irradiance has no gradient, so it is free). The
+     mismatch |g_C - g_A - g_I| / ((|g_A| + |g_I| + |g_C|) / 2), clamped to [0, 1], is
+     averaged over the map's own edge pixels; integrity = 1 - that. A copy of color in
+     albedo leaves every shadow edge unexplained (mismatch 2/3 there), a copy in irradiance
+     every texture edge; blurred, shifted and swapped maps break the sum at their edges.
+   - depth, normal: no leak of texture or cast shading. Texture edges are albedo edges with
+     no irradiance edge within 1 px; shading-only edges the reverse (cast shadows, creases).
+     A geometry edge pixel within 1 px of either is suspicious unless the OTHER geometry
+     map has an edge within 2 px (an occlusion between equally lit surfaces, a crease: both
+     depth and normal show it; a texture copied into one of them does not). Integrity =
+     1 - the suspicious fraction of the map's edge pixels, chance-corrected like support.
+   The score is the mean of the five. A map with no edges while its reference has some
+   scores 0. Edge sets are capped at the strongest 25% of pixels per image
+   (MAX_EDGE_DENSITY; rendered maps use <= 13%), so noise cannot saturate the reference.
+   Edge detectors: albedo, irradiance, color: gradient magnitude of log(linear + 0.01)
+   above 0.15 per pixel; depth: second difference of the min-max normalised near-white
+   disparity above 0.02 (only occlusions and folds respond); normal: gradient magnitude of
+   the unit normals above 0.25 (creases and occlusions).
 2. Recomposition error, RMSE in [0, 1], 0 = best: sRGB-encoded color against
    albedo x irradiance recomposed in linear light, after one least-squares gain on the
    product (generated albedo and irradiance share an arbitrary exposure split).
