@@ -59,6 +59,10 @@ from .color_space import linear_to_srgb, srgb_to_linear
 from .depth import normalize_per_image
 from .normals import decode_normals, depth_gradients
 
+# Version of the structural-alignment definition, for results computed with an older one:
+# 1 = precision of every map's edges against color (copying color scored perfectly);
+# 2 = support x integrity (log-gradient additivity, no texture or shading leak into geometry).
+SCORE_VERSION = 2
 LOG_EDGE_THRESHOLD = 0.15
 DEPTH_EDGE_THRESHOLD = 0.02
 NORMAL_EDGE_THRESHOLD = 0.25
@@ -78,12 +82,13 @@ class CoherenceReport:
     alignment_per_map: dict[str, float] = field(default_factory=dict)  # each [0, 1]
     recomposition_rmse: float = 0.0      # [0, 1], 0 best
     normal_depth_error_degrees: float = 0.0  # [0, 180], 0 best
+    score_version: int = SCORE_VERSION
 
     @property
     def text(self) -> str:
         per_map = ", ".join(f"{name} {value:.3f}" for name, value in self.alignment_per_map.items())
         return (
-            f"structural alignment {self.structural_alignment:.3f} (0..1, 1 best; {per_map})\n"
+            f"structural alignment v{self.score_version} {self.structural_alignment:.3f} (0..1, 1 best; {per_map})\n"
             f"recomposition RMSE {self.recomposition_rmse:.4f} (0..1, 0 best)\n"
             f"normal-depth error {self.normal_depth_error_degrees:.2f} deg (0..180, 0 best)"
         )
@@ -209,7 +214,8 @@ def log_mismatch(albedo: torch.Tensor, irradiance: torch.Tensor, color: torch.Te
 def structural_alignment(albedo: torch.Tensor, irradiance: torch.Tensor, color: torch.Tensor,
                          depth: torch.Tensor, normal: torch.Tensor,
                          radius_px: int = MATCH_RADIUS_PX, parts: dict | None = None) -> dict[str, float]:
-    """Per-map structural alignment, each in [0, 1] (see the module docstring)."""
+    """Per-map structural alignment, each in [0, 1] (see the module docstring). `parts`, if
+    given, receives {map: (support, integrity)} whose products are the values."""
     color_e = image_edges(color)
     albedo_e, irradiance_e = image_edges(albedo), image_edges(irradiance)
     depth_e, normal_e = depth_edges(depth), normal_edges(normal)
