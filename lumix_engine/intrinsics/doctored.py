@@ -45,21 +45,24 @@ def blurred(image: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
 
 
 def _texture(albedo: torch.Tensor) -> torch.Tensor:
-    """One signed mix of the albedo's channels, minus its mean: the pattern a leaking
-    generator would paint elsewhere. A mix with unlike weights, not luma, so that a
-    checker of two equally bright colours still leaks. -> [B, H, W, 1]"""
-    mix = albedo @ albedo.new_tensor([0.7, -0.5, 0.9])
-    return (mix - mix.mean())[..., None]
+    """Ridges along every albedo edge (gradient magnitude, max over channels, scaled to a
+    peak of 1): the pattern a leaking generator would paint into geometry. Edges, not a
+    channel mix, so that every reflectance change leaks whatever its colours. -> [B, H, W, 1]"""
+    padded = F.pad(albedo.permute(0, 3, 1, 2), (1, 1, 1, 1), mode="replicate")
+    along_x = padded[:, :, 1:-1, 2:] - padded[:, :, 1:-1, :-2]
+    along_y = padded[:, :, 2:, 1:-1] - padded[:, :, :-2, 1:-1]
+    ridges = torch.sqrt(along_x ** 2 + along_y ** 2).amax(dim=1)
+    return (ridges / ridges.flatten(1).amax(dim=1).clamp_min(1e-6)[:, None, None])[..., None]
 
 
-def depth_with_texture(truth: Maps, amount: float = 0.5) -> torch.Tensor:
-    """True depth with the albedo pattern embossed into it (texture leaking into geometry)."""
+def depth_with_texture(truth: Maps, amount: float = 0.2) -> torch.Tensor:
+    """True depth with ridges along the albedo edges (texture leaking into geometry)."""
     depth = truth["depth"] + amount * _texture(truth["albedo"])
     return depth.clamp(0, 1)
 
 
-def normal_with_texture(truth: Maps, amount: float = 6.0) -> torch.Tensor:
-    """True normals tilted by the albedo pattern's gradient, as if the pattern were relief."""
+def normal_with_texture(truth: Maps, amount: float = 2.0) -> torch.Tensor:
+    """True normals tilted as if the albedo edges were ridges in relief."""
     pattern = _texture(truth["albedo"])[..., 0]
     along_x = F.pad(pattern[:, :, 1:] - pattern[:, :, :-1], (0, 1))
     along_y = F.pad(pattern[:, 1:] - pattern[:, :-1], (0, 0, 0, 1))

@@ -25,10 +25,13 @@ docs/coherence.md). Each is a plain number in a documented range; on exact groun
      every texture edge; blurred, shifted and swapped maps break the sum at their edges.
    - depth, normal: no leak of texture or cast shading. Texture edges are albedo edges with
      no irradiance edge within 1 px; shading-only edges the reverse (cast shadows, creases).
-     A geometry edge pixel within 1 px of either is suspicious unless the OTHER geometry
-     map has an edge within 2 px (an occlusion between equally lit surfaces, a crease: both
-     depth and normal show it; a texture copied into one of them does not). Integrity =
-     1 - the suspicious fraction of the map's edge pixels, chance-corrected like support.
+     A depth edge pixel within 1 px of either, or a normal edge pixel within 1 px of a
+     texture edge, is suspicious unless the OTHER geometry map has an edge within 2 px (an
+     occlusion between equally lit surfaces, a crease: both depth and normal show it; a
+     texture copied into one of them does not). Normals skip the shading-only test: their
+     edges legitimately cover the shading bands of curved surfaces, which depth's second
+     difference does not see. Integrity = 1 - the suspicious fraction of the map's edge
+     pixels, chance-corrected like support.
    The score is the mean of the five. A map with no edges while its reference has some
    scores 0. Edge sets are capped at the strongest 25% of pixels per image
    (MAX_EDGE_DENSITY; rendered maps use <= 13%), so noise cannot saturate the reference.
@@ -226,12 +229,15 @@ def structural_alignment(albedo: torch.Tensor, irradiance: torch.Tensor, color: 
     # reverse (cast shadows, and creases, which geometry may legitimately share).
     texture = albedo_e & ~dilate(irradiance_e, LEAK_RADIUS_PX)
     shading = irradiance_e & ~dilate(albedo_e, LEAK_RADIUS_PX)
+    # Normals skip shading-only edges: the shading bands of curved surfaces (spheres near the
+    # terminator) are where normals change, and depth's second difference does not respond
+    # there to excuse them.
     # Geometry may sit on such an edge only where the OTHER geometry map corroborates it
     # (an occlusion between two equally lit surfaces is an albedo-only edge, but it is in
     # both depth and normal); a texture or shadow copied into one geometry map is not.
     suspicious = dilate(texture | shading, LEAK_RADIUS_PX)
     depth_forbidden = suspicious & ~dilate(normal_e, VETO_RADIUS_PX)
-    normal_forbidden = suspicious & ~dilate(depth_e, VETO_RADIUS_PX)
+    normal_forbidden = dilate(texture, LEAK_RADIUS_PX) & ~dilate(depth_e, VETO_RADIUS_PX)
     found = {
         "albedo": (matched_fraction(albedo_e, color_credit, color_any), additivity(albedo_e, mismatch)),
         "irradiance": (matched_fraction(irradiance_e, color_credit, color_any), additivity(irradiance_e, mismatch)),
