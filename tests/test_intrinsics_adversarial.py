@@ -9,11 +9,10 @@ from lumix_engine.intrinsics.doctored import doctored_sets
 
 SIZE = 160
 SCENES = (0, 3, 6, 8, 9, 11)
-# The one documented blind spot (docs/coherence.md): a texture embossed into depth is
-# excused where the normal map has edges within 2 px of it (the corroboration that lets an
-# occlusion between two equally lit surfaces through). On scene 6 that excuses most of it.
-# Such sets must still lose on average and on all but one scene.
-BLIND_SPOT = {"depth + albedo texture"}
+# Sets that are only marginally below ground truth on some scenes (docs/coherence.md, blind
+# spots): blurred normals keep their creases where they were. They must still be below on
+# every scene; the clear-margin test is on average.
+MARGINAL = {"normal blurred"}
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +37,9 @@ def test_every_doctored_set_scores_below_the_true_maps(table, name):
     truth, doctored = table["ground truth"], table[name]
     margins = {seed: truth[seed] - doctored[seed] for seed in SCENES}
     mean_margin = sum(margins.values()) / len(margins)
-    if name in BLIND_SPOT:
-        assert mean_margin > 0.03, margins
-        assert sum(m > 0 for m in margins.values()) >= len(SCENES) - 1, margins
-    else:
-        # Scene by scene, strictly below; on average by a clear margin.
-        assert all(m > 0 for m in margins.values()), margins
-        assert mean_margin > 0.01, margins
+    # Scene by scene, strictly below; on average by a clear margin.
+    assert all(m > 0 for m in margins.values()), margins
+    assert mean_margin > (0.01 if name in MARGINAL else 0.03), margins
 
 
 def test_copying_the_image_into_every_map_is_far_below_truth(table):
