@@ -93,6 +93,8 @@ def doctored_sets() -> dict[str, Doctor]:
         "depth + albedo texture": lambda t, o: {**t, "depth": depth_with_texture(t)},
         "normal = color": lambda t, o: {**t, "normal": t["color"]},
         "normal + albedo texture": lambda t, o: {**t, "normal": normal_with_texture(t)},
+        "depth and normal + albedo texture": lambda t, o: {**t, "depth": depth_with_texture(t),
+                                                           "normal": normal_with_texture(t)},
         "albedo = color": lambda t, o: {**t, "albedo": t["color"]},
         "albedo + half the shading": lambda t, o: {**t, "albedo": albedo_with_shading(t)},
         "irradiance = color": lambda t, o: {**t, "irradiance": t["color"]},
