@@ -18,10 +18,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from lumix_engine.image_io import to_pil
 from lumix_engine.intrinsics import (
     Light,
     convert_convention,
@@ -49,13 +49,6 @@ TEXT = (235, 235, 235)
 
 def font(size: int) -> ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
-
-
-def to_pil(image: torch.Tensor, size: int | None = None) -> Image.Image:
-    """First image of a ComfyUI IMAGE batch as an 8-bit PIL image, optionally resized square."""
-    pixels = np.round(image[0].clamp(0, 1).double().numpy() * 255).astype(np.uint8)
-    picture = Image.fromarray(pixels)
-    return picture.resize((size, size), Image.LANCZOS) if size else picture
 
 
 def labelled_row(tiles: list[tuple[str, Image.Image]], tile: int = TILE, gap: int = 6, label_h: int = 18) -> Image.Image:
