@@ -42,7 +42,7 @@ SEED = 11            # the README's scene
 ICON_SIZE = 400      # the Registry's largest icon
 TILE = 128           # help-page figure tiles
 THUMB = 512          # template-browser thumbnails (square cards)
-HONEST = "pictures: ground-truth render, not model output"
+HONEST = "ground-truth render, not model output"
 BACKGROUND = (24, 24, 28)
 TEXT = (235, 235, 235)
 
@@ -119,21 +119,23 @@ def make_help_images() -> None:
 
 
 def thumbnail(title: str, panels: list[tuple[str, Image.Image]], columns: int, note: str) -> Image.Image:
-    """A square card: title, a grid of labelled panels, the scene note and the honesty line."""
+    """A square card: title, a grid of labelled panels, the scene note and the honesty line.
+    Text is large because the template browser shows the card at about half size."""
     canvas = Image.new("RGB", (THUMB, THUMB), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
-    draw.text((THUMB // 2, 10), title, fill=TEXT, font=font(26), anchor="ma")
-    top, bottom, gap, label_h = 48, THUMB - 52, 8, 18
+    draw.text((THUMB // 2, 8), title, fill=TEXT, font=font(36), anchor="ma")
+    top, bottom, gap, label_h = 56, THUMB - 66, 8, 24
     rows = -(-len(panels) // columns)
     tile = min((THUMB - gap * (columns + 1)) // columns, (bottom - top - rows * (label_h + gap)) // rows)
     left = (THUMB - (columns * tile + (columns - 1) * gap)) // 2
+    top += (bottom - top - rows * (tile + label_h + gap)) // 2    # centre the grid vertically
     for index, (label, picture) in enumerate(panels):
         row, column = divmod(index, columns)
         x, y = left + column * (tile + gap), top + row * (tile + label_h + gap)
         canvas.paste(picture.resize((tile, tile), Image.LANCZOS), (x, y))
-        draw.text((x + tile // 2, y + tile + 2), label, fill=TEXT, font=font(15), anchor="ma")
-    draw.text((THUMB // 2, THUMB - 44), note, fill=(190, 190, 190), font=font(14), anchor="ma")
-    draw.text((THUMB // 2, THUMB - 22), HONEST, fill=(255, 200, 120), font=font(14), anchor="ma")
+        draw.text((x + tile // 2, y + tile + 2), label, fill=TEXT, font=font(20), anchor="ma")
+    draw.text((THUMB // 2, THUMB - 60), note, fill=(200, 200, 200), font=font(19), anchor="ma")
+    draw.text((THUMB // 2, THUMB - 32), HONEST, fill=(255, 200, 120), font=font(21), anchor="ma")
     return canvas
 
 
@@ -148,11 +150,11 @@ def make_thumbnails() -> list[Path]:
             (name, tiles[name]) for name in MAP_NAMES if name != "color"], 3, "decomposition: color held, 4 maps made"),
         "lumix_maps_to_depth_control": thumbnail("maps -> depth control", [
             ("color", tiles["color"]), ("depth (near = white)", tiles["depth"])], 2,
-            "depth feeds FLUX.1-Depth-dev (its result not shown)"),
+            "depth feeds FLUX.1-Depth-dev (result not shown)"),
         "lumix_relight": thumbnail("maps -> relight", [
             ("albedo", tiles["albedo"]), ("normal", tiles["normal"]),
             ("new irradiance", to_pil(relit_irradiance)), ("relit color", to_pil(relit))], 2,
-            "the workflow's light, warm from the left"),
+            "the workflow's light: warm, from the left"),
     }
     written = []
     for name, card in cards.items():
