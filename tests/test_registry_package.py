@@ -11,6 +11,7 @@ and then drop the field, so a wrong value would publish silently without these t
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 
@@ -128,10 +129,12 @@ def node_schemas() -> dict[str, dict]:
 SCHEMAS = node_schemas()
 
 
+LUMIX_NODE_IDS = {"LumiXLoader", "LumiXSampler", "SplitIntrinsics", "Recompose", "LumiXRelight", "LumiXMaterialEdit",
+                  "LumiXCoherenceScores", "LumiXDepthConvert", "LumiXNormalConvert", "LumiXSaveImage16"}
+
+
 def test_all_ten_nodes_were_found():
-    assert set(SCHEMAS) == {"LumiXLoader", "LumiXSampler", "SplitIntrinsics", "Recompose", "LumiXRelight",
-                            "LumiXMaterialEdit", "LumiXCoherenceScores", "LumiXDepthConvert",
-                            "LumiXNormalConvert", "LumiXSaveImage16"}
+    assert set(SCHEMAS) == LUMIX_NODE_IDS
 
 
 def test_web_directory_is_declared_and_holds_the_pages():
@@ -159,6 +162,22 @@ def test_help_page_pictures_exist_and_pages_are_for_real_nodes(page):
     for target in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page.read_text()):
         assert not target.startswith(("/", "http")), "relative, so the frontend resolves it under the pack"
         assert (page.parent / target).is_file(), target
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "tests" / "data" / "previous_release").glob("*.json")),
+                         ids=lambda p: p.stem)
+def test_previous_release_lumix_nodes_and_inputs_still_declared(path):
+    """The CPU-side half of the compatibility check (the real-ComfyUI suite checks every node,
+    core ones too, against /object_info): each LumiX node of the 0.1.0 workflows is still
+    declared with each input it was saved with. The sampler's five map inputs are declared
+    in a loop over MAP_NAMES, so those names come from there."""
+    from lumix_engine.modalities import MAP_NAMES
+    for node_id, node in json.loads(path.read_text()).items():
+        if node["class_type"] not in LUMIX_NODE_IDS:
+            continue
+        declared = set(SCHEMAS[node["class_type"]]["inputs"]) | set(MAP_NAMES)
+        gone = set(node["inputs"]) - declared
+        assert not gone, f"{path.name} node {node_id} ({node['class_type']}): inputs {gone} are gone"
 
 
 def test_pages_state_the_conventions():
