@@ -2,7 +2,7 @@
 
 Sampling itself is ComfyUI's (any sampler, progress, previews, interruption); LumiX adds
 the schedule, the shared noise and, for decomposition, a model wrapper that feeds the given
-maps' clean latents at t = 0 on every call (spec: Image -> maps).
+maps' clean latents at t = 0 on every call, as the authors decompose.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The performance paths (issue 6) against the spec's plain float64 formulas.
+"""The performance paths against the plain float64 formulas.
 
 Fold-and-sum Tensor LoRA, the query projection restricted to the color rows, and the image
 queries written straight into the joint query tensor: each must be the plain function.

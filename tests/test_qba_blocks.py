@@ -1,4 +1,4 @@
-"""The LumiX block forwards against the spec's plain formulas, and their defining properties."""
+"""The LumiX block forwards against the plain formulas of the paper, and their defining properties."""
 import pytest
 import torch
 

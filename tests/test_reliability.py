@@ -1,4 +1,4 @@
-"""Reliability (issue 7), the CI half: bad input at the engine level, every case a clear error.
+"""Reliability of the engine: bad input at the engine level, every case a clear error.
 
 Complements tests/test_checkpoint.py (missing, empty, truncated, garbled header, wrong keys,
 shapes, M, rank, NaN, pickles, width / block-count mismatch, schnell): this file adds Inf,

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 import torch
 
 from ..errors import InputError, ModelMismatchError
-from ..flux.model import pack_latent, unpack_latent
+from ..flux.velocity import diffusers_flux_velocity
 from ..image_io import ImageLike, load_image, resize_images
 from ..method.adapters import LumiXAdapters
 from ..method.checkpoint import load_adapters
@@ -211,21 +211,9 @@ class LumiXPipeline:
     def velocity(self, latents: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor,
                  pooled: torch.Tensor, guidance: float) -> torch.Tensor:
         """The LumiX transformer on unpacked latents [B, 16, h, w] -> velocity, float32.
-
-        Latents are packed 2x2 into tokens [B, (h/2)(w/2), 64] with (0, row, col) ids, the
-        layout FLUX.1-dev was trained on; text ids are zero. B is a whole number of scenes.
-        """
-        height, width = latents.shape[-2:]
-        tokens, img_ids = pack_latent(latents.float())
-        txt_ids = torch.zeros(context.shape[1], 3, device=latents.device)
+        B is a whole number of scenes (five maps each)."""
         with torch.no_grad():
-            out = self.transformer(hidden_states=tokens.to(self.dtype), encoder_hidden_states=context,
-                                   pooled_projections=pooled, timestep=timesteps.to(self.dtype),
-                                   img_ids=img_ids[0], txt_ids=txt_ids,
-                                   guidance=torch.full((latents.shape[0],), float(guidance), device=latents.device,
-                                                       dtype=self.dtype),
-                                   return_dict=False)[0]
-        return unpack_latent(out.float(), height, width)
+            return diffusers_flux_velocity(self.transformer, latents, timesteps, context, pooled, guidance)
 
     def _sample(self, prompts: Sequence[str], settings: Settings, seed: int, given: GivenMaps,
                 callback: Optional[StepCallback]) -> torch.Tensor:
@@ -234,7 +222,7 @@ class LumiXPipeline:
         context, pooled = self._conditioning(prompts)
         true_cfg = settings.cfg != 1.0
         if true_cfg:
-            # One batch: [negative scenes..., positive scenes...], each chunk scene-major (spec: Maps).
+            # One batch: [negative scenes..., positive scenes...], each chunk scene-major .
             negative_context, negative_pooled = self._conditioning([settings.negative_prompt] * scenes)
             context, pooled = torch.cat([negative_context, context]), torch.cat([negative_pooled, pooled])
 
@@ -282,7 +270,7 @@ class LumiXPipeline:
                  cfg: Optional[float] = None, guidance: Optional[float] = None, width: Optional[int] = None,
                  height: Optional[int] = None, scenes: Optional[int] = None, negative_prompt: Optional[str] = None,
                  token_count: Optional[str] = None, callback: Optional[StepCallback] = None) -> LumiXMaps:
-        """Text -> the five maps of `scenes` scenes (spec: Sampling as published).
+        """Text -> the five maps of `scenes` scenes with the published settings.
 
         Unset arguments take the published settings (`sampling.TEXT_TO_MAPS`): 50 steps,
         true CFG 3.0 with the published negative prompt, guidance 3.5, 512 x 512, the
@@ -305,7 +293,7 @@ class LumiXPipeline:
                   steps: Optional[int] = None, cfg: Optional[float] = None, guidance: Optional[float] = None,
                   width: Optional[int] = None, height: Optional[int] = None, negative_prompt: Optional[str] = None,
                   token_count: Optional[str] = None, callback: Optional[StepCallback] = None) -> LumiXMaps:
-        """Image(s) -> the other maps (spec: Image -> maps as published).
+        """Image(s) -> the other maps as the authors decompose: given maps held at t = 0.
 
         `given` names the map that `image` is (default "color": decompose a photo), or maps
         names to images, e.g. {"depth": depth_image} or {"color": photo, "normal": normals}.

@@ -1,4 +1,4 @@
-"""The LumiX block math, written once for both FLUX layouts (spec: Where the adapters sit).
+"""The LumiX block math, written once for both FLUX layouts (paper Sec. 3: Query-Broadcast Attention and Tensor LoRA in every block).
 
 A layout adapter (`layouts/bfl.py`, `layouts/diffusers.py`) exposes a block's own
 submodules under one vocabulary: modulation, norms, projections, MLP. The functions here
@@ -11,7 +11,7 @@ add the two LumiX changes to an unpatched FLUX block:
   output projection gets another.
 
 Maps interact only through those two; attention itself stays within each map.
-Tensors are [B, L, D] with B = 5 * scenes, scene-major, in the spec's map order.
+Tensors are [B, L, D] with B = 5 * scenes, scene-major, maps ordered albedo, irradiance, color, depth, normal.
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ class SingleBlockLayout(Protocol):
 class BlockAdapters:
     """The two Tensor LoRAs of one block and how to apply them.
 
-    `strength` scales both deltas (the spec's lora_weight); `qba=False` keeps each map's own
+    `strength` scales both deltas (the authors' lora_weight); `qba=False` keeps each map's own
     queries, for ablations. With no adapters and qba=False the block is the unpatched one.
     """
     kv: Optional[TensorLoRA] = None
@@ -126,7 +126,8 @@ def lumix_double_block(
     mask: Optional[torch.Tensor] = None,
     transformer_options: Any = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One double block with QBA and Tensor LoRA (spec: Double block, steps 1-10)."""
+    """One double block with QBA and Tensor LoRA : LoRA deltas on k and v after the q/k norm, every map
+    attends with the color map's image queries, proj output plus its LoRA delta."""
     batch, txt_len = img.shape[0], txt.shape[1]
     scene_count(batch)
     rows = QUERY_SOURCE_ROWS if adapters.qba else None
@@ -170,7 +171,8 @@ def lumix_single_block(
     mask: Optional[torch.Tensor] = None,
     transformer_options: Any = None,
 ) -> torch.Tensor:
-    """One single block on x = [txt; img] with QBA and Tensor LoRA (spec: Single block)."""
+    """One single block on x = [txt; img] with QBA and Tensor LoRA : LoRA deltas on k and v over all
+    tokens, every map attends with the color map's queries (text and image), linear2 plus its delta."""
     batch = x.shape[0]
     scene_count(batch)
     rows = QUERY_SOURCE_ROWS if adapters.qba else None

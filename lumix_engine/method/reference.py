@@ -1,4 +1,4 @@
-"""The LumiX blocks computed the plain way, straight from the spec, for tests and benchmarks.
+"""The LumiX blocks computed the plain way, straight from the paper's formulas (Sec. 3), for tests and benchmarks.
 
 Full q/k/v for every map, the query broadcast done by copying, Tensor LoRA in the authors'
 contraction order, one scene at a time. Shares no code with `qba.py` beyond the block's

@@ -1,4 +1,4 @@
-"""Sampling math shared by the ComfyUI sampler and the standalone pipeline (spec: Sampling).
+"""Sampling math shared by the ComfyUI sampler and the standalone pipeline: FLUX's rectified-flow schedule, Euler steps, true CFG, shared noise and held maps.
 
 Pure functions: the published schedule (with its token-count quirk), the Euler flow step,
 true classifier-free guidance, one shared noise per scene, and condition maps held at t = 0.
@@ -20,7 +20,7 @@ NEGATIVE_PROMPT = "blurry, low quality, artifacts, distorted, noisy, pixelated, 
 
 @dataclass(frozen=True)
 class Settings:
-    """Published sampling settings (spec: Sampling as published / Image -> maps)."""
+    """Published sampling settings (the authors' inference configs for text -> maps and image -> maps)."""
     steps: int = 50
     cfg: float = 3.0
     guidance: float = 3.5

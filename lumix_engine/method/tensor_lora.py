@@ -47,7 +47,7 @@ class TensorLoRA(nn.Module):
         self.rank = rank
         self.alpha = alpha
         factory = {"device": device, "dtype": dtype}
-        # Published initialisation (spec: Tensor LoRA).
+        # The authors' initialisation: G1 ~ N(0, 0.02^2), G2 ~ N(0, 1) / sqrt(d_in R), G3 = 0 (a no-op).
         self.G1 = nn.Parameter(torch.randn(num_maps, num_maps, rank, **factory) * 0.02)
         self.G2 = nn.Parameter(
             torch.randn(num_maps, in_features, rank, rank, **factory) / math.sqrt(in_features * rank)
@@ -120,7 +120,7 @@ class TensorLoRA(nn.Module):
 def tensor_lora_reference(
     x: torch.Tensor, g1: torch.Tensor, g2: torch.Tensor, g3: torch.Tensor, scale: float
 ) -> torch.Tensor:
-    """The spec's sum as written, for one scene x [M, L, d_in], in float64. Tests only."""
+    """Y[i,l,o] = s sum_{j,u,r,q} x[j,l,u] G2[i,u,r,q] G1[i,j,q] G3[i,o,r] as written, for one scene x [M, L, d_in], in float64. Tests only."""
     x, g1, g2, g3 = (t.double() for t in (x, g1, g2, g3))
     return scale * torch.einsum("jlu,iurq,ijq,ior->ilo", x, g2, g1, g3)
 
