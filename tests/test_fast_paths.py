@@ -12,8 +12,8 @@ from lumix_engine.flux.linear import split_linear
 from lumix_engine.method.adapters import DOUBLE, SINGLE
 from lumix_engine.method.patch import block_patches
 from lumix_engine.method.qba import QUERY_SOURCE_ROWS
-from lumix_engine.method.reference import plain_double_block, plain_single_block
-from lumix_engine.method.tensor_lora import TensorLoRA, tensor_lora_reference
+from lumix_engine.method.reference import plain_double_block, plain_single_block, tensor_lora_plain
+from lumix_engine.method.tensor_lora import TensorLoRA
 from lumix_engine.tiny_random import random_adapters, random_bfl_flux
 from tests.factories import TEST_FLUX, adapters_roundtrip, scene_inputs
 
@@ -30,17 +30,13 @@ def random_lora(d_in, d_out, rank, dtype, seed=0):
     return lora
 
 
-def plain(lora, x, strength=1.0):
-    return torch.cat([tensor_lora_reference(scene, lora.G1, lora.G2, lora.G3, lora.scale * strength)
-                      for scene in x.split(5)])
-
 
 @pytest.mark.parametrize("scenes", [1, 2, 4])
 @pytest.mark.parametrize("strength", [1.0, 0.35])
 def test_tensor_lora_sum_over_source_maps_matches_plain_sum_float64(scenes, strength):
     lora = random_lora(24, 40, 3, torch.float64)
     x = torch.randn(5 * scenes, 7, 24, dtype=torch.float64)
-    assert rel(lora(x, strength), plain(lora, x, strength)) <= 1e-12
+    assert rel(lora(x, strength), tensor_lora_plain(lora, x, strength)) <= 1e-12
 
 
 def test_tensor_lora_reads_g3_in_place_when_dtypes_match():
@@ -56,7 +52,7 @@ def test_tensor_lora_cast_once_to_another_compute_dtype_matches_plain_sum():
     core, readout = lora.folded(torch.device("cpu"), torch.float64)
     assert readout.dtype == torch.float64 and readout.data_ptr() != lora.G3.data_ptr()
     assert lora.folded(torch.device("cpu"), torch.float64)[0] is core  # cached, not cast per call
-    assert rel(out, plain(lora, x)) <= 1e-6  # the core folds in float32, the parameters' dtype
+    assert rel(out, tensor_lora_plain(lora, x)) <= 1e-6  # the core folds in float32, the parameters' dtype
 
 
 @pytest.mark.parametrize("scenes", [1, 3])

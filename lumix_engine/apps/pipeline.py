@@ -2,8 +2,8 @@
 
 Built from the ecosystem's own parts: a diffusers `FluxTransformer2DModel` patched in
 place by `patch_diffusers`, a diffusers `AutoencoderKL`, and transformers' CLIP-L and
-T5-XXL encoders. The sampling is the engine's (`sampling.py`, spec: Sampling as
-published), so the ComfyUI nodes and this pipeline integrate the same equations.
+T5-XXL encoders. The sampling is the engine's (`method/sampling.py`, the authors' published
+settings), so the ComfyUI nodes and this pipeline integrate the same equations.
 
     from lumix_engine.apps.pipeline import LumiXPipeline
     pipe = LumiXPipeline.from_files(flux_dir="models/FLUX.1-dev", lumix="models/lumix/lumix.safetensors")

@@ -126,7 +126,7 @@ def lumix_double_block(
     mask: Optional[torch.Tensor] = None,
     transformer_options: Any = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One double block with QBA and Tensor LoRA : LoRA deltas on k and v after the q/k norm, every map
+    """One double block with QBA and Tensor LoRA: LoRA deltas on k and v after the q/k norm, every map
     attends with the color map's image queries, proj output plus its LoRA delta."""
     batch, txt_len = img.shape[0], txt.shape[1]
     scene_count(batch)
@@ -171,7 +171,7 @@ def lumix_single_block(
     mask: Optional[torch.Tensor] = None,
     transformer_options: Any = None,
 ) -> torch.Tensor:
-    """One single block on x = [txt; img] with QBA and Tensor LoRA : LoRA deltas on k and v over all
+    """One single block on x = [txt; img] with QBA and Tensor LoRA: LoRA deltas on k and v over all
     tokens, every map attends with the color map's queries (text and image), linear2 plus its delta."""
     batch = x.shape[0]
     scene_count(batch)

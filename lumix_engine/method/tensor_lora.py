@@ -117,21 +117,4 @@ class TensorLoRA(nn.Module):
         return out.reshape(batch, length, self.out_features).to(x.dtype)
 
 
-def tensor_lora_reference(
-    x: torch.Tensor, g1: torch.Tensor, g2: torch.Tensor, g3: torch.Tensor, scale: float
-) -> torch.Tensor:
-    """Y[i,l,o] = s sum_{j,u,r,q} x[j,l,u] G2[i,u,r,q] G1[i,j,q] G3[i,o,r] as written, for one scene x [M, L, d_in], in float64. Tests only."""
-    x, g1, g2, g3 = (t.double() for t in (x, g1, g2, g3))
-    return scale * torch.einsum("jlu,iurq,ijq,ior->ilo", x, g2, g1, g3)
-
-
-def tensor_lora_authors_order(x: torch.Tensor, g1: torch.Tensor, g2: torch.Tensor, g3: torch.Tensor,
-                              scale: float) -> torch.Tensor:
-    """The authors' contraction order (x with G2 first), for benchmarks: x [M, L, d_in]."""
-    b = torch.einsum("jlu,iurq->ijlrq", x, g2)
-    h = torch.einsum("ijlrq,ijq->ijlr", b, g1)
-    per_source = torch.einsum("ijlr,ior->ijlo", h, g3)  # materialised, as the authors do
-    return per_source.sum(dim=1) * scale
-
-
-__all__ = ["TensorLoRA", "tensor_lora_reference", "tensor_lora_authors_order", "NUM_MAPS"]
+__all__ = ["TensorLoRA", "NUM_MAPS"]

@@ -66,9 +66,6 @@ class ConditionPolicy:
         return held
 
 
-NONE_HELD = ConditionPolicy(color=0.0, any_subset=0.0)
-
-
 def lumix_batch_loss(velocity_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x0: torch.Tensor,
                      generator: torch.Generator, policy: ConditionPolicy = ConditionPolicy(),
                      shared: bool = True) -> torch.Tensor:
