@@ -14,8 +14,7 @@ from lumix_engine.method.patch import block_patches
 from lumix_engine.method.qba import QUERY_SOURCE_ROWS
 from lumix_engine.method.reference import plain_double_block, plain_single_block, tensor_lora_plain
 from lumix_engine.method.tensor_lora import TensorLoRA
-from lumix_engine.tiny_random import random_adapters, random_bfl_flux
-from tests.factories import TEST_FLUX, adapters_roundtrip, scene_inputs
+from tests.factories import scene_inputs
 
 
 def rel(a, b):
@@ -68,33 +67,27 @@ def test_split_linear_projects_the_head_for_the_color_rows_only(scenes):
     assert torch.allclose(tail, full[..., 9:], rtol=1e-12, atol=1e-12)
 
 
-@pytest.fixture(scope="module")
-def model64():
-    return random_bfl_flux(TEST_FLUX, dtype=torch.float64)
 
 
-@pytest.fixture(scope="module")
-def adapters64(tmp_path_factory):
-    return adapters_roundtrip(tmp_path_factory.mktemp("fast"), random_adapters(TEST_FLUX), dtype=torch.float64)
 
 
 @pytest.mark.parametrize("scenes", [1, 3])
-def test_double_block_fast_path_matches_plain_formula_float64(model64, adapters64, scenes):
+def test_double_block_fast_path_matches_plain_formula_float64(flux64, adapters64, scenes):
     img, txt, vec, pe = scene_inputs(scenes=scenes, dtype=torch.float64)
-    patch = block_patches(model64, adapters64)[("double_block", 1)]
+    patch = block_patches(flux64, adapters64)[("double_block", 1)]
     out = patch({"img": img, "txt": txt, "vec": vec, "pe": pe, "attn_mask": None, "transformer_options": {}}, {})
     lora = adapters64.processor(DOUBLE, 1)
-    ref_img, ref_txt = plain_double_block(model64.double_blocks[1], img, txt, vec, pe, lora.kv_tt_lora,
+    ref_img, ref_txt = plain_double_block(flux64.double_blocks[1], img, txt, vec, pe, lora.kv_tt_lora,
                                           lora.proj_tt_lora)
     assert rel(out["img"], ref_img) <= 1e-10 and rel(out["txt"], ref_txt) <= 1e-10
 
 
 @pytest.mark.parametrize("scenes", [1, 3])
-def test_single_block_fast_path_matches_plain_formula_float64(model64, adapters64, scenes):
+def test_single_block_fast_path_matches_plain_formula_float64(flux64, adapters64, scenes):
     img, txt, vec, pe = scene_inputs(scenes=scenes, dtype=torch.float64)
     x = torch.cat((txt, img), 1)
-    patch = block_patches(model64, adapters64)[("single_block", 0)]
+    patch = block_patches(flux64, adapters64)[("single_block", 0)]
     out = patch({"img": x, "vec": vec, "pe": pe, "attn_mask": None, "transformer_options": {}}, {})["img"]
     lora = adapters64.processor(SINGLE, 0)
-    ref = plain_single_block(model64.single_blocks[0], x, vec, pe, lora.kv_tt_lora, lora.proj_tt_lora)
+    ref = plain_single_block(flux64.single_blocks[0], x, vec, pe, lora.kv_tt_lora, lora.proj_tt_lora)
     assert rel(out, ref) <= 1e-10
