@@ -5,7 +5,7 @@ place by `patch_diffusers`, a diffusers `AutoencoderKL`, and transformers' CLIP-
 T5-XXL encoders. The sampling is the engine's (`method/sampling.py`, the authors' published
 settings), so the ComfyUI nodes and this pipeline integrate the same equations.
 
-    from lumix_engine.apps.pipeline import LumiXPipeline
+    from lumix_engine import LumiXPipeline
     pipe = LumiXPipeline.from_files(flux_dir="models/FLUX.1-dev", lumix="models/lumix/lumix.safetensors")
     maps = pipe.generate("a red chair in a sunlit room", seed=7)
     maps.albedo   # [1, 512, 512, 3] float in [0, 1]
