@@ -146,7 +146,8 @@ def _pipeline(args: argparse.Namespace):
 
 
 def _write(maps, out_dir: Path, title: str) -> list[Path]:
-    from .outputs import contact_sheet, maps_rows, write_json, write_maps
+    from ..image_io import write_maps
+    from .outputs import contact_sheet, maps_rows, write_json
     files = write_maps(maps.as_dict(), out_dir)
     sheet = out_dir / "contact_sheet.png"
     contact_sheet(maps_rows(title, maps.as_dict())).save(sheet)

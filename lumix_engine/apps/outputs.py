@@ -1,42 +1,18 @@
-"""Writing maps to disk: one PNG per map and scene, a labelled contact sheet, the settings.
-
-Maps are written as 16-bit PNGs (`intrinsics.png16`: 65536 levels, no 8-bit banding in
-depth and irradiance); the contact sheet, a preview, is 8-bit.
-"""
+"""Run reports: a labelled contact sheet of map sets (an 8-bit preview) and the settings as
+JSON. The maps themselves are written by `lumix_engine.image_io.write_maps`."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from ..image_io import save_png16
+from ..image_io import to_pil
 from ..modalities import MAP_NAMES
 
 LABEL_HEIGHT = 14
-
-
-def to_pil(image: torch.Tensor) -> Image.Image:
-    """One float image [H, W, 3] (or [1, H, W, 3]) in [0, 1] -> an 8-bit RGB PIL image."""
-    if image.ndim == 4:
-        image = image[0]
-    array = (image.detach().float().cpu().clamp(0, 1).numpy() * 255.0 + 0.5).astype(np.uint8)
-    return Image.fromarray(array, mode="RGB")
-
-
-def write_maps(maps: Mapping[str, torch.Tensor], out_dir: Path, prefix: str = "") -> list[Path]:
-    """{name: [scenes, H, W, 3]} -> 16-bit `{prefix}{name}.png` (one scene) or `{prefix}{name}_{k}.png`."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, images in maps.items():
-        for k, image in enumerate(images):
-            path = out_dir / (f"{prefix}{name}.png" if len(images) == 1 else f"{prefix}{name}_{k}.png")
-            save_png16(path, image.detach().float().cpu().clamp(0, 1), text={"lumix_map": name})
-            written.append(path)
-    return written
 
 
 def contact_sheet(rows: Sequence[tuple[str, Sequence[tuple[str, torch.Tensor]]]], cell: int = 160) -> Image.Image:

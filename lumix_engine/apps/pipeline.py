@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import InputError, ModelMismatchError
 from ..flux.model import pack_latent, unpack_latent
+from ..image_io import ImageLike, load_image, resize_images
 from ..method.adapters import LumiXAdapters
 from ..method.checkpoint import load_adapters
 from ..method.patch import patch_diffusers
@@ -41,7 +39,6 @@ from ..modalities import MAP_NAMES, NUM_MAPS, map_index, split_maps
 from .loading import ModelFiles, load_text_encoders, load_transformer, load_vae
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-ImageLike = Union[torch.Tensor, np.ndarray, "PIL.Image.Image", str, Path]  # noqa: F821
 StepCallback = Callable[[int, int, torch.Tensor], None]
 
 
@@ -79,50 +76,6 @@ def resolve_dtype(dtype: Union[str, torch.dtype, None], device: torch.device) ->
     if dtype not in DTYPES:
         raise InputError(f"dtype {dtype!r} is unknown; use one of {', '.join(DTYPES)}")
     return DTYPES[dtype]
-
-
-def load_image(image: ImageLike) -> torch.Tensor:
-    """Any image the user has -> float [B, H, W, 3] in [0, 1] on the CPU."""
-    if isinstance(image, (str, Path)):
-        from PIL import Image
-        path = Path(image)
-        if not path.is_file():
-            raise InputError(f"image not found: {path}")
-        if path.suffix.lower() == ".png" and _png_bit_depth(path) == 16:
-            from ..image_io import decode_png16
-            try:   # ours (filter type 0); Pillow would drop it to 8 bits
-                return load_image(decode_png16(path.read_bytes()))
-            except InputError:
-                pass
-        with Image.open(path) as opened:
-            mode = "I;16" if opened.mode.startswith("I;16") else "RGB"
-            array = np.asarray(opened.convert(mode) if mode == "RGB" else opened)
-        if array.dtype == np.uint16 or mode == "I;16":
-            array = np.repeat(array.astype(np.float32)[..., None] / 65535.0, 3, axis=-1)
-        return load_image(array)
-    if type(image).__module__.startswith("PIL"):
-        return load_image(np.asarray(image.convert("RGB")))
-    if isinstance(image, np.ndarray):
-        scale = 255.0 if image.dtype == np.uint8 else 65535.0 if image.dtype == np.uint16 else 1.0
-        image = torch.from_numpy(image.astype(np.float32) / scale)
-    if not isinstance(image, torch.Tensor):
-        raise InputError(f"cannot read an image from {type(image).__name__}; give a path, a PIL image, a numpy "
-                         f"array or a float tensor [B, H, W, 3]")
-    if not image.is_floating_point():
-        image = image.float() / 255.0
-    if image.ndim == 3:
-        image = image[None]
-    if image.ndim != 4 or image.shape[-1] not in (1, 3, 4):
-        raise InputError(f"an image must be [B, H, W, 3] (channels last) in [0, 1]; got shape {tuple(image.shape)}")
-    if image.shape[-1] == 1:
-        image = image.expand(-1, -1, -1, 3)
-    return image[..., :3].float().clamp(0, 1).cpu()
-
-
-def _png_bit_depth(path: Path) -> int:
-    with open(path, "rb") as handle:
-        head = handle.read(25)
-    return head[24] if len(head) == 25 and head[12:16] == b"IHDR" else 0
 
 
 class LumiXPipeline:
@@ -387,7 +340,7 @@ class LumiXPipeline:
             if picture.shape[0] != scenes:
                 raise InputError(f"{picture.shape[0]} {name} image(s) but {scenes} {next(iter(images))} image(s); "
                                  f"give one image per scene for every given map")
-            latents[name] = self.encode_images(_resize(picture, settings.width, settings.height))
+            latents[name] = self.encode_images(resize_images(picture, settings.width, settings.height))
         prompts = [prompt] * scenes if isinstance(prompt, str) else list(prompt)
         if len(prompts) != scenes:
             raise InputError(f"{len(prompts)} prompts for {scenes} images; give one prompt, or one per image")
@@ -401,14 +354,6 @@ def _place(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) ->
     if next(module.parameters()).dtype != dtype:
         module = module.to(dtype)
     return module.to(device).eval().requires_grad_(False)
-
-
-def _resize(images: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    if images.shape[1:3] == (height, width):
-        return images
-    resized = F.interpolate(images.permute(0, 3, 1, 2), size=(height, width), mode="bilinear", antialias=True,
-                            align_corners=False)
-    return resized.clamp(0, 1).permute(0, 2, 3, 1)
 
 
 class _NoProgress:

@@ -47,10 +47,10 @@ def add_parser(commands) -> None:
 
 def load_scene_folder(folder: Path, size: int) -> tuple[torch.Tensor, list[str]]:
     """[N, 5, size, size, 3] maps and N captions from a folder of scene folders."""
-    from ..apps.pipeline import _resize, load_image
+    from ..image_io import load_image, resize_images
     scenes, captions = [], []
     for scene in sorted(p for p in Path(folder).iterdir() if p.is_dir()):
-        maps = [_resize(load_image(scene / f"{name}.png"), size, size)[0] for name in MAP_NAMES]
+        maps = [resize_images(load_image(scene / f"{name}.png"), size, size)[0] for name in MAP_NAMES]
         scenes.append(torch.stack(maps))
         captions.append((scene / "caption.txt").read_text().strip())
     if not scenes:
