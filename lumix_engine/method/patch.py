@@ -183,12 +183,12 @@ class LumiXBlockPatch:
         block = blocks[self.index] if blocks is not None and self.index < len(blocks) else None
         if block is None or getattr(block, "hidden_size", None) != self.hidden_size or \
                 getattr(block, "num_heads", None) != self.num_heads:
-            found = "no such block" if block is None else \
-                f"hidden {getattr(block, 'hidden_size', '?')}, {getattr(block, 'num_heads', '?')} heads"
+            found = "has no such block" if block is None else \
+                f"has hidden {getattr(block, 'hidden_size', '?')}, {getattr(block, 'num_heads', '?')} heads there"
             raise ModelMismatchError(
-                f"the model being sampled ({type(model).__name__}) does not have the FLUX {self.kind} block {self.index} "
-                f"(hidden {self.hidden_size}, {self.num_heads} heads) this LumiX patch was made for ({found}): a node "
-                f"between LumiXLoader and the sampler replaced the model. Put LumiXLoader after that node.")
+                f"the model being sampled ({type(model).__name__}) {found}, but this LumiX patch was made for a FLUX "
+                f"{self.kind.split('_')[0]} block {self.index} of hidden {self.hidden_size}, {self.num_heads} heads: a node between "
+                f"LumiXLoader and the sampler replaced the model. Put LumiXLoader after that node.")
         return block
 
     def _layout(self, block: nn.Module):
