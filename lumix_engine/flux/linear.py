@@ -72,8 +72,9 @@ class CastProtocolWeights:
       `offloadable` (the legacy mode) such a cast pins pages that nothing ever unpins.
     - without it, `cast(layer, x)` returns (weight, bias) and there is nothing to release.
 
-    Only layers that are instances of `cast_op` and whose `forward_comfy_cast_weights` is one
-    of `plain_forwards` (i.e. "cast, then F.linear") take this path: any other op computes
+    Only layers that are instances of `cast_op` and whose class still has one of
+    `plain_forwards` under its name (ComfyUI: `forward_comfy_cast_weights` of its plain
+    Linear, i.e. "cast, then F.linear") take this path: any other op computes
     something else with its weights (fp8 matmuls, quantised kernels, GGUF dequantisation)
     and is called whole.
     """
@@ -99,8 +100,7 @@ class CastProtocolWeights:
     def takes_cast_path(self, layer: nn.Module) -> bool:
         if not isinstance(layer, self.cast_op):
             return False
-        forward = getattr(type(layer), "forward_comfy_cast_weights", None)
-        if not any(forward is known for known in self.plain_forwards):
+        if not any(getattr(type(layer), known.__name__, None) is known for known in self.plain_forwards):
             return False
         weight = getattr(layer, "weight", None)
         bias = getattr(layer, "bias", None)

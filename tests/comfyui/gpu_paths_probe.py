@@ -61,6 +61,7 @@ def counting(cast, uncast):
 
 def protocol(cast=None, uncast=None):
     import comfy.ops
+
     from lumix_engine.flux.linear import CastProtocolWeights
     return CastProtocolWeights(cast or comfy.ops.cast_bias_weight,
                                uncast or getattr(comfy.ops, "uncast_bias_weight", None), comfy.ops.CastWeightBiasOp,
@@ -70,6 +71,7 @@ def protocol(cast=None, uncast=None):
 def scenario_cast_values(work: pathlib.Path) -> dict:
     """Every cast path against the layer's own forward, float64 where the storage allows."""
     import comfy.ops
+
     from lumix_engine.flux.linear import plain_linear_weights, split_linear
     counts, cast, uncast = counting(comfy.ops.cast_bias_weight, getattr(comfy.ops, "uncast_bias_weight", None))
     weights = protocol(cast, uncast)
@@ -305,8 +307,8 @@ def scenario_rebuilt_clones(work: pathlib.Path) -> dict:
     assert err_a < 1e-5 and err_b < 1e-5, (err_a, err_b)
     assert (out_a - out_b).abs().max() > 1e-3 and (out_b - plain_b).abs().max() > 1e-3
     # A clone whose model is no FLUX of that shape: a clear error, not a shape error from torch.
-    from comfyui_tiny_models import TinyFlux, write_tiny_flux
     import comfy.sd
+    from comfyui_tiny_models import TinyFlux, write_tiny_flux
     wide = comfy.sd.load_diffusion_model(str(write_tiny_flux(work / "wide.safetensors", TinyFlux(hidden_size=96,
                                                                                                  num_heads=6))))
     try:
@@ -322,8 +324,6 @@ def scenario_torch_compile(work: pathlib.Path) -> dict:
     """ComfyUI's torch.compile wrapper (what TorchCompileModel installs) behind and in front of
     LumiX; backend "eager" so that the check is dynamo's tracing, not a C++ build."""
     from comfy_api.torch_helpers import set_torch_compile_wrapper
-    import comfy.sample
-    import comfy.samplers
     base = load_tiny(work)
     results = {}
     reference = sample(patch(base, work))
@@ -342,6 +342,7 @@ def scenario_torch_compile(work: pathlib.Path) -> dict:
 def sample(patcher, steps: int = 2):
     import comfy.sample
     import comfy.samplers
+
     from lumix_engine.method.sampling import shared_noise
     generator = torch.Generator().manual_seed(3)
     cond = [[torch.randn(1, 6, 48, generator=generator), {"pooled_output": torch.randn(1, 32, generator=generator),
@@ -394,6 +395,7 @@ def scenario_refusals(work: pathlib.Path) -> dict:
     """FLUX-family models LumiX was not trained on are refused by name, on ComfyUI's own classes."""
     import comfy.ldm.flux.model as flux_model
     import comfy.ops
+
     from lumix_engine.flux.architecture import other_flux_family
     params = {f.name: f for f in dataclasses.fields(flux_model.FluxParams)}
     base = dict(in_channels=16, out_channels=16, vec_in_dim=32, context_in_dim=48, hidden_size=64, mlp_ratio=4.0,
@@ -410,8 +412,7 @@ def scenario_refusals(work: pathlib.Path) -> dict:
     if "global_modulation" in params:
         names["FLUX.2"] = other_flux_family(build(**dict(base, global_modulation=True)))
     try:
-        from comfy.ldm.chroma.model import Chroma
-        from comfy.ldm.chroma.model import ChromaParams
+        from comfy.ldm.chroma.model import Chroma, ChromaParams
         sig = {f.name for f in dataclasses.fields(ChromaParams)}
         chroma_args = dict(in_channels=64, out_channels=64, context_in_dim=48, hidden_size=64, mlp_ratio=4.0,
                            num_heads=4, depth=1, depth_single_blocks=1, axes_dim=[4, 6, 6], theta=10000,
