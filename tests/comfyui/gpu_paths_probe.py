@@ -424,10 +424,24 @@ def scenario_refusals(work: pathlib.Path) -> dict:
                                                    **chroma_args))
     except ImportError:
         pass
+    # FLUX.1 Kontext has FLUX.1-dev's architecture; what gives it away is the reference
+    # latents its workflows pass (ReferenceLatent), refused before any block runs.
+    patched = patch(load_tiny(work), work)
+    generator = torch.Generator().manual_seed(0)
+    try:
+        patched.model.diffusion_model(torch.randn(5, 16, 8, 8, generator=generator), torch.full((5,), 0.5),
+                                      torch.randn(5, 6, 48, generator=generator), y=torch.randn(5, 32),
+                                      guidance=torch.full((5,), 3.5), ref_latents=[torch.randn(1, 16, 8, 8)],
+                                      transformer_options=sampling_options(patched))
+        raise AssertionError("reference latents reached LumiX's blocks")
+    except Exception as error:  # noqa: BLE001 - the type and text are what is checked
+        names["Kontext reference latents"] = f"{type(error).__name__}: {error}"
+    assert names["Kontext reference latents"].startswith("ModelMismatchError") and \
+        "Kontext" in names["Kontext reference latents"], names
     assert names["FLUX.1-dev"] is None, names
     keywords = {"FLUX.1 Fill": "extra input channels", "FLUX.2": "FLUX.2", "Chroma": "Chroma"}
     for name, found in names.items():
-        if name != "FLUX.1-dev":
+        if name in keywords:
             assert found and keywords[name] in found, (name, found)
     return names
 
