@@ -305,6 +305,26 @@ def scenario_rebuilt_clones(work: pathlib.Path) -> dict:
         plain_b = run_diffusion_model(b)
     err_a, err_b = (out_a - ref_a).abs().max().item(), (out_b - ref_b).abs().max().item()
     assert err_a < 1e-5 and err_b < 1e-5, (err_a, err_b)
+    # The same through ComfyUI's sampler, which hands the wrappers to the model itself.
+    sampled_b, sampled_ref_b = sample(clone_b), sample(patch(b, work))
+    err_sampled = (sampled_b - sampled_ref_b).abs().max().item()
+    assert err_sampled < 1e-5 and (sampled_b - sample(patched)).abs().max() > 1e-3, err_sampled
+    # Control: without LumiX's wrapper the rebuilt clone would run the first model's blocks.
+    import comfy.patcher_extension
+    from lumix_pack.nodes.loader import LUMIX_WRAPPER_KEY
+    unwrapped = rebuild(patched, b.model)
+    unwrapped.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, LUMIX_WRAPPER_KEY)
+    assert (sample(unwrapped) - sampled_ref_b).abs().max() > 1e-3
+    result = {}
+    if "force_deepcopy" in inspect.signature(patched.clone).parameters:
+        # A deep-copied clone reloads the model from its file; change its weights afterwards.
+        deep = patched.clone(force_deepcopy=True)
+        assert deep.model is not patched.model
+        with torch.no_grad():
+            deep.model.diffusion_model.double_blocks[0].img_attn.qkv.weight.mul_(1.5)
+        reference = patch(rebuild(load_tiny(work, seed=0), deep.model), work)
+        result["err_force_deepcopy"] = (sample(deep) - sample(reference)).abs().max().item()
+        assert result["err_force_deepcopy"] < 1e-5, result
     assert (out_a - out_b).abs().max() > 1e-3 and (out_b - plain_b).abs().max() > 1e-3
     # A clone whose model is no FLUX of that shape: a clear error, not a shape error from torch.
     import comfy.sd
@@ -317,7 +337,7 @@ def scenario_rebuilt_clones(work: pathlib.Path) -> dict:
     except Exception as error:  # noqa: BLE001 - the type and text are what is checked
         message = f"{type(error).__name__}: {error}"
     assert "ModelMismatchError" in message and "Put LumiXLoader after that node" in message, message
-    return {"err_a": err_a, "err_b": err_b, "changed_blocks_error": message}
+    return {"err_a": err_a, "err_b": err_b, "err_sampled": err_sampled, **result, "changed_blocks_error": message}
 
 
 def scenario_torch_compile(work: pathlib.Path) -> dict:
