@@ -205,7 +205,9 @@ def scenario_dynamic_vram(work: pathlib.Path) -> dict:
     import comfy.ops
     import comfy_aimdo.torch
     if "offloadable" not in inspect.signature(comfy.ops.cast_bias_weight).parameters:
-        return {"skipped": "this ComfyUI has no offloadable cast (no dynamic VRAM)"}
+        # Older ComfyUI: no dynamic VRAM and nothing to release (cast_values covers its cast).
+        assert not hasattr(comfy.ops, "uncast_bias_weight")
+        return {"dynamic_vram": False}
     # The one CUDA call on the path: viewing the vbar's device pages as a tensor.
     # On NVIDIA, ComfyUI's default attention is torch SDPA; the CPU default (sub-quadratic)
     # asks the device for its free memory, which the meta device cannot answer.
@@ -276,7 +278,7 @@ def scenario_dynamic_vram(work: pathlib.Path) -> dict:
     run_diffusion_model(patched, device="meta")
     legacy_leaks = sum(vbar.pinned.values()) - sum(before.values())
     assert legacy_leaks == blocks, legacy_leaks
-    return {"legacy_mode_pins_left": legacy_leaks, "layers": len(layers), "first_run": first, "after_interrupt": after_interrupt, "interrupted": interrupted,
+    return {"dynamic_vram": True, "legacy_mode_pins_left": legacy_leaks, "layers": len(layers), "first_run": first, "after_interrupt": after_interrupt, "interrupted": interrupted,
             "attention_output_patch_calls": calls["n"]}
 
 

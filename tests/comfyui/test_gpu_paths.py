@@ -7,17 +7,20 @@ ComfyUI's dynamic VRAM would need CUDA, the probe records the page pins instead 
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import subprocess
-
-import pytest
+import tempfile
 
 PROBE = pathlib.Path(__file__).resolve().parent / "gpu_paths_probe.py"
 
 
 def run_probe(install, tmp_path: pathlib.Path, scenario: str, timeout: int = 600) -> dict:
+    # Byte code outside the ComfyUI tree, which may be read-only (kept between runs).
+    env = dict(os.environ)
+    env.setdefault("PYTHONPYCACHEPREFIX", str(pathlib.Path(tempfile.gettempdir()) / "lumix-comfyui-pycache"))
     done = subprocess.run([str(install.python), str(PROBE), str(install.path), str(tmp_path), scenario],
-                          capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
+                          capture_output=True, text=True, timeout=timeout, cwd=tmp_path, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("LUMIX_PROBE ")]
     assert done.returncode == 0 and lines, f"probe {scenario} failed:\n{done.stdout[-4000:]}\n{done.stderr[-8000:]}"
     return json.loads(lines[-1][len("LUMIX_PROBE "):])["result"]
@@ -33,8 +36,8 @@ def test_every_cast_path_matches_the_layer_and_releases_what_it_casts(comfyui_in
 
 def test_dynamic_vram_pins_are_all_released_even_when_interrupted(comfyui_install, tmp_path):
     result = run_probe(comfyui_install, tmp_path, "dynamic_vram")
-    if "skipped" in result:
-        pytest.skip(result["skipped"])
+    if not result["dynamic_vram"]:
+        return  # this ComfyUI casts in the legacy two-value mode only: nothing is ever pinned
     first = result["first_run"]
     assert first["faults"] == first["unpins"] > 0 and first["lumix_casts"] == first["lumix_uncasts"] == 4
     assert result["interrupted"]
