@@ -41,7 +41,8 @@ class LumiXRecompose(io.ComfyNode):
                 io.Image.Input("irradiance", tooltip="Irradiance (diffuse illumination) map, sRGB-encoded."),
                 io.Float.Input("exposure", default=0.0, min=-10.0, max=10.0, step=0.1, tooltip=EXPOSURE_TIP),
             ],
-            outputs=[io.Image.Output("color", tooltip="The recomposed image, sRGB-encoded, clipped to [0, 1].")],
+            outputs=[io.Image.Output("color", display_name="color",
+                                     tooltip="The recomposed image, sRGB-encoded, clipped to [0, 1].")],
         )
 
     @classmethod
@@ -79,7 +80,7 @@ class LumiXRelight(io.ComfyNode):
                                tooltip="Optional irradiance map to use instead of the light above."),
             ],
             outputs=[
-                io.Image.Output("color", tooltip="The relit image, sRGB-encoded."),
+                io.Image.Output("color", display_name="color", tooltip="The relit image, sRGB-encoded."),
                 io.Image.Output("irradiance_used", display_name="irradiance",
                                 tooltip="The irradiance used, sRGB-encoded (may exceed 1)."),
             ],
@@ -113,7 +114,8 @@ class LumiXMaterialEdit(io.ComfyNode):
                 io.Mask.Input("mask", optional=True, tooltip="Optional mask: 1 = edit, 0 = keep. Default: everywhere."),
             ],
             outputs=[
-                io.Image.Output("color", tooltip="The recomposed image with the new material, sRGB-encoded."),
+                io.Image.Output("color", display_name="color",
+                                tooltip="The recomposed image with the new material, sRGB-encoded."),
                 io.Image.Output("albedo_edited", display_name="albedo", tooltip="The edited albedo, sRGB-encoded."),
             ],
         )
@@ -144,11 +146,16 @@ class LumiXCoherenceScores(io.ComfyNode):
                 io.Boolean.Input("depth_near_is_white", default=True,
                                  tooltip="On: near is white (disparity, LumiX and FLUX depth). Off: near is dark."),
             ],
+            # Outputs carry display names: without one, ComfyUI 0.3.64 labels a V3 output with
+            # its type, and four outputs would read STRING, FLOAT, FLOAT, FLOAT.
             outputs=[
-                io.String.Output("report", tooltip="A short text report of all scores."),
-                io.Float.Output("structural_alignment", tooltip="Edge alignment with color, 0..1, 1 best."),
-                io.Float.Output("recomposition_rmse", tooltip="color vs albedo x irradiance, 0..1, 0 best."),
-                io.Float.Output("normal_depth_error", tooltip="Mean angle in degrees, 0..180, 0 best."),
+                io.String.Output("report", display_name="report", tooltip="A short text report of all scores."),
+                io.Float.Output("structural_alignment", display_name="structural_alignment",
+                                tooltip="Edge alignment with color, 0..1, 1 best."),
+                io.Float.Output("recomposition_rmse", display_name="recomposition_rmse",
+                                tooltip="color vs albedo x irradiance, 0..1, 0 best."),
+                io.Float.Output("normal_depth_error", display_name="normal_depth_error",
+                                tooltip="Mean angle in degrees, 0..180, 0 best."),
             ],
         )
 

@@ -54,7 +54,12 @@ class LumiXLoader(io.ComfyNode):
             display_name="LumiX Loader",
             category="LumiX/loaders",
             description="Patch a FLUX.1-dev model with LumiX (Query-Broadcast Attention + Tensor LoRA) so that one "
-                        "sampling run generates five pixel-aligned maps: albedo, irradiance, color, depth, normal.",
+                        "sampling run generates five pixel-aligned maps: albedo, irradiance, color, depth, normal.\n\n"
+                        "Licences: this pack and the LumiX authors' code are MIT. FLUX.1-dev is under the FLUX.1 [dev] "
+                        "Non-Commercial License (https://huggingface.co/black-forest-labs/FLUX.1-dev/blob/main/"
+                        "LICENSE.md): the model, and LumiX with it, may be used only for the non-commercial purposes it "
+                        "defines, and its Outputs clause governs what you may do with the maps. Read it before any "
+                        "commercial use.",
             inputs=[
                 io.Model.Input("model", tooltip="A FLUX.1-dev diffusion model (bf16, fp8 or GGUF) from a core or "
                                                 "GGUF loader. The MODEL that goes in is left unpatched."),
