@@ -227,8 +227,8 @@ class LumiXPipeline:
                                    return_dict=False)[0]
         return unpack_latent(out.float(), height, width)
 
-    def _sample(self, prompts: Sequence[str], settings: Settings, seed: int, given: GivenMaps,
-                callback: Optional[StepCallback]) -> torch.Tensor:
+    def _sample(self, prompts: Sequence[str], settings: Settings, seed: Union[int, Sequence[int]],
+                given: GivenMaps, callback: Optional[StepCallback]) -> torch.Tensor:
         scenes = len(prompts)
         latent_shape = (self.latent_channels, settings.height // 8, settings.width // 8)
         context, pooled = self._conditioning(prompts)
@@ -301,7 +301,8 @@ class LumiXPipeline:
         return self._maps(latents, self._record("generate", settings, prompt=prompts, seed=seed, scenes=scenes))
 
     def decompose(self, image: Optional[ImageLike] = None, prompt: Union[str, Sequence[str]] = "",
-                  given: Union[str, Sequence[str], Mapping[str, ImageLike]] = "color", seed: int = 0,
+                  given: Union[str, Sequence[str], Mapping[str, ImageLike]] = "color",
+                  seed: Union[int, Sequence[int]] = 0,
                   steps: Optional[int] = None, cfg: Optional[float] = None, guidance: Optional[float] = None,
                   width: Optional[int] = None, height: Optional[int] = None, negative_prompt: Optional[str] = None,
                   token_count: Optional[str] = None, callback: Optional[StepCallback] = None) -> LumiXMaps:
@@ -313,7 +314,9 @@ class LumiXPipeline:
         A batch of B images is B scenes. Unset arguments take the published decomposition
         settings (`sampling.DECOMPOSITION`: guidance 1.0, no true CFG), and the size is the
         image's own unless width/height are given (the image is then resized). The
-        published runs use a caption of the image as the prompt.
+        published runs use a caption of the image as the prompt. `seed` is one seed for the
+        batch, or one per image (each image then gets the noise a one-image run with its seed
+        draws).
         """
         if isinstance(given, Mapping):
             if image is not None:
@@ -345,7 +348,8 @@ class LumiXPipeline:
         if len(prompts) != scenes:
             raise InputError(f"{len(prompts)} prompts for {scenes} images; give one prompt, or one per image")
         sampled = self._sample(prompts, settings, seed, GivenMaps(latents), callback)
-        return self._maps(sampled, self._record("decompose", settings, prompt=prompts, seed=seed, scenes=scenes,
+        return self._maps(sampled, self._record("decompose", settings, prompt=prompts,
+                                                seed=seed if isinstance(seed, int) else list(seed), scenes=scenes,
                                                 given=sorted(latents, key=map_index)))
 
 
