@@ -115,8 +115,8 @@ def find_inputs(spec: str | Path, out: Path, recursive: bool = True) -> Inputs:
         raise InputError(f"input {text!r} is not a folder, a list file ({', '.join(LIST_EXTENSIONS)}), an image "
                          f"or a glob pattern; check the path")
     inside_out = [f for f in files if _is_within(f, out)]
-    if inside_out:
-        notes.append(f"the output folder {out} is inside the input; its {len(inside_out)} file(s) are not inputs")
+    if inside_out or _is_within(out, root):
+        notes.append(f"the output folder {out} is inside the input {root}; files in it are not inputs")
         files = [f for f in files if not _is_within(f, out)]
     if not files:
         raise InputError(f"no images in the {what} (looked for {', '.join(IMAGE_EXTENSIONS)}"
@@ -242,26 +242,27 @@ def settings_key(record: dict[str, Any]) -> str:
 
 class Manifest:
     """`manifest.jsonl`: one JSON record per line, the last record of a key wins. A line cut
-    short by a kill is dropped (and the file cut back to its last whole line) on opening."""
+    short by a kill is ignored; `repair` (run under the lock) cuts the file back to its last
+    whole line so that the next record starts on a line of its own."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.records: dict[str, dict[str, Any]] = {}
         self.dropped = 0
-        if not path.exists():
-            return
-        data = path.read_bytes()
-        whole = data[:data.rfind(b"\n") + 1]
-        if len(whole) != len(data):
-            self.dropped += 1
-            with open(path, "r+b") as handle:
-                handle.truncate(len(whole))
-        for line in whole.decode("utf-8", "replace").splitlines():
+        data = path.read_bytes() if path.exists() else b""
+        self._whole = data.rfind(b"\n") + 1
+        self.dropped = int(self._whole != len(data))
+        for line in data[:self._whole].decode("utf-8", "replace").splitlines():
             try:
                 record = json.loads(line)
                 self.records[record["key"]] = record
             except (ValueError, KeyError, TypeError):
                 self.dropped += 1
+
+    def repair(self) -> None:
+        if self.path.exists() and self.path.stat().st_size != self._whole:
+            with open(self.path, "r+b") as handle:
+                handle.truncate(self._whole)
 
     def append(self, record: dict[str, Any]) -> None:
         append_line(self.path, json.dumps(record, sort_keys=True) + "\n")
@@ -487,8 +488,9 @@ def plan_work(inputs: Inputs, manifest: Manifest, settings: BatchSettings, key: 
             sized.append((item, tuple(record["working_size"])))
             continue
         if record is not None:
-            reason = ("settings changed" if record.get("settings_key") != key else
-                      "failed before" if record.get("status") == "failed" else "source or output changed")
+            reason = ("tried again: failed before" if record.get("status") == "failed" else
+                      "settings changed" if record.get("settings_key") != key else
+                      "source or output changed")
             reasons[reason] = reasons.get(reason, 0) + 1
         try:
             with open(item.source, "rb") as handle:
@@ -599,12 +601,13 @@ def run_batch(inputs: Inputs, out: Path, settings: BatchSettings, models: dict[s
         notes = list(inputs.notes)
         removed = remove_partials(out)
         manifest = Manifest(out / MANIFEST)
+        manifest.repair()
         if removed or manifest.dropped:
             notes.append(f"resumed after an interruption: removed {removed} partial file(s), "
                          f"{manifest.dropped} cut-off manifest line(s)")
         plan = plan_work(inputs, manifest, settings, key, out, verify)
         for reason, count in sorted(plan.redo_reasons.items()):
-            notes.append(f"{count} image(s) done again: {reason}")
+            notes.append(f"{count} image(s) {reason if reason.startswith('tried') else 'done again: ' + reason}")
         items = {item.key: item for item in inputs.items}
         failed: dict[str, str] = {}
 
@@ -616,11 +619,11 @@ def run_batch(inputs: Inputs, out: Path, settings: BatchSettings, models: dict[s
             manifest.append(failed_record)
             failed[key_failed] = failed_record["error"]
         todo = sum(len(unit.todo) for unit in plan.units)
+        execute = executor_factory() if todo else None   # loads the model(s) before the clock of the bar
         bar = _progress(todo, progress)
         done = 0
         try:
-            if todo:
-                execute = executor_factory()
+            if execute is not None:
                 for unit, results in execute(_jobs(plan.units, settings, fail)):
                     for result in results:
                         if result.key not in unit.todo:

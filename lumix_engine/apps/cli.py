@@ -21,7 +21,7 @@ from ..errors import LumiXError
 from ..method.sampling import DECOMPOSITION, TEXT_TO_MAPS
 from ..modalities import MAP_NAMES
 from .batch import DEFAULT_MAX_PIXELS
-from .loading import MissingModelError, ModelFiles
+from .loading import MissingModelError, ModelFiles, quiet_libraries
 
 EXIT_INPUT_ERROR = 2
 EXIT_MISSING_MODEL = 3
@@ -236,7 +236,8 @@ def run_batch_command(args: argparse.Namespace) -> int:
                                cpus_per_worker=args.cpus_per_worker, threads=args.threads)
     else:
         def factory():
-            return local_executor(Decomposer(_pipeline(args), settings, threads=args.threads))
+            with quiet_libraries():
+                return local_executor(Decomposer(_pipeline(args), settings, threads=args.threads))
     try:
         summary = run_batch(inputs, out, settings, models, factory, verify=args.verify,
                             progress=not args.no_progress)
