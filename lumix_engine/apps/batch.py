@@ -411,7 +411,7 @@ class Decomposer:
                 source_size = probe_size(job.data, self.settings.max_pixels)
                 image = resize_images(load_image_bytes(job.data), *size)
             except Exception as exc:   # any decoder error is this file's problem, not the run's
-                results[job.key] = Result(job.key, False, error=_message(exc), worker=self.worker)
+                results[job.key] = Result(job.key, False, error=error_message(exc), worker=self.worker)
                 continue
             loaded.append((job, image, source_size, time.perf_counter() - started))
         if loaded:
@@ -425,7 +425,7 @@ class Decomposer:
                                            height=size[1], negative_prompt=settings.negative_prompt,
                                            token_count=settings.token_count)
             except Exception as exc:   # e.g. out of memory: these photos fail, the run goes on
-                message = _message(exc) + ("; try --batch-size 1" if len(loaded) > 1 else "")
+                message = error_message(exc) + ("; try --batch-size 1" if len(loaded) > 1 else "")
                 return [results.get(job.key) or Result(job.key, False, error=message, worker=self.worker)
                         for job in jobs]
             sample_s = (time.perf_counter() - started) / len(loaded)
@@ -453,7 +453,7 @@ def _scores(maps: dict[str, Any]) -> dict[str, Any]:
             "normal_depth_error_degrees": report.normal_depth_error_degrees}
 
 
-def _message(exc: BaseException) -> str:
+def error_message(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if isinstance(exc, LumiXError) else f"{type(exc).__name__}: {text}"
 
@@ -497,7 +497,7 @@ def plan_work(inputs: Inputs, manifest: Manifest, settings: BatchSettings, key: 
                 head = handle.read(1 << 16)
             size = _header_size(head, item.source, settings.max_pixels)
         except (OSError, InputError) as exc:
-            failed[item.key] = _failed_record(item, _message(exc))
+            failed[item.key] = failed_record(item, error_message(exc))
             continue
         sized.append((item, working_size(size, settings)))
     units: dict[tuple[int, int], list[list[Item]]] = {}
@@ -522,7 +522,7 @@ def _header_size(head: bytes, path: Path, max_pixels: int) -> tuple[int, int]:
         return probe_size(path.read_bytes(), max_pixels)
 
 
-def _failed_record(item: Item, error: str, worker: str = "") -> dict[str, Any]:
+def failed_record(item: Item, error: str, worker: str = "") -> dict[str, Any]:
     return {"key": item.key, "path": str(item.source), "status": "failed", "error": error, "worker": worker,
             "finished_at": time.time()}
 
@@ -555,7 +555,7 @@ def _jobs(units: Sequence[Unit], settings: BatchSettings,
                 data = item.source.read_bytes()
             except OSError as exc:
                 if item.key in unit.todo:
-                    on_failed(item, _message(exc))
+                    on_failed(item, error_message(exc))
                 continue
             jobs.append(Job(item.key, data, _prompt_for(item, settings), item.key in unit.todo))
         if any(job.write for job in jobs):
@@ -612,7 +612,7 @@ def run_batch(inputs: Inputs, out: Path, settings: BatchSettings, models: dict[s
         failed: dict[str, str] = {}
 
         def fail(item: Item, error: str, worker: str = "") -> None:
-            manifest.append(_failed_record(item, error, worker))
+            manifest.append(failed_record(item, error, worker))
             failed[item.key] = error
 
         for key_failed, failed_record in plan.failed.items():
@@ -646,10 +646,17 @@ def run_batch(inputs: Inputs, out: Path, settings: BatchSettings, models: dict[s
 
 def _store(item: Item, result: Result, size: tuple[int, int], out: Path, settings: BatchSettings,
            record: dict[str, Any], key: str, manifest: Manifest) -> None:
-    """Maps first, then the record that vouches for them."""
+    record_done(item, result.files, out, manifest, record, key, size=list(result.size), working_size=list(size),
+                seed=settings.seed, scores=result.scores, timings=result.timings, worker=result.worker)
+
+
+def record_done(item: Item, files: dict[str, bytes], out: Path, manifest: Manifest, settings: dict[str, Any],
+                key: str, **fields: Any) -> dict[str, Any]:
+    """Write a photo's files as `<folder>/<name>.png`, then append the record that vouches
+    for them (source and output sizes, times and hashes, the settings and their key)."""
     started = time.perf_counter()
     outputs = {}
-    for name, data in result.files.items():
+    for name, data in files.items():
         relative = f"{item.folder}/{name}.png"
         try:
             write_file(out / relative, data)
@@ -659,16 +666,16 @@ def _store(item: Item, result: Result, size: tuple[int, int], out: Path, setting
         outputs[name] = {"path": relative, "bytes": written, "mtime_ns": mtime,
                          "sha256": hashlib.sha256(data).hexdigest()}
     source_bytes, source_mtime = _stat(item.source)
+    timings = {**fields.pop("timings", {}), "write_s": time.perf_counter() - started}
     entry = {"key": item.key, "path": str(item.source), "status": "done",
              "source": {"bytes": source_bytes, "mtime_ns": source_mtime, "sha256": file_sha256(item.source)},
-             "size": list(result.size), "working_size": list(size),
-             "seed": settings.seed, "settings": record, "settings_key": key, "outputs": outputs,
-             "scores": result.scores, "timings": {**result.timings, "write_s": time.perf_counter() - started},
-             "worker": result.worker, "finished_at": time.time()}
+             **fields, "settings": settings, "settings_key": key, "outputs": outputs, "timings": timings,
+             "finished_at": time.time()}
     try:
         manifest.append(entry)
     except OSError as exc:
         raise BatchStopped(_write_failure(manifest.path, exc)) from exc
+    return entry
 
 
 def _write_failure(path: Path, exc: OSError) -> str:
