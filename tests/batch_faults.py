@@ -28,45 +28,42 @@ KILLED = 70
 
 def install(mode: str, n: int) -> None:
     count = 0
-    real_write, real_append = batch.write_file, batch.append_line
 
     def due() -> bool:
         nonlocal count
         count += 1
         return count == n
 
-    def fail_halfway(write_half) -> None:
-        write_half()
+    def fail() -> None:
         if mode == "exit-mid":
             os._exit(KILLED)
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    def write_file(path, data: bytes) -> None:
-        if not due():
-            return real_write(path, data)
-        if mode == "exit-before":
-            os._exit(KILLED)
-        if mode in ("exit-mid", "enospc"):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(path) as partial:
-                fail_halfway(lambda: partial.write_bytes(data[:len(data) // 2]))
-        real_write(path, data)
-        os._exit(KILLED)
+    def half_file(path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as partial:
+            partial.write_bytes(data[:len(data) // 2])
+            fail()
 
-    def append_line(path, line: str) -> None:
-        if not due():
-            return real_append(path, line)
-        if mode == "exit-before":
-            os._exit(KILLED)
-        if mode in ("exit-mid", "enospc"):
-            def write_half() -> None:
-                with open(path, "a", encoding="utf-8") as handle:
-                    handle.write(line[:len(line) // 2])
-            fail_halfway(write_half)
-        real_append(path, line)
-        os._exit(KILLED)
+    def half_line(path, line: str) -> None:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(line[:len(line) // 2])
+        fail()
 
-    batch.write_file, batch.append_line = write_file, append_line
+    def faulty(real, half):
+        def write(path, data):
+            if not due():
+                return real(path, data)
+            if mode == "exit-before":
+                os._exit(KILLED)
+            if mode in ("exit-mid", "enospc"):
+                half(path, data)
+            real(path, data)
+            os._exit(KILLED)
+        return write
+
+    batch.write_file = faulty(batch.write_file, half_file)
+    batch.append_line = faulty(batch.append_line, half_line)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ from lumix_engine.apps.pipeline import LumiXPipeline
 from lumix_engine.errors import InputError
 from lumix_engine.image_io import decode_png16, encode_png16
 from lumix_engine.method.sampling import shared_noise
-from lumix_engine.tiny_random import write_tiny_models
 from tests import batch_faults
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,13 +39,8 @@ VOLATILE = ("timings", "finished_at", "worker")
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("batch_models")
-    with quiet_libraries():
-        write_tiny_models(folder, seed=0)
-    config = folder / "lumix.toml"
-    config.write_text('flux_dir = "FLUX.1-dev"\nlumix = "lumix.safetensors"\n')
-    return config
+def models(tiny_model_config):
+    return tiny_model_config
 
 
 def photo(path: Path, seed: int, size=(40, 56)) -> Path:

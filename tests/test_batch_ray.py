@@ -9,7 +9,6 @@ import torch
 from lumix_engine.apps.batch import BatchSettings, Decomposer, find_inputs, local_executor, run_batch
 from lumix_engine.apps.loading import ModelFiles, quiet_libraries
 from lumix_engine.apps.pipeline import LumiXPipeline
-from lumix_engine.tiny_random import write_tiny_models
 from tests.test_batch import photo_set, records, tree
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra (pip install ray); CI installs it")
@@ -21,11 +20,10 @@ THREADS = 1   # per pipeline, in both runs: BLAS rounding depends on the thread 
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tiny_model_config, tmp_path_factory):
     folder = tmp_path_factory.mktemp("ray")
-    with quiet_libraries():
-        paths = write_tiny_models(folder / "models", seed=0)
-    files = ModelFiles(flux_dir=paths["flux_dir"], lumix=paths["lumix"]).check()
+    models = tiny_model_config.parent
+    files = ModelFiles(flux_dir=models / "FLUX.1-dev", lumix=models / "lumix.safetensors").check()
     photos = photo_set(folder / "photos")
     yield files, photos, {"flux_dir": str(files.flux_dir), "lumix": str(files.lumix), "dtype": "fp32"}
     if ray.is_initialized():
