@@ -615,9 +615,9 @@ def run_batch(inputs: Inputs, out: Path, settings: BatchSettings, models: dict[s
             manifest.append(failed_record(item, error, worker))
             failed[item.key] = error
 
-        for key_failed, failed_record in plan.failed.items():
-            manifest.append(failed_record)
-            failed[key_failed] = failed_record["error"]
+        for key_failed, early in plan.failed.items():
+            manifest.append(early)
+            failed[key_failed] = early["error"]
         todo = sum(len(unit.todo) for unit in plan.units)
         execute = executor_factory() if todo else None   # loads the model(s) before the clock of the bar
         bar = _progress(todo, progress)
