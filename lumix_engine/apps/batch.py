@@ -39,7 +39,6 @@ import json
 import os
 import re
 import socket
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -49,6 +48,7 @@ from ..errors import InputError, LumiXError
 from ..image_io import atomic_path
 from ..method.sampling import DECOMPOSITION, Settings, check_size
 from ..modalities import MAP_NAMES
+from .pipeline import progress_bar
 
 MANIFEST = "manifest.jsonl"
 SUMMARY = "summary.json"
@@ -620,7 +620,7 @@ def run_batch(inputs: Inputs, out: Path, settings: BatchSettings, models: dict[s
             failed[key_failed] = early["error"]
         todo = sum(len(unit.todo) for unit in plan.units)
         execute = executor_factory() if todo else None   # loads the model(s) before the clock of the bar
-        bar = _progress(todo, progress)
+        bar = progress_bar(todo, progress, desc="LumiX batch", unit="img")   # images/s and ETA
         done = 0
         try:
             if execute is not None:
@@ -693,22 +693,3 @@ def _write_summary(summary: Summary, record: dict[str, Any], key: str) -> None:
         write_file(summary.out / SUMMARY, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
     except OSError as exc:
         raise BatchStopped(_write_failure(summary.out / SUMMARY, exc)) from exc
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def set_postfix(self, **_: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, enabled: bool):
-    """Images done, images/s and the ETA (tqdm's rate and remaining-time estimate)."""
-    if not enabled or not total:
-        return _NoBar()
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc="LumiX batch", unit="img", file=sys.stderr, dynamic_ncols=True)

@@ -248,7 +248,7 @@ class LumiXPipeline:
         timesteps = schedule(settings.steps, settings.width, settings.height, settings.token_count)
         noise = shared_noise(scenes, latent_shape, seed, dtype=torch.float32, device=self.device)
         given = GivenMaps({name: latent.to(self.device) for name, latent in given.latents.items()})
-        progress = _progress_bar(settings.steps, self.progress)
+        progress = progress_bar(settings.steps, self.progress)
 
         def on_step(step: int, x: torch.Tensor) -> None:
             progress.update(1)
@@ -364,12 +364,16 @@ class _NoProgress:
     def update(self, n: int) -> None:
         pass
 
+    def set_postfix(self, **_: Any) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
 
-def _progress_bar(total: int, enabled: bool):
-    if not enabled:
+def progress_bar(total: int, enabled: bool, desc: str = "LumiX", unit: str = "step"):
+    """A tqdm bar (its rate and remaining-time estimate), or nothing when disabled or empty."""
+    if not enabled or not total:
         return _NoProgress()
     from tqdm.auto import tqdm
-    return tqdm(total=total, desc="LumiX", unit="step")
+    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True)
