@@ -13,6 +13,7 @@ zlib is short and exact: every value is round(x * 65535), big-endian, filter typ
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import struct
@@ -110,17 +111,7 @@ def load_image(image: ImageLike) -> torch.Tensor:
         path = Path(image)
         if not path.is_file():
             raise InputError(f"image not found: {path}")
-        if path.suffix.lower() == ".png" and _png_bit_depth(path) == 16:
-            try:   # ours (filter type 0); Pillow would drop it to 8 bits
-                return load_image(decode_png16(path.read_bytes()))
-            except InputError:
-                pass
-        with Image.open(path) as opened:
-            mode = "I;16" if opened.mode.startswith("I;16") else "RGB"
-            array = np.asarray(opened.convert(mode) if mode == "RGB" else opened)
-        if array.dtype == np.uint16 or mode == "I;16":
-            array = np.repeat(array.astype(np.float32)[..., None] / 65535.0, 3, axis=-1)
-        return load_image(array)
+        return load_image_bytes(path.read_bytes())
     if type(image).__module__.startswith("PIL"):
         return load_image(np.asarray(image.convert("RGB")))
     if isinstance(image, np.ndarray):
@@ -140,10 +131,24 @@ def load_image(image: ImageLike) -> torch.Tensor:
     return image[..., :3].float().clamp(0, 1).cpu()
 
 
-def _png_bit_depth(path: Path) -> int:
-    with open(path, "rb") as handle:
-        head = handle.read(25)
-    return head[24] if len(head) == 25 and head[12:16] == b"IHDR" else 0
+def load_image_bytes(data: bytes) -> torch.Tensor:
+    """The bytes of an image file (PNG, JPEG, ...) -> float [1, H, W, 3] in [0, 1]; 16-bit
+    PNGs keep their 16 bits. Raises PIL's errors for data that is not a readable image."""
+    if data[:8] == _SIGNATURE and _png_bit_depth(data) == 16:
+        try:   # ours (filter type 0); Pillow would drop it to 8 bits
+            return load_image(decode_png16(data))
+        except (InputError, ValueError, TypeError, struct.error, zlib.error):
+            pass   # filtered or damaged: Pillow reads it or names the problem
+    with Image.open(io.BytesIO(data)) as opened:
+        mode = "I;16" if opened.mode.startswith("I;16") else "RGB"
+        array = np.asarray(opened.convert(mode) if mode == "RGB" else opened)
+    if array.dtype == np.uint16 or mode == "I;16":
+        array = np.repeat(array.astype(np.float32)[..., None] / 65535.0, 3, axis=-1)
+    return load_image(array)
+
+
+def _png_bit_depth(head: bytes) -> int:
+    return head[24] if len(head) >= 25 and head[12:16] == b"IHDR" else 0
 
 
 def resize_images(images: torch.Tensor, width: int, height: int) -> torch.Tensor:

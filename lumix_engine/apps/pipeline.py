@@ -215,8 +215,8 @@ class LumiXPipeline:
         with torch.no_grad():
             return diffusers_flux_velocity(self.transformer, latents, timesteps, context, pooled, guidance)
 
-    def _sample(self, prompts: Sequence[str], settings: Settings, seed: int, given: GivenMaps,
-                callback: Optional[StepCallback]) -> torch.Tensor:
+    def _sample(self, prompts: Sequence[str], settings: Settings, seed: Union[int, Sequence[int]],
+                given: GivenMaps, callback: Optional[StepCallback]) -> torch.Tensor:
         scenes = len(prompts)
         latent_shape = (self.latent_channels, settings.height // 8, settings.width // 8)
         context, pooled = self._conditioning(prompts)
@@ -236,7 +236,7 @@ class LumiXPipeline:
         timesteps = schedule(settings.steps, settings.width, settings.height, settings.token_count)
         noise = shared_noise(scenes, latent_shape, seed, dtype=torch.float32, device=self.device)
         given = GivenMaps({name: latent.to(self.device) for name, latent in given.latents.items()})
-        progress = _progress_bar(settings.steps, self.progress)
+        progress = progress_bar(settings.steps, self.progress)
 
         def on_step(step: int, x: torch.Tensor) -> None:
             progress.update(1)
@@ -289,7 +289,8 @@ class LumiXPipeline:
         return self._maps(latents, self._record("generate", settings, prompt=prompts, seed=seed, scenes=scenes))
 
     def decompose(self, image: Optional[ImageLike] = None, prompt: Union[str, Sequence[str]] = "",
-                  given: Union[str, Sequence[str], Mapping[str, ImageLike]] = "color", seed: int = 0,
+                  given: Union[str, Sequence[str], Mapping[str, ImageLike]] = "color",
+                  seed: Union[int, Sequence[int]] = 0,
                   steps: Optional[int] = None, cfg: Optional[float] = None, guidance: Optional[float] = None,
                   width: Optional[int] = None, height: Optional[int] = None, negative_prompt: Optional[str] = None,
                   token_count: Optional[str] = None, callback: Optional[StepCallback] = None) -> LumiXMaps:
@@ -301,7 +302,9 @@ class LumiXPipeline:
         A batch of B images is B scenes. Unset arguments take the published decomposition
         settings (`sampling.DECOMPOSITION`: guidance 1.0, no true CFG), and the size is the
         image's own unless width/height are given (the image is then resized). The
-        published runs use a caption of the image as the prompt.
+        published runs use a caption of the image as the prompt. `seed` is one seed for the
+        batch, or one per image (each image then gets the noise a one-image run with its seed
+        draws).
         """
         if isinstance(given, Mapping):
             if image is not None:
@@ -333,7 +336,8 @@ class LumiXPipeline:
         if len(prompts) != scenes:
             raise InputError(f"{len(prompts)} prompts for {scenes} images; give one prompt, or one per image")
         sampled = self._sample(prompts, settings, seed, GivenMaps(latents), callback)
-        return self._maps(sampled, self._record("decompose", settings, prompt=prompts, seed=seed, scenes=scenes,
+        return self._maps(sampled, self._record("decompose", settings, prompt=prompts,
+                                                seed=seed if isinstance(seed, int) else list(seed), scenes=scenes,
                                                 given=sorted(latents, key=map_index)))
 
 
@@ -348,12 +352,16 @@ class _NoProgress:
     def update(self, n: int) -> None:
         pass
 
+    def set_postfix(self, **_: Any) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
 
-def _progress_bar(total: int, enabled: bool):
-    if not enabled:
+def progress_bar(total: int, enabled: bool, desc: str = "LumiX", unit: str = "step"):
+    """A tqdm bar (its rate and remaining-time estimate), or nothing when disabled or empty."""
+    if not enabled or not total:
         return _NoProgress()
     from tqdm.auto import tqdm
-    return tqdm(total=total, desc="LumiX", unit="step")
+    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True)
