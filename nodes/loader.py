@@ -1,12 +1,15 @@
 """LumiXLoader: a FLUX.1-dev MODEL + lumix.safetensors -> a patched MODEL (a clone)."""
 from __future__ import annotations
 
+import comfy.patcher_extension
 import folder_paths
 from comfy_api.latest import io
 
 from ..lumix_engine.method.checkpoint import AdapterCache
-from ..lumix_engine.method.patch import block_patches, without_lumix
-from .comfy_glue import LUMIX_FOLDER, comfy_attention, comfy_linear_weights
+from ..lumix_engine.method.patch import SampledModel, block_patches, without_lumix
+from .comfy_glue import LUMIX_FOLDER, comfy_attention, comfy_cast_weights
+
+LUMIX_WRAPPER_KEY = "lumix_sampled_model"
 
 # One LumiXAdapters per file for the whole process, however many graphs or clones use it.
 ADAPTERS = AdapterCache()
@@ -16,13 +19,19 @@ def patch_model(model, lumix_path: str, strength: float, qba: bool):
     """Clone `model` and install LumiX's block patches on the clone only."""
     adapters = ADAPTERS.load(lumix_path)
     patches = block_patches(model.get_model_object("diffusion_model"), adapters, strength, qba,
-                            attention=comfy_attention, weights=comfy_linear_weights)
+                            attention=comfy_attention, weights=comfy_cast_weights())
     patched = model.clone()
     options = patched.model_options.setdefault("transformer_options", {})
     # A MODEL that already went through LumiXLoader gets its LumiX patches replaced, not stacked.
     options["patches_replace"] = without_lumix(options.get("patches_replace"))
     for (block_name, index), patch in patches.items():
         patched.set_model_patch_replace(patch, "dit", block_name, index)
+    # The patches look their blocks up on the diffusion model actually being run, which this
+    # wrapper names; clones that rebuild the model (torch.compile, one copy per GPU,
+    # model_override) then run their own weights.
+    kind = comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL
+    patched.remove_wrappers_with_key(kind, LUMIX_WRAPPER_KEY)
+    patched.add_wrapper_with_key(kind, LUMIX_WRAPPER_KEY, SampledModel())
     return patched
 
 

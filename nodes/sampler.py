@@ -2,7 +2,7 @@
 
 Sampling itself is ComfyUI's (any sampler, progress, previews, interruption); LumiX adds
 the schedule, the shared noise and, for decomposition, a model wrapper that feeds the given
-maps' clean latents at t = 0 on every call (spec: Image -> maps).
+maps' clean latents at t = 0 on every call, as the authors decompose.
 """
 from __future__ import annotations
 
@@ -18,7 +18,16 @@ from comfy_api.latest import io
 from ..lumix_engine.errors import InputError, ModelMismatchError
 from ..lumix_engine.intrinsics.checks import as_image
 from ..lumix_engine.method.patch import lumix_patches_in
-from ..lumix_engine.method.sampling import AUTO, GivenMaps, check_size, resolve_guidance, schedule, shared_noise
+from ..lumix_engine.method.sampling import (
+    AUTO,
+    DECOMPOSITION,
+    TEXT_TO_MAPS,
+    GivenMaps,
+    check_size,
+    resolve_guidance,
+    schedule,
+    shared_noise,
+)
 from ..lumix_engine.modalities import MAP_NAMES, NUM_MAPS, scene_strip
 
 SCHEDULES = ["published", "true_token_count"]
@@ -92,22 +101,23 @@ class LumiXSampler(io.ComfyNode):
             inputs=[
                 io.Model.Input("model", tooltip="The MODEL from LumiXLoader."),
                 io.Conditioning.Input("positive", tooltip="The prompt, used for all five maps."),
-                io.Conditioning.Input("negative", tooltip="Negative prompt for true CFG (published: 'blurry, low "
-                                                          "quality, artifacts, distorted, noisy, pixelated, jpeg "
-                                                          "artifacts'). Unused when cfg is 1."),
+                io.Conditioning.Input("negative", tooltip=f"Negative prompt for true CFG (published: "
+                                                          f"'{TEXT_TO_MAPS.negative_prompt}'). Unused when cfg is 1."),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                              tooltip="Seed of the one noise shared by the five maps of each scene."),
-                io.Int.Input("steps", default=50, min=1, max=1000, tooltip="Sampling steps (published: 50)."),
+                io.Int.Input("steps", default=TEXT_TO_MAPS.steps, min=1, max=1000,
+                             tooltip=f"Sampling steps (published: {TEXT_TO_MAPS.steps})."),
                 io.Float.Input("cfg", default=AUTO, min=AUTO, max=30.0, step=0.1, round=0.01,
-                               tooltip="True classifier-free guidance scale. -1 = published: 3.0 for text -> maps, "
-                                       "1.0 (off) when any map is given."),
+                               tooltip=f"True classifier-free guidance scale. -1 = published: {TEXT_TO_MAPS.cfg} "
+                                       f"for text -> maps, {DECOMPOSITION.cfg} (off) when any map is given."),
                 io.Float.Input("guidance", default=AUTO, min=AUTO, max=100.0, step=0.1, round=0.01,
-                               tooltip="FLUX guidance embedding. -1 = published: 3.5 for text -> maps, 1.0 when any "
-                                       "map is given. Overrides FluxGuidance on the conditioning."),
-                io.Int.Input("width", default=512, min=16, max=4096, step=16, tooltip="Width in pixels, a multiple "
-                                                                                       "of 16 (published: 512)."),
-                io.Int.Input("height", default=512, min=16, max=4096, step=16, tooltip="Height in pixels, a multiple "
-                                                                                         "of 16 (published: 512)."),
+                               tooltip=f"FLUX guidance embedding. -1 = published: {TEXT_TO_MAPS.guidance} for text "
+                                       f"-> maps, {DECOMPOSITION.guidance} when any map is given. Overrides "
+                                       f"FluxGuidance on the conditioning."),
+                io.Int.Input("width", default=TEXT_TO_MAPS.width, min=16, max=4096, step=16,
+                             tooltip=f"Width in pixels, a multiple of 16 (published: {TEXT_TO_MAPS.width})."),
+                io.Int.Input("height", default=TEXT_TO_MAPS.height, min=16, max=4096, step=16,
+                             tooltip=f"Height in pixels, a multiple of 16 (published: {TEXT_TO_MAPS.height})."),
                 io.Int.Input("scenes", default=1, min=1, max=64, tooltip="Number of scenes; the batch holds 5 maps "
                                                                          "per scene."),
                 io.Combo.Input("sampler_name", options=comfy.samplers.SAMPLER_NAMES, default="euler",

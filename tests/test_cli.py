@@ -5,12 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from lumix_engine.apps.cli import EXIT_MISSING_MODEL, main
 from lumix_engine.apps.loading import quiet_libraries
 from lumix_engine.modalities import MAP_NAMES
-from lumix_engine.tiny_random import write_tiny_models
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,18 +41,8 @@ def test_missing_model_gives_the_documented_message_and_a_nonzero_exit(tmp_path,
     assert not (tmp_path / "out").exists()
 
 
-@pytest.fixture(scope="module")
-def config_file(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cli_models")
-    with quiet_libraries():
-        write_tiny_models(folder, seed=0)
-    config = folder / "lumix.toml"
-    config.write_text('flux_dir = "FLUX.1-dev"\nlumix = "lumix.safetensors"\n')   # relative to the file
-    return config
-
-
-def test_generate_then_decompose_write_maps_contact_sheet_and_settings(config_file, tmp_path, capsys):
-    common = ["--config", str(config_file), "--device", "cpu", "--no-progress", "--steps", "2"]
+def test_generate_then_decompose_write_maps_contact_sheet_and_settings(tiny_model_config, tmp_path, capsys):
+    common = ["--config", str(tiny_model_config), "--device", "cpu", "--no-progress", "--steps", "2"]
     generated = tmp_path / "generated"
     with quiet_libraries():
         assert main(["generate", "--prompt", "a red sphere", "--out", str(generated), "--width", "32",

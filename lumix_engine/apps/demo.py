@@ -36,9 +36,8 @@ class DemoResult:
 def run_demo(out_dir: Path, seed: int = 0, size: int = 128, smoke_size: int = 64, steps: int = 4,
              device: str = "cpu", prompt: Optional[str] = None) -> DemoResult:
     """Render, smoke-run the pipeline, relight, score, write a contact sheet. See the module docstring."""
-    from ..image_io import resize_images, write_maps
+    from ..image_io import contact_sheet, maps_rows, resize_images, write_json, write_maps
     from ..intrinsics import Light, coherence_report, make_scene, recompose, relight, render
-    from .outputs import contact_sheet, maps_rows, write_json
     from .pipeline import LumiXPipeline
 
     start = time.perf_counter()

@@ -2,10 +2,10 @@
 
 Built from the ecosystem's own parts: a diffusers `FluxTransformer2DModel` patched in
 place by `patch_diffusers`, a diffusers `AutoencoderKL`, and transformers' CLIP-L and
-T5-XXL encoders. The sampling is the engine's (`sampling.py`, spec: Sampling as
-published), so the ComfyUI nodes and this pipeline integrate the same equations.
+T5-XXL encoders. The sampling is the engine's (`method/sampling.py`, the authors' published
+settings), so the ComfyUI nodes and this pipeline integrate the same equations.
 
-    from lumix_engine.apps.pipeline import LumiXPipeline
+    from lumix_engine import LumiXPipeline
     pipe = LumiXPipeline.from_files(flux_dir="models/FLUX.1-dev", lumix="models/lumix/lumix.safetensors")
     maps = pipe.generate("a red chair in a sunlit room", seed=7)
     maps.albedo   # [1, 512, 512, 3] float in [0, 1]
@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 import torch
 
 from ..errors import InputError, ModelMismatchError
-from ..flux.model import pack_latent, unpack_latent
+from ..flux.velocity import diffusers_flux_velocity
 from ..image_io import ImageLike, load_image, resize_images
 from ..method.adapters import LumiXAdapters
 from ..method.checkpoint import load_adapters
@@ -211,30 +211,18 @@ class LumiXPipeline:
     def velocity(self, latents: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor,
                  pooled: torch.Tensor, guidance: float) -> torch.Tensor:
         """The LumiX transformer on unpacked latents [B, 16, h, w] -> velocity, float32.
-
-        Latents are packed 2x2 into tokens [B, (h/2)(w/2), 64] with (0, row, col) ids, the
-        layout FLUX.1-dev was trained on; text ids are zero. B is a whole number of scenes.
-        """
-        height, width = latents.shape[-2:]
-        tokens, img_ids = pack_latent(latents.float())
-        txt_ids = torch.zeros(context.shape[1], 3, device=latents.device)
+        B is a whole number of scenes (five maps each)."""
         with torch.no_grad():
-            out = self.transformer(hidden_states=tokens.to(self.dtype), encoder_hidden_states=context,
-                                   pooled_projections=pooled, timestep=timesteps.to(self.dtype),
-                                   img_ids=img_ids[0], txt_ids=txt_ids,
-                                   guidance=torch.full((latents.shape[0],), float(guidance), device=latents.device,
-                                                       dtype=self.dtype),
-                                   return_dict=False)[0]
-        return unpack_latent(out.float(), height, width)
+            return diffusers_flux_velocity(self.transformer, latents, timesteps, context, pooled, guidance)
 
-    def _sample(self, prompts: Sequence[str], settings: Settings, seed: int, given: GivenMaps,
-                callback: Optional[StepCallback]) -> torch.Tensor:
+    def _sample(self, prompts: Sequence[str], settings: Settings, seed: Union[int, Sequence[int]],
+                given: GivenMaps, callback: Optional[StepCallback]) -> torch.Tensor:
         scenes = len(prompts)
         latent_shape = (self.latent_channels, settings.height // 8, settings.width // 8)
         context, pooled = self._conditioning(prompts)
         true_cfg = settings.cfg != 1.0
         if true_cfg:
-            # One batch: [negative scenes..., positive scenes...], each chunk scene-major (spec: Maps).
+            # One batch: [negative scenes..., positive scenes...], each chunk scene-major .
             negative_context, negative_pooled = self._conditioning([settings.negative_prompt] * scenes)
             context, pooled = torch.cat([negative_context, context]), torch.cat([negative_pooled, pooled])
 
@@ -248,7 +236,7 @@ class LumiXPipeline:
         timesteps = schedule(settings.steps, settings.width, settings.height, settings.token_count)
         noise = shared_noise(scenes, latent_shape, seed, dtype=torch.float32, device=self.device)
         given = GivenMaps({name: latent.to(self.device) for name, latent in given.latents.items()})
-        progress = _progress_bar(settings.steps, self.progress)
+        progress = progress_bar(settings.steps, self.progress)
 
         def on_step(step: int, x: torch.Tensor) -> None:
             progress.update(1)
@@ -282,7 +270,7 @@ class LumiXPipeline:
                  cfg: Optional[float] = None, guidance: Optional[float] = None, width: Optional[int] = None,
                  height: Optional[int] = None, scenes: Optional[int] = None, negative_prompt: Optional[str] = None,
                  token_count: Optional[str] = None, callback: Optional[StepCallback] = None) -> LumiXMaps:
-        """Text -> the five maps of `scenes` scenes (spec: Sampling as published).
+        """Text -> the five maps of `scenes` scenes with the published settings.
 
         Unset arguments take the published settings (`sampling.TEXT_TO_MAPS`): 50 steps,
         true CFG 3.0 with the published negative prompt, guidance 3.5, 512 x 512, the
@@ -301,11 +289,12 @@ class LumiXPipeline:
         return self._maps(latents, self._record("generate", settings, prompt=prompts, seed=seed, scenes=scenes))
 
     def decompose(self, image: Optional[ImageLike] = None, prompt: Union[str, Sequence[str]] = "",
-                  given: Union[str, Sequence[str], Mapping[str, ImageLike]] = "color", seed: int = 0,
+                  given: Union[str, Sequence[str], Mapping[str, ImageLike]] = "color",
+                  seed: Union[int, Sequence[int]] = 0,
                   steps: Optional[int] = None, cfg: Optional[float] = None, guidance: Optional[float] = None,
                   width: Optional[int] = None, height: Optional[int] = None, negative_prompt: Optional[str] = None,
                   token_count: Optional[str] = None, callback: Optional[StepCallback] = None) -> LumiXMaps:
-        """Image(s) -> the other maps (spec: Image -> maps as published).
+        """Image(s) -> the other maps as the authors decompose: given maps held at t = 0.
 
         `given` names the map that `image` is (default "color": decompose a photo), or maps
         names to images, e.g. {"depth": depth_image} or {"color": photo, "normal": normals}.
@@ -313,7 +302,9 @@ class LumiXPipeline:
         A batch of B images is B scenes. Unset arguments take the published decomposition
         settings (`sampling.DECOMPOSITION`: guidance 1.0, no true CFG), and the size is the
         image's own unless width/height are given (the image is then resized). The
-        published runs use a caption of the image as the prompt.
+        published runs use a caption of the image as the prompt. `seed` is one seed for the
+        batch, or one per image (each image then gets the noise a one-image run with its seed
+        draws).
         """
         if isinstance(given, Mapping):
             if image is not None:
@@ -345,7 +336,8 @@ class LumiXPipeline:
         if len(prompts) != scenes:
             raise InputError(f"{len(prompts)} prompts for {scenes} images; give one prompt, or one per image")
         sampled = self._sample(prompts, settings, seed, GivenMaps(latents), callback)
-        return self._maps(sampled, self._record("decompose", settings, prompt=prompts, seed=seed, scenes=scenes,
+        return self._maps(sampled, self._record("decompose", settings, prompt=prompts,
+                                                seed=seed if isinstance(seed, int) else list(seed), scenes=scenes,
                                                 given=sorted(latents, key=map_index)))
 
 
@@ -360,12 +352,16 @@ class _NoProgress:
     def update(self, n: int) -> None:
         pass
 
+    def set_postfix(self, **_: Any) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
 
-def _progress_bar(total: int, enabled: bool):
-    if not enabled:
+def progress_bar(total: int, enabled: bool, desc: str = "LumiX", unit: str = "step"):
+    """A tqdm bar (its rate and remaining-time estimate), or nothing when disabled or empty."""
+    if not enabled or not total:
         return _NoProgress()
     from tqdm.auto import tqdm
-    return tqdm(total=total, desc="LumiX", unit="step")
+    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True)

@@ -10,7 +10,7 @@ import torch
 
 from ..errors import InputError
 from .checks import as_depth, as_image
-from .render import PinholeCamera
+from .conventions import PinholeCamera
 
 CONVENTIONS = ("opengl", "directx")
 

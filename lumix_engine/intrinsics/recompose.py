@@ -16,8 +16,8 @@ import torch
 from ..errors import InputError
 from .checks import as_image, same_size
 from .color_space import linear_to_srgb, srgb_to_linear
+from .conventions import Light
 from .normals import decode_normals
-from .render import Light
 
 
 def linear_product(albedo: torch.Tensor, irradiance: torch.Tensor, exposure: float = 0.0) -> torch.Tensor:

@@ -5,7 +5,7 @@
   context 4096 for FLUX; `shim/lumix_test_shim.py` makes it read widths from the tensors.
 - A 16-channel VAE in ComfyUI's TAESD single-file layout (`taesd_encoder.*`,
   `taesd_decoder.*`, `vae_scale`, `vae_shift`), which VAELoader loads as a FLUX-latent VAE.
-- LumiX adapters (spec: "Checkpoint file") for such a tiny FLUX.
+- LumiX adapters (`{double,single}_blocks.N.processor.{kv,proj}_tt_lora.G{1,2,3}`) for such a tiny FLUX.
 
 Weights are seeded random numbers: these models exist to exercise graphs, not to draw.
 """
@@ -148,7 +148,7 @@ def write_tiny_vae(path: pathlib.Path, latent_channels: int = 16, seed: int = 1)
 def write_tiny_lumix_adapters(path: pathlib.Path, config: TinyFlux = TinyFlux(), rank: int = 2,
                               maps: int = LUMIX_MAPS, seed: int = 2, zero_readout: bool = False,
                               prefix: str = "") -> pathlib.Path:
-    """A LumiX checkpoint (spec "Checkpoint file") for `config`: kv and proj adapters on
+    """A LumiX checkpoint  for `config`: kv and proj adapters on
     every block. zero_readout=True gives G3 = 0, the no-op adapter of a fresh training run."""
     d, generator, state = config.hidden_size, torch.Generator().manual_seed(seed), {}
     blocks = [f"double_blocks.{i}" for i in range(config.depth)]

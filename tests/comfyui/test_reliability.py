@@ -1,4 +1,4 @@
-"""Reliability in a real ComfyUI (issue 7): bad input through the real nodes, interruption,
+"""Reliability in a real ComfyUI: bad input through the real nodes, interruption,
 graph isolation, long runs and API-mode load.
 
 This module runs its own server (module scope) with extra tiny models (schnell, deeper and
