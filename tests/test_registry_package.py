@@ -45,8 +45,10 @@ def test_name_follows_the_registry_rules():
     assert "comfyui" not in name.lower(), "the Registry discourages 'ComfyUI' in the node id"
 
 
-def test_version_is_three_part_semver():
+def test_version_is_three_part_semver_and_the_engine_reports_it():
     assert re.fullmatch(r"\d+\.\d+\.\d+", PROJECT["version"])
+    import lumix_engine
+    assert lumix_engine.__version__ == PROJECT["version"]
 
 
 def test_licence_points_at_the_mit_licence_file():
