@@ -213,3 +213,24 @@ def test_changelog_has_this_version_and_the_compatibility_rule():
     changelog = (ROOT / "CHANGELOG.md").read_text()
     assert f"## {PROJECT['version']}" in changelog
     assert "node ids" in changelog.lower() and "input names" in changelog.lower()
+
+
+def test_help_figures_and_thumbnails_are_what_the_tool_draws_now(tmp_path):
+    """The committed pictures are the tool's output for the current renderer and workflows
+    (e.g. the relight thumbnail uses lumix_relight.json's light): regenerated here, they
+    match within one 8-bit level per pixel on average (JPEG and float rounding may differ
+    across platforms; a changed scene or light moves far more)."""
+    import numpy as np
+
+    from tools import make_pictures
+
+    make_pictures.make_help_images(tmp_path / "images")
+    make_pictures.make_thumbnails(tmp_path / "thumbnails")
+    pairs = [(tmp_path / "images" / p.name, p) for p in sorted(HELP.glob("images/*.png"))]
+    pairs += [(tmp_path / "thumbnails" / p.name, p) for p in sorted((ROOT / "workflows").glob("*.jpg"))]
+    assert len(pairs) == len(list((tmp_path / "images").iterdir())) + len(list((tmp_path / "thumbnails").iterdir()))
+    for fresh, committed in pairs:
+        a = np.asarray(Image.open(fresh).convert("RGB"), dtype=np.float64)
+        b = np.asarray(Image.open(committed).convert("RGB"), dtype=np.float64)
+        assert a.shape == b.shape, committed.name
+        assert np.abs(a - b).mean() < 1.0, f"{committed.name} is stale: run python -m tools.make_pictures"

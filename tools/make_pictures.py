@@ -77,7 +77,7 @@ def relight_like_workflow(maps: dict[str, torch.Tensor]) -> tuple[torch.Tensor, 
                    exposure=settings["exposure"])
 
 
-def make_icon() -> None:
+def make_icon(path: Path = ICON) -> None:
     """Five vertical swatches, one per map, in LumiX's batch order."""
     maps = scene_maps(ICON_SIZE)
     icon = Image.new("RGB", (ICON_SIZE, ICON_SIZE))
@@ -85,18 +85,18 @@ def make_icon() -> None:
     for index, name in enumerate(MAP_NAMES):
         x = index * width
         icon.paste(to_pil(maps[name]).crop((x, 0, x + width, ICON_SIZE)), (x, 0))
-    ICON.parent.mkdir(parents=True, exist_ok=True)
-    icon.save(ICON, optimize=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    icon.save(path, optimize=True)
 
 
-def make_help_images() -> None:
+def make_help_images(folder: Path = HELP_IMAGES) -> None:
     """One figure per idea the help pages explain better with a picture."""
-    HELP_IMAGES.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     scene = render_scene(SEED, TILE, TILE)
     maps = scene.images()
 
     def save(name: str, tiles: list[tuple[str, torch.Tensor]]) -> None:
-        labelled_row([(label, to_pil(image)) for label, image in tiles]).save(HELP_IMAGES / f"{name}.png", optimize=True)
+        labelled_row([(label, to_pil(image)) for label, image in tiles]).save(folder / f"{name}.png", optimize=True)
 
     save("five_maps", [(name, maps[name]) for name in MAP_NAMES])
     save("recompose", [("albedo", maps["albedo"]), ("irradiance", maps["irradiance"]),
@@ -139,7 +139,7 @@ def thumbnail(title: str, panels: list[tuple[str, Image.Image]], columns: int, n
     return canvas
 
 
-def make_thumbnails() -> list[Path]:
+def make_thumbnails(folder: Path = WORKFLOWS) -> list[Path]:
     maps = scene_maps(THUMB // 2)
     tiles = {name: to_pil(image) for name, image in maps.items()}
     relit, relit_irradiance = relight_like_workflow(maps)
@@ -157,8 +157,9 @@ def make_thumbnails() -> list[Path]:
             "the workflow's light: warm, from the left"),
     }
     written = []
+    folder.mkdir(parents=True, exist_ok=True)
     for name, card in cards.items():
-        path = WORKFLOWS / f"{name}.jpg"
+        path = folder / f"{name}.jpg"
         card.save(path, quality=88, optimize=True)
         written.append(path)
     return written
