@@ -1,0 +1,140 @@
+"""Environment-map relighting: SH9 irradiance (Ramamoorthi & Hanrahan 2001) against brute-force
+integration of the same environment over the exact normals of the ground-truth renderer."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lumix_engine.errors import InputError
+from lumix_engine.exr import write_exr
+from lumix_engine.intrinsics import Light, decode_normals, relight, render_scene, srgb_to_linear
+from lumix_engine.intrinsics.environment import (
+    environment_directions,
+    load_environment,
+    sh9_coefficients,
+    sh9_irradiance,
+)
+from lumix_engine.intrinsics.recompose import irradiance_from_lights
+from lumix_engine.intrinsics.render import environment_irradiance
+
+
+def sky(height: int = 32, sun_sharpness: float = 16.0, sun=(0.5, 0.6, -0.62), sun_peak: float = 4.0) -> torch.Tensor:
+    """A procedural lat-long sky: blue above the horizon, brown ground below, a warm sun lobe
+    sun_peak x exp(k (w . s - 1)), k = sun_sharpness (larger = smaller sun)."""
+    d, _ = environment_directions(height, 2 * height)
+    s = torch.tensor(sun, dtype=torch.float64)
+    s = s / s.norm()
+    up = d[..., 1:2]
+    base = torch.where(up > 0, torch.tensor([0.35, 0.5, 0.8]) * (0.6 + 0.4 * up), torch.tensor([0.25, 0.2, 0.15]))
+    lobe = torch.exp(sun_sharpness * ((d * s).sum(-1, keepdim=True) - 1)) * torch.tensor([1.0, 0.9, 0.7])
+    return (base + sun_peak * lobe).float()
+
+
+def sh9_errors(normals, environment, rotation):
+    """Per-pixel relative error of SH9 against brute force: (mean, max)."""
+    exact = environment_irradiance(normals, environment, rotation)
+    fitted = sh9_irradiance(normals, sh9_coefficients(environment, rotation))
+    relative = (fitted - exact).abs() / exact
+    return float(relative.mean()), float(relative.max())
+
+
+@pytest.fixture(scope="module")
+def normals():
+    return render_scene(11, 40, 40).normal[0].double()
+
+
+@pytest.mark.parametrize("sharpness, peak, rotation", [
+    (16.0, 0.0, 0.0),     # overcast: sky and ground only
+    (2.0, 4.0, 30.0),     # a broad bright region
+    (128.0, 4.0, -75.0),  # a small sun
+    (300.0, 20.0, 120.0), # a smaller, brighter sun
+])
+def test_sh9_matches_brute_force_on_ground_truth(normals, sharpness, peak, rotation):
+    # Ramamoorthi & Hanrahan's measure: the average relative error over the image, <= 1 %.
+    mean, largest = sh9_errors(normals, sky(sun_sharpness=sharpness, sun_peak=peak), rotation)
+    assert mean <= 0.01 and largest <= 0.05
+
+
+@pytest.mark.parametrize("sharpness", [8.0, 16.0, 32.0])
+def test_sh9_limit_for_a_bright_mid_sized_sun(normals, sharpness):
+    # Nine coefficients cannot follow a bright lobe a few tens of degrees wide: the average
+    # error is 1-3 % and the largest, on surfaces facing away from it where irradiance is
+    # small, stays under the ~9 % R&H bound for a point source. Such a sun is better given
+    # as a directional light next to the environment (both add in relight).
+    mean, largest = sh9_errors(normals, sky(sun_sharpness=sharpness), 0.0)
+    assert 0.01 < mean <= 0.03 and largest <= 0.09
+
+
+def test_uniform_environment_gives_irradiance_one_and_color_equal_albedo(normals):
+    uniform = torch.ones(64, 128, 3)
+    assert torch.allclose(sh9_irradiance(normals, sh9_coefficients(uniform)), torch.ones_like(normals), atol=2e-3)
+    assert torch.allclose(environment_irradiance(normals, uniform), torch.ones_like(normals), atol=2e-3)
+
+
+def test_directions_follow_the_stated_convention():
+    d, solid = environment_directions(4, 8)
+    assert abs(float(solid.sum()) - 4 * math.pi) < 0.2
+    centre = environment_directions(2, 4)[0][:, 1:3].mean(dim=(0, 1))   # columns around u = 0.5
+    assert centre[2] < -0.4                                            # the image centre looks along -Z
+    quarter = environment_directions(2, 8)[0][:, 5:7].mean(dim=(0, 1))  # u around 0.75
+    assert quarter[0] > 0.4                                             # ... the right quarter along +X
+    assert d[0, 0, 1] > 0.9 and d[-1, 0, 1] < -0.9                      # top row up, bottom row down
+    # Rotating by +90 degrees moves what was at the centre (-Z) to the right (+X).
+    turned = environment_directions(2, 4, rotation=90)[0][:, 1:3].mean(dim=(0, 1))
+    assert turned[0] > 0.4 and abs(float(turned[2])) < 1e-9
+
+
+def test_a_bright_spot_lights_the_normals_facing_it():
+    spot = torch.zeros(32, 64, 3)
+    spot[4:8, 46:50] = 50.0   # up and to the right
+    up_right = torch.tensor([[0.6, 0.6, 0.5]], dtype=torch.float64)
+    away = -up_right
+    coefficients = sh9_coefficients(spot)
+    assert float(sh9_irradiance(up_right / up_right.norm(), coefficients)[0, 0]) > 10 * max(
+        float(sh9_irradiance(away / away.norm(), coefficients)[0, 0]), 1e-3)
+
+
+def test_relight_adds_environment_to_directional_lights():
+    scene = render_scene(3, 24, 24)
+    maps = scene.images()
+    environment = sky()
+    light = Light("directional", (0.2, 1.0, 0.3), (1.0, 0.9, 0.8), 0.5)
+    _, both = relight(maps["albedo"], maps["normal"], [light], ambient=(0, 0, 0), environment=environment,
+                      rotation=20, environment_intensity=0.7)
+    lights_only = irradiance_from_lights(maps["normal"], [light], (0, 0, 0))
+    unit = decode_normals(maps["normal"]).double()
+    env_only = 0.7 * environment_irradiance(unit, environment, 20)
+    expected = srgb_to_linear(lights_only.double()) + env_only
+    assert float(((srgb_to_linear(both.double()) - expected).abs() / expected).mean()) < 0.01
+
+
+def test_load_environment_from_exr_and_srgb_image(tmp_path):
+    environment = sky(8)
+    path = write_exr(tmp_path / "sky.exr", {c: environment[..., k].numpy() for k, c in enumerate("RGB")})
+    assert torch.equal(load_environment(path), environment)
+    image = torch.rand(1, 8, 16, 3)
+    assert torch.allclose(load_environment(image, srgb=True), srgb_to_linear(image[0]))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: torch.ones(16, 16, 3), "2:1"),
+    (lambda: torch.ones(8, 16, 3).index_put_((torch.tensor([1]),), torch.tensor(float("inf"))), "infinite"),
+    (lambda: torch.ones(8, 16, 3).index_put_((torch.tensor([1]),), torch.tensor(float("nan"))), "NaN"),
+    (lambda: torch.ones(8, 16, 3) - 2, "negative"),
+    (lambda: torch.ones(2, 8, 16, 3), "batch"),
+])
+def test_bad_environment_maps_are_refused(make, message):
+    with pytest.raises(InputError, match=message):
+        sh9_coefficients(make())
+
+
+def test_environment_files_other_than_exr_are_named(tmp_path):
+    (tmp_path / "sky.hdr").write_bytes(b"#?RADIANCE\n")
+    with pytest.raises(InputError, match="OpenEXR"):
+        load_environment(tmp_path / "sky.hdr")
+    path = write_exr(tmp_path / "grey.exr", {"Y": np.ones((4, 8), np.float32)})
+    with pytest.raises(InputError, match="no R, G, B"):
+        load_environment(path)
