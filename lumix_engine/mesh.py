@@ -163,7 +163,7 @@ def glb_bytes(mesh: DepthMesh, albedo: torch.Tensor, normal: torch.Tensor, *,
               size_budget_mb: float = SIZE_BUDGET_MB) -> bytes:
     """The GLB of `mesh` with `albedo` [1, H, W, 3] (sRGB) as base colour and the tangent-space
     form of `normal` [1, H, W, 3] as normal texture; refused when over the size budget."""
-    import trimesh   # imported here: only the mesh paths need the dependency
+    import trimesh  # imported here: only the mesh paths need the dependency
 
     albedo = as_image(albedo, "albedo")
     same_size(albedo=albedo, normal=as_image(normal, "normal"))
