@@ -13,9 +13,11 @@ from .checks import as_depth, as_image
 from .render import PinholeCamera
 
 CONVENTIONS = ("opengl", "directx")
-# A decoded normal shorter than this carries no direction: unit vectors decode to length
-# about 1, while grey (0.5, 0.5, 0.5) and its 8-bit neighbours decode to length < 0.01.
-ZERO_LENGTH = 0.1
+# A decoded normal shorter than this has no direction: exact grey (0.5, 0.5, 0.5), a blank
+# or masked image. It is set below the 8-bit quantisation step (2 / 255 per channel), so a
+# stored map is refused only where it really holds zero vectors; a short but non-zero
+# vector (a blurred or VAE-decoded map) is renormalised.
+ZERO_LENGTH = 1e-3
 
 
 def normalize_normals(normal: torch.Tensor) -> torch.Tensor:
