@@ -126,3 +126,17 @@ def load_environment(source: Union[str, Path, torch.Tensor], *, srgb: bool = Fal
     elif srgb:
         source = srgb_to_linear(check_environment(source.float()))
     return check_environment(source.float())
+
+
+def procedural_sky(height: int = 32, sun_sharpness: float = 16.0, sun: tuple[float, float, float] = (0.5, 0.6, -0.62),
+                   sun_peak: float = 4.0) -> torch.Tensor:
+    """A lat-long test sky [height, 2 height, 3], linear: blue above the horizon (brighter
+    toward the zenith), brown ground below, and a warm sun lobe sun_peak x exp(k (w . s - 1))
+    toward `sun` (k = sun_sharpness: larger is a smaller sun; sun_peak 0: overcast)."""
+    directions, _ = environment_directions(height, 2 * height)
+    toward = torch.tensor(sun, dtype=torch.float64)
+    toward = toward / toward.norm()
+    up = directions[..., 1:2]
+    base = torch.where(up > 0, torch.tensor([0.35, 0.5, 0.8]) * (0.6 + 0.4 * up), torch.tensor([0.25, 0.2, 0.15]))
+    lobe = torch.exp(sun_sharpness * ((directions * toward).sum(-1, keepdim=True) - 1)) * torch.tensor([1.0, 0.9, 0.7])
+    return (base + sun_peak * lobe).float()
