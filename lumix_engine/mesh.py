@@ -6,8 +6,9 @@ with the vertical field of view `fov` (default 50 degrees, the ground-truth rend
 camera; LumiX does not know the real one, so it is an input). Depth comes from the
 near-white disparity map through `disparity_to_depth` (nearest point at distance 1,
 farthest at `depth_range`). Triangles whose corners differ in depth by more than
-`edge_threshold` (relative: max / min - 1) are left out, so a foreground object does not
-join the background with a skin of stretched triangles.
+`edge_threshold` (relative: max / min - 1) and whose face does not agree with the LumiX
+normals at its corners are left out, so a foreground object does not join the background
+with a skin of stretched triangles, while a floor seen at a grazing angle stays whole.
 
 Material: glTF metallic-roughness, metallic 0, roughness 1 (a diffuse surface, which is
 what LumiX's albedo describes), albedo as the sRGB base-colour texture, the LumiX
@@ -49,6 +50,7 @@ DEFAULT_FOV = 50.0            # vertical field of view, degrees
 DEFAULT_MAX_SIDE = 512        # grid points on the longer side
 DEFAULT_EDGE_THRESHOLD = 0.05  # relative depth jump that cuts a triangle
 SIZE_BUDGET_MB = 30.0
+SURFACE_AGREEMENT = 0.5       # cos 60 degrees: a stepped triangle this close to its normals is surface
 # Bytes per vertex (position, normal: 3 float32 each; uv: 2 float32) and per triangle (3 uint32).
 _VERTEX_BYTES, _FACE_BYTES = 32, 12
 
@@ -123,7 +125,18 @@ def depth_mesh(depth: torch.Tensor, normal: torch.Tensor, *, fov: float = DEFAUL
     faces = torch.cat([torch.stack([top_left, bottom_left, top_right], 1),
                        torch.stack([top_right, bottom_left, bottom_right], 1)])
     corner_depth = z.reshape(-1)[faces]
-    keep = corner_depth.max(1).values / corner_depth.min(1).values - 1 <= edge_threshold
+    jump = corner_depth.max(1).values / corner_depth.min(1).values - 1 > edge_threshold
+    # A big depth step is a discontinuity only where the triangle disagrees with the surface:
+    # a triangle stretched between a foreground edge and the background faces sideways while
+    # the LumiX normals at its corners face the camera, but a floor seen at a grazing angle
+    # (large steps between grid rows, especially on a coarse grid) has triangles that lie in
+    # the floor and agree with its normals. Kept: steps whose face normal is within 60 degrees
+    # of every corner normal.
+    corners = vertices[faces]
+    face_normal = torch.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0], dim=-1)
+    face_normal = face_normal / face_normal.norm(dim=-1, keepdim=True).clamp_min(1e-30)
+    agreement = (unit.reshape(-1, 3)[faces] * face_normal[:, None, :]).sum(-1).min(1).values
+    keep = ~jump | (agreement >= SURFACE_AGREEMENT)
     return DepthMesh(vertices.float().numpy(), faces[keep].numpy(), uvs.float().numpy(),
                      unit.reshape(-1, 3).float().numpy(), (rows, cols))
 

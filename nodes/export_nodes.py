@@ -15,7 +15,7 @@ from ..lumix_engine.exr import CHANNELS, PRECISIONS, map_channels, write_exr
 from ..lumix_engine.image_io import atomic_path
 from ..lumix_engine.intrinsics import relight
 from ..lumix_engine.intrinsics.depth import DEPTH_RANGE
-from ..lumix_engine.intrinsics.environment import load_environment
+from ..lumix_engine.intrinsics.environment import load_environment, procedural_sky
 from ..lumix_engine.mesh import (
     DEFAULT_EDGE_THRESHOLD,
     DEFAULT_FOV,
@@ -205,7 +205,8 @@ class LumiXRelightEnvironment(io.ComfyNode):
                 io.Image.Input("normal", tooltip="Normal map, OpenGL-encoded (green = +Y, blue toward the viewer)."),
                 io.Combo.Input("environment_file", options=["none", *environment_files()], default="none",
                                tooltip="A lat-long (2:1) OpenEXR in ComfyUI's input folder, scene-linear. 'none': "
-                                       "use the environment image input."),
+                                       "the environment image input if connected, else a built-in procedural sky "
+                                       "(blue sky, brown ground, a warm sun up and to the right)."),
                 io.Float.Input("rotation", default=0.0, min=-360.0, max=360.0, step=1.0,
                                tooltip="Turn the environment about the vertical axis, degrees: +90 brings what "
                                        "was at the panorama's centre (in front of the camera) to the right."),
@@ -243,7 +244,7 @@ class LumiXRelightEnvironment(io.ComfyNode):
         elif environment is not None:
             radiance = load_environment(environment, srgb=environment_is_srgb)
         else:
-            raise InputError("no environment: pick an .exr in environment_file or connect an environment IMAGE.")
+            radiance = procedural_sky(64)
         color, used = relight(albedo, normal, (), ambient=(0.0, 0.0, 0.0), exposure=exposure, environment=radiance,
                               rotation=rotation, environment_intensity=intensity)
         return io.NodeOutput(color, used)
