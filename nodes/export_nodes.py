@@ -24,6 +24,7 @@ from ..lumix_engine.mesh import (
     depth_mesh,
     glb_bytes,
 )
+from .intrinsics_nodes import exposure_input, relight_inputs
 
 MAP_KINDS = [*CHANNELS, "linear"]
 MAP_TIP = ("Which map the images are: albedo / irradiance / color (sRGB-encoded, written scene-linear R, G, B), "
@@ -201,8 +202,7 @@ class LumiXRelightEnvironment(io.ComfyNode):
                         "or an IMAGE): diffuse irradiance from 9 spherical-harmonic coefficients (Ramamoorthi & "
                         "Hanrahan 2001). No shadows.",
             inputs=[
-                io.Image.Input("albedo", tooltip="Albedo map, sRGB-encoded."),
-                io.Image.Input("normal", tooltip="Normal map, OpenGL-encoded (green = +Y, blue toward the viewer)."),
+                *relight_inputs(),
                 io.Combo.Input("environment_file", options=["none", *environment_files()], default="none",
                                tooltip="A lat-long (2:1) OpenEXR in ComfyUI's input folder, scene-linear. 'none': "
                                        "the environment image input if connected, else a built-in procedural sky "
@@ -213,8 +213,7 @@ class LumiXRelightEnvironment(io.ComfyNode):
                 io.Float.Input("intensity", default=1.0, min=0.0, max=100.0, step=0.05,
                                tooltip="Multiplier on the environment's radiance (a uniform environment of value 1 "
                                        "gives irradiance 1)."),
-                io.Float.Input("exposure", default=0.0, min=-10.0, max=10.0, step=0.1,
-                               tooltip="Exposure in photographic stops: +1 doubles the light, -1 halves it."),
+                exposure_input(),
                 io.Image.Input("environment", optional=True,
                                tooltip="An equirectangular panorama as an IMAGE (2:1), used when environment_file "
                                        "is 'none'."),

@@ -19,6 +19,10 @@ WORKFLOWS = ROOT / "workflows"
 NEGATIVE = "blurry, low quality, artifacts, distorted, noisy, pixelated, jpeg artifacts"
 MAPS = ("albedo", "irradiance", "color", "depth", "normal")
 
+# Widgets the frontend adds to a node on top of its schema, serialized after the schema's
+# own widgets (Preview 3D's viewer keeps its state in one, empty until a model is shown).
+FRONTEND_WIDGETS = {"Preview3D": [""]}
+
 MODELS = {
     "flux1-dev.safetensors": ("diffusion_models",
                               "https://huggingface.co/black-forest-labs/FLUX.1-dev/resolve/main/flux1-dev.safetensors"),
@@ -132,7 +136,7 @@ def relight() -> dict:
 def maps_to_exr_and_mesh() -> dict:
     """The maps as float EXR, a relightable GLB (shown in Preview 3D) and an environment relight."""
     prompt = "a ceramic vase with dried flowers on a wooden table in front of a white wall, soft daylight"
-    nodes = {**flux_and_lumix(prompt), **sampler(1024, 768, 11)}
+    nodes = {**flux_and_lumix(prompt), **sampler(1024, 768, 11), **save_maps("LumiX/exr_glb", sixteen_bit=())}
     for slot, name in enumerate(MAPS):
         nodes[f"EXR {name}"] = ("LumiXSaveEXR", {"images": ("Split maps", slot), "map": name, "precision": "float32",
                                                   "depth_range": 10.0, "filename_prefix": f"LumiX/exr/{name}"})
@@ -236,6 +240,7 @@ def to_ui(api: dict, object_info: dict, models: dict) -> dict:
                 link = len(links) + 1
                 links.append([link, int(value[0]), value[1], int(node_id), len(inputs), spec[0]])
             inputs.append({"name": name, "type": spec[0], "link": link})
+        widgets += FRONTEND_WIDGETS.get(node["class_type"], [])
         column = depth[node_id]
         rows[column] = rows.get(column, 0) + 1
         properties = {"Node name for S&R": node["class_type"]}

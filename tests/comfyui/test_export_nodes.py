@@ -24,13 +24,14 @@ from lumix_engine.tiny_random import TINY_FLUX, random_adapters, write_adapters
 
 trimesh = pytest.importorskip("trimesh")
 MAPS = ("albedo", "depth", "normal")
+WIDTH, HEIGHT, GRID = 160, 120, 80   # the maps, and the mesh's vertex grid (longer side)
 
 
 @pytest.fixture(scope="module")
 def inputs(comfyui_server) -> dict[str, str]:
     """8-bit PNGs of a ground-truth scene (and a 2:1 sky) in the server's input folder; the
     tensors ComfyUI's LoadImage makes of them are read back the same way here."""
-    maps = render_scene(11, 64, 48).images()
+    maps = render_scene(11, WIDTH, HEIGHT).images()
     names = {}
     for name in MAPS:
         names[name] = f"lumix_export_{name}.png"
@@ -63,7 +64,7 @@ def export_graph(names: dict[str, str], fov: float = 50.0, core_mesh: bool = Fal
                                            "depth_range": 10.0, "filename_prefix": f"exr/{name}"}}
     graph["mesh"] = {"class_type": "LumiXSaveMesh",
                      "inputs": {"depth": ["load_depth", 0], "albedo": ["load_albedo", 0],
-                                "normal": ["load_normal", 0], "fov": fov, "depth_range": 10.0, "max_side": 32,
+                                "normal": ["load_normal", 0], "fov": fov, "depth_range": 10.0, "max_side": GRID,
                                 "edge_threshold": 0.05, "size_budget_mb": 30.0, "filename_prefix": "3d/lumix"}}
     graph["preview"] = {"class_type": "Preview3D", "inputs": {"model_file": ["mesh", 0]}}
     if core_mesh:
@@ -96,11 +97,11 @@ def test_exr_is_bit_exact_and_the_mesh_reads_back(comfyui, comfyui_server, comfy
             assert back[channel].tobytes() == array.tobytes(), (name, channel)
     [glb] = sorted((comfyui_server.output_dir / "3d").glob("lumix_*.glb"))
     loaded = {name: as_loaded(comfyui_server, inputs[name]) for name in MAPS}
-    mesh = depth_mesh(loaded["depth"], loaded["normal"], fov=50.0, depth_range=10.0, max_side=32)
+    mesh = depth_mesh(loaded["depth"], loaded["normal"], fov=50.0, depth_range=10.0, max_side=GRID)
     [geometry] = trimesh.load(str(glb), process=False).geometry.values()
     assert geometry.vertices.shape == mesh.vertices.shape and np.array_equal(geometry.faces, mesh.faces)
-    assert geometry.visual.material.baseColorTexture.size == (64, 48)
-    assert geometry.visual.material.normalTexture.size == (64, 48)
+    assert geometry.visual.material.baseColorTexture.size == (WIDTH, HEIGHT)
+    assert geometry.visual.material.normalTexture.size == (WIDTH, HEIGHT)
     # Preview 3D got the file name (relative to the output folder) from model_file.
     preview = entry["outputs"]["preview"]
     assert any(glb.name in str(value) for value in preview.values()), preview
@@ -110,7 +111,7 @@ def test_exr_is_bit_exact_and_the_mesh_reads_back(comfyui, comfyui_server, comfy
         assert len(core_geometry.vertices) == len(mesh.vertices)
         assert len(core_geometry.faces) == len(mesh.faces)
         if version_tuple(comfyui_install.version()) >= (0, 29):   # its MESH carries UVs and a texture
-            assert core_geometry.visual.material.baseColorTexture.size == (64, 48)
+            assert core_geometry.visual.material.baseColorTexture.size == (WIDTH, HEIGHT)
 
 
 def test_linear_maps_chain_into_save_image_advanced(comfyui, comfyui_server, comfyui_install, inputs):
@@ -181,7 +182,7 @@ def test_bad_input_is_named_and_leaves_no_file(comfyui, comfyui_server, inputs, 
         graph = {k: v for k, v in graph.items() if not k.startswith("exr_")}
     elif case == "constant_depth":
         flat = "lumix_export_flat.png"
-        to_pil(torch.full((48, 64, 3), 0.5)).save(comfyui_server.input_dir / flat)
+        to_pil(torch.full((HEIGHT, WIDTH, 3), 0.5)).save(comfyui_server.input_dir / flat)
         graph = {"load": load(flat), "exr": {"class_type": "LumiXSaveEXR",
                                              "inputs": {"images": ["load", 0], "map": "depth", "precision": "half",
                                                         "depth_range": 10.0, "filename_prefix": "bad/depth"}}}
