@@ -32,7 +32,7 @@ MAP_TIP = ("Which map the images are: albedo / irradiance / color (sRGB-encoded,
            "N.X, N.Y, N.Z), or linear (already scene-linear, written as R, G, B unchanged).")
 DEPTH_RANGE_TIP = ("Depth is relative: the nearest point is placed at distance 1 and the farthest at this value "
                    "(far / near). Larger = deeper scene.")
-EXR_SUFFIX = ".exr"
+ENVIRONMENT_SUFFIXES = (".exr", ".hdr")
 
 
 def _output_files(prefix: str, count: int, extension: str, height: int, width: int):
@@ -183,10 +183,10 @@ class LumiXSaveMesh(io.ComfyNode):
 
 
 def environment_files() -> list[str]:
-    """The .exr files in ComfyUI's input folder (environment maps to relight with)."""
+    """The .exr and .hdr files in ComfyUI's input folder (environment maps to relight with)."""
     folder = folder_paths.get_input_directory()
     try:
-        return sorted(name for name in os.listdir(folder) if name.lower().endswith(EXR_SUFFIX))
+        return sorted(name for name in os.listdir(folder) if name.lower().endswith(ENVIRONMENT_SUFFIXES))
     except OSError:
         return []
 
@@ -198,13 +198,13 @@ class LumiXRelightEnvironment(io.ComfyNode):
             node_id="LumiXRelightEnvironment",
             display_name="LumiX Relight (environment map)",
             category="LumiX/maps",
-            description="Relight albedo + normals with an equirectangular environment (HDR .exr in the input folder, "
+            description="Relight albedo + normals with an equirectangular environment (.exr / .hdr in the input folder, "
                         "or an IMAGE): diffuse irradiance from 9 spherical-harmonic coefficients (Ramamoorthi & "
                         "Hanrahan 2001). No shadows.",
             inputs=[
                 *relight_inputs(),
                 io.Combo.Input("environment_file", options=["none", *environment_files()], default="none",
-                               tooltip="A lat-long (2:1) OpenEXR in ComfyUI's input folder, scene-linear. 'none': "
+                               tooltip="A lat-long (2:1) HDR panorama (.exr or .hdr) in ComfyUI's input folder. 'none': "
                                        "the environment image input if connected, else a built-in procedural sky "
                                        "(blue sky, brown ground, a warm sun up and to the right)."),
                 io.Float.Input("rotation", default=0.0, min=-360.0, max=360.0, step=1.0,
@@ -232,8 +232,8 @@ class LumiXRelightEnvironment(io.ComfyNode):
     def validate_inputs(cls, environment_file) -> bool | str:
         if environment_file == "none" or environment_file in environment_files():
             return True
-        return (f"environment_file {environment_file!r} is not an .exr file in ComfyUI's input folder; put the "
-                f"lat-long HDRI (OpenEXR) there and pick it, or choose 'none' and connect an IMAGE.")
+        return (f"environment_file {environment_file!r} is not an .exr / .hdr file in ComfyUI's input folder; put "
+                f"the lat-long HDRI there and pick it, or choose 'none' and connect an IMAGE.")
 
     @classmethod
     def execute(cls, albedo, normal, environment_file, rotation, intensity, exposure, environment=None,

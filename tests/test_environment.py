@@ -123,10 +123,64 @@ def test_bad_environment_maps_are_refused(make, message):
         sh9_coefficients(make())
 
 
-def test_environment_files_other_than_exr_are_named(tmp_path):
-    (tmp_path / "sky.hdr").write_bytes(b"#?RADIANCE\n")
+def rgbe(values: np.ndarray) -> np.ndarray:
+    """Radiance's float -> RGBE encoding (frexp of the largest channel), uint8 [H, W, 4]."""
+    largest = values.max(-1)
+    mantissa, exponent = np.frexp(largest)
+    scale = np.where(largest > 1e-32, mantissa * 256.0 / np.where(largest > 0, largest, 1), 0)
+    out = np.zeros(values.shape[:2] + (4,), np.uint8)
+    out[..., :3] = np.clip(values * scale[..., None], 0, 255).astype(np.uint8)
+    out[..., 3] = np.where(largest > 1e-32, exponent + 128, 0)
+    return out
+
+
+def write_hdr(path, pixels: np.ndarray, rle: bool) -> None:
+    height, width = pixels.shape[:2]
+    body = bytearray()
+    for row in pixels:
+        if not rle:
+            body += row.tobytes()
+            continue
+        body += bytes([2, 2, width >> 8, width & 255])
+        for channel in range(4):
+            values, k = row[:, channel], 0
+            while k < width:   # runs of equal bytes where they pay, literal stretches elsewhere
+                run = 1
+                while k + run < width and run < 127 and values[k + run] == values[k]:
+                    run += 1
+                if run >= 3:
+                    body += bytes([128 + run, values[k]])
+                    k += run
+                else:
+                    stretch = min(width - k, 128)
+                    body += bytes([stretch]) + values[k:k + stretch].tobytes()
+                    k += stretch
+    path.write_bytes(b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n" + f"-Y {height} +X {width}\n".encode() + bytes(body))
+
+
+@pytest.mark.parametrize("rle", [False, True])
+def test_radiance_hdr_files_are_read_as_radiance_decodes_them(tmp_path, rle):
+    environment = sky(16).numpy()
+    environment[2:4, 20:30] = 0.0                       # black pixels (exponent 0) and flat runs
+    encoded = rgbe(environment)
+    write_hdr(tmp_path / "sky.hdr", encoded, rle)
+    loaded = load_environment(tmp_path / "sky.hdr").numpy()
+    exponent = encoded[..., 3].astype(np.int32)
+    expected = (encoded[..., :3] + 0.5) * np.where(exponent > 0, np.ldexp(1.0, exponent - 136), 0)[..., None]
+    assert np.array_equal(loaded, expected.astype(np.float32))
+    assert np.abs(loaded - environment).max() <= 0.01 * environment.max()   # 8-bit mantissa
+
+
+def test_environment_files_other_than_exr_and_hdr_are_named(tmp_path):
+    (tmp_path / "sky.png").write_bytes(b"x")
     with pytest.raises(InputError, match="OpenEXR"):
-        load_environment(tmp_path / "sky.hdr")
+        load_environment(tmp_path / "sky.png")
+    (tmp_path / "bad.hdr").write_bytes(b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 4 +X 8\n\x01\x02")
+    with pytest.raises(InputError, match="ends early"):
+        load_environment(tmp_path / "bad.hdr")
+    (tmp_path / "sideways.hdr").write_bytes(b"#?RADIANCE\n\n+X 8 -Y 4\n")
+    with pytest.raises(InputError, match="-Y H \\+X W"):
+        load_environment(tmp_path / "sideways.hdr")
     path = write_exr(tmp_path / "grey.exr", {"Y": np.ones((4, 8), np.float32)})
     with pytest.raises(InputError, match="no R, G, B"):
         load_environment(path)

@@ -107,15 +107,18 @@ def sh9_irradiance(unit_normals: torch.Tensor, coefficients: torch.Tensor) -> to
 def load_environment(source: Union[str, Path, torch.Tensor], *, srgb: bool = False) -> torch.Tensor:
     """An environment map as linear radiance [H, W, 3] (float32), checked.
 
-    source: an OpenEXR file (R, G, B channels, scene-linear), or an image tensor
+    source: an OpenEXR (R, G, B channels) or Radiance .hdr file, scene-linear, or an image tensor
     [1, H, W, 3] / [H, W, 3]: taken as linear unless srgb=True (an 8-bit panorama loaded
     as a ComfyUI IMAGE is sRGB-encoded, so its curve is undone first).
     """
     if isinstance(source, (str, Path)):
         path = Path(source)
+        if path.suffix.lower() == ".hdr":
+            from ..image_io import read_radiance_hdr
+            return check_environment(torch.from_numpy(read_radiance_hdr(path)))
         if path.suffix.lower() != ".exr":
-            raise InputError(f"environment file {path.name}: only OpenEXR (.exr) files are read; convert a .hdr "
-                             f"with any HDR tool, or load an 8-bit panorama as an image.")
+            raise InputError(f"environment file {path.name}: HDR panoramas are read from OpenEXR (.exr) or "
+                             f"Radiance (.hdr) files; load an 8-bit panorama as an image instead.")
         from ..exr import read_exr
         channels = read_exr(path)
         missing = [c for c in "RGB" if c not in channels]
