@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import comfy.patcher_extension
 import folder_paths
-from comfy_api.latest import io
+from comfy_api.latest import io, ui
 
+from ..lumix_engine.flux.architecture import describe_flux
 from ..lumix_engine.method.checkpoint import AdapterCache
 from ..lumix_engine.method.patch import SampledModel, block_patches, without_lumix
 from .comfy_glue import LUMIX_FOLDER, comfy_attention, comfy_cast_weights
@@ -16,10 +17,14 @@ ADAPTERS = AdapterCache()
 
 
 def patch_model(model, lumix_path: str, strength: float, qba: bool):
-    """Clone `model` and install LumiX's block patches on the clone only."""
+    """Clone `model` and install LumiX's block patches on the clone only; returns (the
+    patched MODEL, a text saying what was loaded and which blocks have no adapters)."""
     adapters = ADAPTERS.load(lumix_path)
-    patches = block_patches(model.get_model_object("diffusion_model"), adapters, strength, qba,
+    diffusion_model = model.get_model_object("diffusion_model")
+    patches = block_patches(diffusion_model, adapters, strength, qba,
                             attention=comfy_attention, weights=comfy_cast_weights())
+    arch = describe_flux(diffusion_model)
+    info = f"{adapters.describe()}\n{adapters.coverage_report(len(arch.double_blocks), len(arch.single_blocks), qba)}"
     patched = model.clone()
     options = patched.model_options.setdefault("transformer_options", {})
     # A MODEL that already went through LumiXLoader gets its LumiX patches replaced, not stacked.
@@ -32,7 +37,7 @@ def patch_model(model, lumix_path: str, strength: float, qba: bool):
     kind = comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL
     patched.remove_wrappers_with_key(kind, LUMIX_WRAPPER_KEY)
     patched.add_wrapper_with_key(kind, LUMIX_WRAPPER_KEY, SampledModel())
-    return patched
+    return patched, info
 
 
 def check_lumix_name(lumix_name) -> bool | str:
@@ -72,7 +77,9 @@ class LumiXLoader(io.ComfyNode):
                                  tooltip="Query-Broadcast Attention: every map attends with the color map's "
                                          "queries. Published: on. Off is for ablations."),
             ],
-            outputs=[io.Model.Output(tooltip="The patched FLUX model; sample it with LumiXSampler.")],
+            outputs=[io.Model.Output(tooltip="The patched FLUX model; sample it with LumiXSampler."),
+                     io.String.Output("info", tooltip="What was loaded: maps, rank, blocks, parameters, and which "
+                                                      "blocks (if any) the checkpoint has no adapters for.")],
         )
 
     @classmethod
@@ -84,4 +91,5 @@ class LumiXLoader(io.ComfyNode):
     @classmethod
     def execute(cls, model, lumix_name, strength, qba) -> io.NodeOutput:
         path = folder_paths.get_full_path_or_raise(LUMIX_FOLDER, lumix_name)
-        return io.NodeOutput(patch_model(model, path, strength, qba))
+        patched, info = patch_model(model, path, strength, qba)
+        return io.NodeOutput(patched, info, ui=ui.PreviewText(info))

@@ -4,7 +4,8 @@ Layers, bottom to top (docs/architecture.md):
     0  errors                           the error types
     1  modalities                       the five-map batch layout
     2  flux, intrinsics, image_io       the FLUX base; map math; files <-> tensors
-    3  method                           LumiX on top of FLUX (QBA, Tensor LoRA, sampling)
+    3  method, formats                  LumiX on top of FLUX (QBA, Tensor LoRA, sampling);
+                                        file formats for other tools (EXR, GLB, HDR)
     4  tiny_random, tiny_trained        toy models built from the layers below
     5  apps                             pipeline, CLI, demo
     6  train                            training (uses the pipeline's encoders)
@@ -25,7 +26,7 @@ LAYERS = {
     "errors": 0,
     "modalities": 1,
     "flux": 2, "intrinsics": 2, "image_io": 2,
-    "method": 3,
+    "method": 3, "formats": 3,
     "tiny_random": 4, "tiny_trained": 4,
     "apps": 5,
     "train": 6,

@@ -60,3 +60,28 @@ def test_generate_then_decompose_write_maps_contact_sheet_and_settings(tiny_mode
     settings = json.loads((decomposed / "settings.json").read_text())
     assert settings["given"] == ["color", "depth"] and settings["guidance"] == 1.0 and settings["width"] == 32
     assert all((decomposed / f"{m}.png").is_file() for m in MAP_NAMES)
+
+
+def test_generate_writes_float_exr_and_a_mesh(config_file, tmp_path, capsys):
+    from lumix_engine.formats.exr import CHANNELS, read_exr
+    out = tmp_path / "exr"
+    with quiet_libraries():
+        code = main(["generate", "--prompt", "a red sphere", "--out", str(out), "--width", "32", "--height", "32",
+                     "--format", "exr", "--precision", "half", "--mesh", "--fov", "60", "--config", str(config_file),
+                     "--device", "cpu", "--no-progress", "--steps", "2"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    for name in MAP_NAMES:
+        channels = read_exr(out / f"{name}.exr")
+        assert sorted(channels) == sorted(CHANNELS[name]) and channels[CHANNELS[name][0]].dtype.name == "float16"
+    assert (out / "mesh.glb").read_bytes()[:4] == b"glTF" and f"wrote {out / 'mesh.glb'}" in captured.out
+    assert [path.name for path in out.glob("*.png")] == ["contact_sheet.png"]   # no PNG maps beside the EXRs
+
+
+def test_bad_fov_on_the_command_line_is_an_input_error(config_file, tmp_path, capsys):
+    with quiet_libraries():
+        code = main(["generate", "--prompt", "x", "--out", str(tmp_path / "o"), "--width", "32", "--height", "32",
+                     "--mesh", "--fov", "180", "--config", str(config_file), "--device", "cpu", "--no-progress",
+                     "--steps", "1"])
+    assert code == 2 and "fov must be" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "mesh.glb").exists()

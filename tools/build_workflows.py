@@ -19,6 +19,10 @@ WORKFLOWS = ROOT / "workflows"
 NEGATIVE = "blurry, low quality, artifacts, distorted, noisy, pixelated, jpeg artifacts"
 MAPS = ("albedo", "irradiance", "color", "depth", "normal")
 
+# Widgets the frontend adds to a node on top of its schema, serialized after the schema's
+# own widgets (Preview 3D's viewer keeps its state in one, empty until a model is shown).
+FRONTEND_WIDGETS = {"Preview3D": [""]}
+
 MODELS = {
     "flux1-dev.safetensors": ("diffusion_models",
                               "https://huggingface.co/black-forest-labs/FLUX.1-dev/resolve/main/flux1-dev.safetensors"),
@@ -129,11 +133,33 @@ def relight() -> dict:
     return nodes
 
 
+def maps_to_exr_and_mesh() -> dict:
+    """The maps as float EXR, a relightable GLB (shown in Preview 3D) and an environment relight."""
+    prompt = "a ceramic vase with dried flowers on a wooden table in front of a white wall, soft daylight"
+    nodes = {**flux_and_lumix(prompt), **sampler(1024, 768, 11), **save_maps("LumiX/exr_glb", sixteen_bit=())}
+    for slot, name in enumerate(MAPS):
+        nodes[f"EXR {name}"] = ("LumiXSaveEXR", {"images": ("Split maps", slot), "map": name, "precision": "float32",
+                                                  "depth_range": 10.0, "filename_prefix": f"LumiX/exr/{name}"})
+    nodes.update({
+        "Mesh": ("LumiXSaveMesh", {"depth": ("Split maps", 3), "albedo": ("Split maps", 0),
+                                   "normal": ("Split maps", 4), "fov": 50.0, "depth_range": 10.0, "max_side": 512,
+                                   "edge_threshold": 0.05, "size_budget_mb": 30.0, "filename_prefix": "3d/LumiX"}),
+        "Preview mesh": ("Preview3D", {"model_file": ("Mesh", 0)}),
+        "Relight (environment)": ("LumiXRelightEnvironment", {"albedo": ("Split maps", 0),
+                                                              "normal": ("Split maps", 4), "environment_file": "none",
+                                                              "rotation": 0.0, "intensity": 1.0, "exposure": 0.0}),
+        "Save relit": ("SaveImage", {"images": ("Relight (environment)", 0),
+                                     "filename_prefix": "LumiX/exr_glb/relit_environment"}),
+    })
+    return nodes
+
+
 SPECS = {
     "lumix_text_to_maps": text_to_maps,
     "lumix_image_to_maps": image_to_maps,
     "lumix_maps_to_depth_control": maps_to_depth_control,
     "lumix_relight": relight,
+    "lumix_maps_to_exr_glb": maps_to_exr_and_mesh,
 }
 
 
@@ -197,7 +223,12 @@ def to_ui(api: dict, object_info: dict, models: dict) -> dict:
             options = spec[1] if len(spec) > 1 else {}
             if _is_widget(spec):
                 if isinstance(value, list):
-                    raise ValueError(f"{node['class_type']}.{name}: a widget fed by a link is not supported here")
+                    # A widget fed by a link (Preview3D's model_file from a node): the frontend
+                    # keeps the widget (with its default) and marks the input as the widget's.
+                    link = len(links) + 1
+                    links.append([link, int(value[0]), value[1], int(node_id), len(inputs), spec[0]])
+                    inputs.append({"name": name, "type": spec[0], "widget": {"name": name}, "link": link})
+                    value = None
                 widgets.append(options.get("default") if value is None else value)
                 if options.get("control_after_generate"):
                     widgets.append("fixed")
@@ -209,6 +240,7 @@ def to_ui(api: dict, object_info: dict, models: dict) -> dict:
                 link = len(links) + 1
                 links.append([link, int(value[0]), value[1], int(node_id), len(inputs), spec[0]])
             inputs.append({"name": name, "type": spec[0], "link": link})
+        widgets += FRONTEND_WIDGETS.get(node["class_type"], [])
         column = depth[node_id]
         rows[column] = rows.get(column, 0) + 1
         properties = {"Node name for S&R": node["class_type"]}

@@ -1,8 +1,9 @@
 """`python -m lumix_engine generate | decompose | batch | demo`.
 
-generate and decompose write the five maps (PNG), a contact sheet and settings.json to
---out and print what they wrote; batch decomposes a folder, glob or list file, resumably
-(see batch.py), in one process or on Ray workers. Model paths come from flags, or from a JSON / TOML
+generate and decompose write the five maps (16-bit PNG, or float EXR with --format exr;
+a GLB mesh per scene with --mesh), a contact sheet and settings.json to --out and print
+what they wrote; batch decomposes a folder, glob or list file, resumably (see batch.py), in
+one process or on Ray workers. Model paths come from flags, or from a JSON / TOML
 config file whose keys are the flag names (`lumix`, `flux_dir`, `transformer`, `vae`,
 `clip_l`, `t5xxl`, `models`; relative paths are relative to the file). Nothing is ever
 downloaded: a missing file exits with code 3 and a message naming what to put where.
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ..errors import LumiXError
+from ..formats.mesh import DEFAULT_FOV
+from ..intrinsics.depth import DEPTH_RANGE
 from ..method.sampling import DECOMPOSITION, TEXT_TO_MAPS
 from ..modalities import MAP_NAMES
 from .batch import DEFAULT_MAX_PIXELS
@@ -105,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                f"{TEXT_TO_MAPS.cfg}, guidance {TEXT_TO_MAPS.guidance}.")
     generate.add_argument("--prompt", required=True)
     generate.add_argument("--scenes", type=int, default=1, help="scenes from one prompt (one noise each)")
-    generate.add_argument("--out", required=True, help="output folder")
+    _add_output_options(generate)
     _add_sampling_options(generate, TEXT_TO_MAPS)
     _add_model_options(generate)
 
@@ -117,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     decompose.add_argument("--map", action="append", default=[], metavar="NAME=PATH",
                            help="another given map, e.g. --map depth=depth.png (repeatable)")
     decompose.add_argument("--prompt", default="", help="a caption of the image (the published runs use one)")
-    decompose.add_argument("--out", required=True, help="output folder")
+    _add_output_options(decompose)
     _add_sampling_options(decompose, DECOMPOSITION)
     _add_model_options(decompose)
 
@@ -182,9 +185,27 @@ def _pipeline(args: argparse.Namespace):
                                     offload_text_encoders=args.offload_text_encoders, progress=not args.no_progress)
 
 
-def _write(maps, out_dir: Path, title: str) -> list[Path]:
-    from ..image_io import contact_sheet, maps_rows, write_json, write_maps
-    files = write_maps(maps.as_dict(), out_dir)
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output")
+    group.add_argument("--out", required=True, help="output folder")
+    group.add_argument("--format", choices=("png", "exr"), default="png",
+                       help="png: 16-bit PNGs as the model outputs them (default); exr: float OpenEXR in physical "
+                            "units (scene-linear R,G,B; depth Z + disparity; normals N.X,N.Y,N.Z in [-1, 1])")
+    group.add_argument("--precision", choices=("float32", "half"), default="float32", help="EXR sample type")
+    group.add_argument("--depth-range", dest="depth_range", type=float, default=DEPTH_RANGE,
+                       help=f"far / near for depth in EXR and mesh (depth is relative; default {DEPTH_RANGE:g})")
+    group.add_argument("--mesh", action="store_true",
+                       help="also write a relightable 2.5D mesh per scene (mesh.glb: depth + albedo + normals)")
+    group.add_argument("--fov", type=float, default=DEFAULT_FOV,
+                       help=f"vertical field of view for --mesh, degrees in (1, 179) (default {DEFAULT_FOV:g})")
+
+
+def _write(maps, args: argparse.Namespace, title: str) -> list[Path]:
+    from ..image_io import contact_sheet, maps_rows, write_json
+    out_dir = Path(args.out)
+    files = maps.save(out_dir, args.format, precision=args.precision, depth_range=args.depth_range)
+    if args.mesh:
+        files += maps.save_meshes(out_dir, fov=args.fov, depth_range=args.depth_range)
     sheet = out_dir / "contact_sheet.png"
     contact_sheet(maps_rows(title, maps.as_dict())).save(sheet)
     return files + [sheet, write_json(maps.settings, out_dir / "settings.json")]
@@ -193,7 +214,7 @@ def _write(maps, out_dir: Path, title: str) -> list[Path]:
 def run_generate(args: argparse.Namespace) -> list[Path]:
     pipe = _pipeline(args)
     maps = pipe.generate(args.prompt, scenes=args.scenes, **_sampling_kwargs(args))
-    return _write(maps, Path(args.out), f"LumiX: {args.prompt[:80]}")
+    return _write(maps, args, f"LumiX: {args.prompt[:80]}")
 
 
 def run_decompose(args: argparse.Namespace) -> list[Path]:
@@ -212,7 +233,7 @@ def run_decompose(args: argparse.Namespace) -> list[Path]:
             raise LumiXError(f"the {name} image {path} does not exist")
     pipe = _pipeline(args)
     maps = pipe.decompose(given=given, prompt=args.prompt, **_sampling_kwargs(args))
-    return _write(maps, Path(args.out), f"LumiX decomposition of {', '.join(given.values())}")
+    return _write(maps, args, f"LumiX decomposition of {', '.join(given.values())}")
 
 
 def run_batch_command(args: argparse.Namespace) -> int:

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
 import torch
 
 from ..errors import InputError, ModelMismatchError
 from ..flux.velocity import diffusers_flux_velocity
-from ..image_io import ImageLike, load_image, resize_images
+from ..formats.exr import write_maps_exr
+from ..image_io import ImageLike, load_image, resize_images, write_maps
+from ..intrinsics.depth import DEPTH_RANGE
 from ..method.adapters import LumiXAdapters
 from ..method.checkpoint import load_adapters
 from ..method.patch import patch_diffusers
@@ -66,6 +69,27 @@ class LumiXMaps:
     @property
     def scenes(self) -> int:
         return self.color.shape[0]
+
+    def save(self, out_dir: Union[str, Path], format: str = "png", *, precision: str = "float32",
+             depth_range: float = DEPTH_RANGE) -> list[Path]:
+        """Write the maps: 16-bit PNGs as the model outputs them, or float EXRs in physical
+        units (scene-linear colour, Z and disparity, unit normals; see lumix_engine.formats.exr)."""
+        if format == "png":
+            return write_maps(self.as_dict(), Path(out_dir))
+        if format == "exr":
+            return write_maps_exr(self.as_dict(), Path(out_dir), precision=precision, depth_range=depth_range)
+        raise InputError(f"map format {format!r} is unknown; use 'png' (16-bit) or 'exr' (float).")
+
+    def save_meshes(self, out_dir: Union[str, Path], **options: Any) -> list[Path]:
+        """One relightable GLB per scene, `mesh.glb` or `mesh_{k}.glb` (options: see
+        lumix_engine.formats.mesh.write_glb: fov, depth_range, max_side, edge_threshold, size_budget_mb)."""
+        from ..formats.mesh import write_glb
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = [out_dir / ("mesh.glb" if self.scenes == 1 else f"mesh_{k}.glb") for k in range(self.scenes)]
+        for k, path in enumerate(paths):
+            write_glb(path, self.depth[k:k + 1], self.albedo[k:k + 1], self.normal[k:k + 1], **options)
+        return paths
 
 
 def resolve_dtype(dtype: Union[str, torch.dtype, None], device: torch.device) -> torch.dtype:

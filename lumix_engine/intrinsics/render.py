@@ -306,3 +306,25 @@ def render(scene: SceneDescription, width: int = 512, height: int = 512, *, spec
 def render_scene(seed: int, width: int = 512, height: int = 512, **options) -> RenderedScene:
     """make_scene(seed) then render(...): the one-call oracle used by tests and the demo."""
     return render(make_scene(seed), width, height, **options)
+
+
+def environment_irradiance(normal: torch.Tensor, environment: torch.Tensor, rotation: float = 0.0,
+                           chunk: int = 4096) -> torch.Tensor:
+    """Exact diffuse irradiance from an equirectangular environment, by brute force.
+
+    E(n) / pi = (1 / pi) sum over environment pixels of L(w) max(0, n . w) dw, for unit
+    normals [..., 3] -> linear [..., 3] in float64; no visibility (every direction of the
+    upper hemisphere is seen), the same assumption as the SH9 fit it checks. Direction and
+    scale conventions: `environment.py`.
+    """
+    from .environment import check_environment, environment_directions  # sibling, not a base
+    environment = check_environment(environment).double()
+    directions, solid_angle = environment_directions(*environment.shape[:2], rotation=rotation)
+    weighted = (environment * solid_angle[..., None]).reshape(-1, 3) / math.pi
+    directions = directions.reshape(-1, 3)
+    flat = normal.reshape(-1, 3).double()
+    out = torch.empty_like(flat)
+    for start in range(0, len(flat), chunk):
+        cosine = (flat[start:start + chunk] @ directions.T).clamp_min(0)
+        out[start:start + chunk] = cosine @ weighted
+    return out.reshape(normal.shape)

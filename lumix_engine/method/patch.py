@@ -12,6 +12,7 @@ a MODEL whose clones rebuild or replace the diffusion model stays correct.
 from __future__ import annotations
 
 import inspect
+import logging
 import types
 import weakref
 from contextlib import contextmanager
@@ -32,15 +33,20 @@ from .layouts.diffusers import DiffusersDoubleBlock, DiffusersSingleBlock
 from .qba import AttentionHooks, lumix_double_block, lumix_single_block
 
 PATCHED_MARK = "_lumix_patched"
+log = logging.getLogger("lumix_engine")
 
 
-def check_model(model: nn.Module, adapters: LumiXAdapters, require_dev: bool = True) -> FluxArchitecture:
-    """The model's architecture after checking the checkpoint fits it (clear errors otherwise)."""
+def check_model(model: nn.Module, adapters: LumiXAdapters, require_dev: bool = True,
+                qba: bool = True) -> FluxArchitecture:
+    """The model's architecture after checking the checkpoint fits it (clear errors otherwise);
+    blocks the checkpoint has no adapters for are logged as a warning."""
     arch = describe_flux(model)
     if require_dev:
         require_guidance(arch)
     adapters.check_fits(arch.hidden_size, arch.num_heads, len(arch.double_blocks), len(arch.single_blocks),
                         arch.name)
+    if any(adapters.missing_blocks(len(arch.double_blocks), len(arch.single_blocks)).values()):
+        log.warning(adapters.coverage_report(len(arch.double_blocks), len(arch.single_blocks), qba))
     return arch
 
 
@@ -238,7 +244,7 @@ def block_patches(model: nn.Module, adapters: LumiXAdapters, strength: float = 1
     With qba=True every block is patched (QBA applies everywhere); with qba=False only the
     blocks the checkpoint adapts. Keys are ComfyUI's ("double_block" | "single_block", i).
     """
-    arch = check_model(model, adapters, require_dev)
+    arch = check_model(model, adapters, require_dev, qba)
     if arch.layout != BFL:
         raise ModelMismatchError(f"block_patches needs the BFL layout (ComfyUI / flux1-dev.safetensors); "
                                  f"{arch.name} is in the {arch.layout} layout: use patch_diffusers.")
@@ -273,7 +279,7 @@ def patch_diffusers(transformer: nn.Module, adapters: LumiXAdapters, strength: f
                     attention: AttentionFn = sdpa_attention, weights: LinearWeights = plain_linear_weights,
                     require_dev: bool = True) -> Callable[[], None]:
     """Patch a diffusers FluxTransformer2DModel in place; returns a function that unpatches it."""
-    arch = check_model(transformer, adapters, require_dev)
+    arch = check_model(transformer, adapters, require_dev, qba)
     if arch.layout != DIFFUSERS:
         raise ModelMismatchError(f"patch_diffusers needs a diffusers FluxTransformer2DModel; {arch.name} is in the "
                                  f"{arch.layout} layout: use block_patches.")
