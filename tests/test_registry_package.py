@@ -106,25 +106,36 @@ def test_icon_is_a_url_to_a_real_square_icon_in_this_repository():
 def node_schemas() -> dict[str, dict]:
     """{node_id: {"inputs": [...], "outputs": [...]}} from the literal names in nodes/*.py.
 
-    Names built in a loop (the sampler's five optional map inputs) are not literals; the
-    real-ComfyUI test checks those from /object_info."""
+    Inputs made by a module-level helper of nodes/ (e.g. `exposure_input()`, `*relight_inputs()`)
+    are followed into the helper. Names built in a loop (the sampler's five optional map
+    inputs) are not literals; the real-ComfyUI test checks those from /object_info."""
+    trees = {path: ast.parse(path.read_text()) for path in sorted((ROOT / "nodes").glob("*.py"))}
+    helpers = {node.name: node for tree in trees.values() for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+    def literal_names(tree: ast.AST, attribute: str, seen: frozenset = frozenset()) -> list[str]:
+        names = []
+        for item in ast.walk(tree):
+            if not isinstance(item, ast.Call):
+                continue
+            if isinstance(item.func, ast.Name) and item.func.id in helpers and item.func.id not in seen:
+                names += literal_names(helpers[item.func.id], attribute, seen | {item.func.id})
+            elif getattr(item.func, "attr", None) == attribute:
+                shown = {k.arg: k.value for k in item.keywords}.get("display_name")
+                first = item.args[0] if item.args else None
+                literal = shown if isinstance(shown, ast.Constant) else first
+                if isinstance(literal, ast.Constant) and isinstance(literal.value, str):
+                    names.append(literal.value)
+        return names
+
     schemas = {}
-    for path in sorted((ROOT / "nodes").glob("*.py")):
-        for call in ast.walk(ast.parse(path.read_text())):
+    for tree in trees.values():
+        for call in ast.walk(tree):
             if not (isinstance(call, ast.Call) and getattr(call.func, "attr", None) == "Schema"):
                 continue
             keywords = {k.arg: k.value for k in call.keywords}
-            node_id = keywords["node_id"].value
-            names = {"inputs": [], "outputs": []}
-            for kind, attribute in (("inputs", "Input"), ("outputs", "Output")):
-                for item in ast.walk(keywords.get(kind, ast.List(elts=[]))):
-                    if isinstance(item, ast.Call) and getattr(item.func, "attr", None) == attribute:
-                        shown = {k.arg: k.value for k in item.keywords}.get("display_name")
-                        first = item.args[0] if item.args else None
-                        literal = shown if isinstance(shown, ast.Constant) else first
-                        if isinstance(literal, ast.Constant) and isinstance(literal.value, str):
-                            names[kind].append(literal.value)
-            schemas[node_id] = names
+            schemas[keywords["node_id"].value] = {
+                kind: literal_names(keywords.get(kind, ast.List(elts=[])), attribute)
+                for kind, attribute in (("inputs", "Input"), ("outputs", "Output"))}
     return schemas
 
 
@@ -132,10 +143,11 @@ SCHEMAS = node_schemas()
 
 
 LUMIX_NODE_IDS = {"LumiXLoader", "LumiXSampler", "SplitIntrinsics", "Recompose", "LumiXRelight", "LumiXMaterialEdit",
-                  "LumiXCoherenceScores", "LumiXDepthConvert", "LumiXNormalConvert", "LumiXSaveImage16"}
+                  "LumiXCoherenceScores", "LumiXDepthConvert", "LumiXNormalConvert", "LumiXSaveImage16",
+                  "LumiXSaveEXR", "LumiXLinearMaps", "LumiXSaveMesh", "LumiXRelightEnvironment"}
 
 
-def test_all_ten_nodes_were_found():
+def test_all_nodes_were_found():
     assert set(SCHEMAS) == LUMIX_NODE_IDS
 
 

@@ -32,6 +32,7 @@ from lumix_engine.intrinsics import (
     render_scene,
 )
 from lumix_engine.intrinsics.checks import parse_rgb
+from lumix_engine.intrinsics.environment import procedural_sky
 from lumix_engine.modalities import MAP_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,6 +78,13 @@ def relight_like_workflow(maps: dict[str, torch.Tensor]) -> tuple[torch.Tensor, 
                    exposure=settings["exposure"])
 
 
+def relight_with_sky(maps: dict[str, torch.Tensor]) -> torch.Tensor:
+    """What the exr_glb workflow's LumiXRelightEnvironment computes with no file and no image
+    given: the built-in procedural sky, no rotation, intensity 1."""
+    color, _ = relight(maps["albedo"], maps["normal"], (), ambient=(0.0, 0.0, 0.0), environment=procedural_sky(64))
+    return color
+
+
 def make_icon(path: Path = ICON) -> None:
     """Five vertical swatches, one per map, in LumiX's batch order."""
     maps = scene_maps(ICON_SIZE)
@@ -110,6 +118,7 @@ def make_help_images(folder: Path = HELP_IMAGES) -> None:
     save("depth_convert", [("color", maps["color"]),
                            ("near_white", depth_to_image(scene.depth, normalization="minmax")),
                            ("invert", depth_to_image(scene.depth, normalization="minmax", invert_output=True))])
+    save("mesh_inputs", [("depth", maps["depth"]), ("albedo", maps["albedo"]), ("normal", maps["normal"])])
     save("normal_convert", [("color", maps["color"]), ("opengl", maps["normal"]),
                             ("directx", convert_convention(maps["normal"], "opengl", "directx"))])
     # The encoding of a normal map: a sphere's normals cover every direction facing the camera.
@@ -151,6 +160,9 @@ def make_thumbnails(folder: Path = WORKFLOWS) -> list[Path]:
         "lumix_maps_to_depth_control": thumbnail("maps -> depth control", [
             ("color", tiles["color"]), ("depth (near = white)", tiles["depth"])], 2,
             "depth feeds FLUX.1-Depth-dev (result not shown)"),
+        "lumix_maps_to_exr_glb": thumbnail("maps -> EXR, GLB, sky", [
+            ("albedo", tiles["albedo"]), ("depth", tiles["depth"]), ("normal", tiles["normal"]),
+            ("relit: built-in sky", to_pil(relight_with_sky(maps)))], 2, "saved as float EXR and a GLB mesh"),
         "lumix_relight": thumbnail("maps -> relight", [
             ("albedo", tiles["albedo"]), ("normal", tiles["normal"]),
             ("new irradiance", to_pil(relit_irradiance)), ("relit color", to_pil(relit))], 2,
