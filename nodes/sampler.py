@@ -21,8 +21,10 @@ from ..lumix_engine.method.patch import lumix_patches_in
 from ..lumix_engine.method.sampling import (
     AUTO,
     DECOMPOSITION,
+    NUMERICS,
     TEXT_TO_MAPS,
     GivenMaps,
+    authors_noise,
     check_size,
     resolve_guidance,
     schedule,
@@ -127,6 +129,12 @@ class LumiXSampler(io.ComfyNode):
                                tooltip="'published' reproduces the authors' schedule (its token-count quirk, "
                                        "mu ~ 0.46 at 512x512); 'true_token_count' uses FLUX's real image token "
                                        "count; the others are ComfyUI's schedulers on the model's sampling."),
+                io.Combo.Input("numerics", options=list(NUMERICS), default="engine", optional=True,
+                               tooltip="'engine': the noise is drawn on the CPU in float32 (same seed, same noise "
+                                       "on every device). 'authors': drawn as the authors' scripts draw it (on "
+                                       "the model's device, in its dtype, seed + k for scene k) with their float32 "
+                                       "schedule, to start from their noise. The state, CFG and T5 padding stay "
+                                       "ComfyUI's; the standalone pipeline reproduces those too."),
                 io.Vae.Input("vae", optional=True, tooltip="FLUX VAE, needed only to encode given maps."),
                 *map_inputs,
             ],
@@ -151,10 +159,12 @@ class LumiXSampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, positive, negative, seed, steps, cfg, guidance, width, height, scenes, sampler_name,
-                scheduler, vae=None, **maps) -> io.NodeOutput:
+                scheduler, vae=None, numerics="engine", **maps) -> io.NodeOutput:
         if not lumix_patches_in(model.model_options.get("transformer_options", {}).get("patches_replace")):
             raise ModelMismatchError("this MODEL is not patched by LumiX: connect the MODEL output of LumiXLoader")
         check_size(width, height)
+        if numerics not in NUMERICS:
+            raise InputError(f"numerics {numerics!r} is unknown; use one of {', '.join(NUMERICS)}")
         images = {name: image for name, image in maps.items() if image is not None}
         cfg, guidance = resolve_guidance(cfg, guidance, decomposing=bool(images))
         given, raw_latents = encode_given_maps(model, vae, images, width, height, scenes)
@@ -165,9 +175,15 @@ class LumiXSampler(io.ComfyNode):
             patched.set_model_unet_function_wrapper(HoldGivenMaps(given, previous))
         channels = model.get_model_object("latent_format").latent_channels
         shape = (channels, height // 8, width // 8)
-        noise = shared_noise(scenes, shape, seed)
+        authors = numerics == "authors"
+        if authors:
+            # bf16 (or fp16) values are exact in float32, so ComfyUI starts from their very noise.
+            noise = authors_noise(scenes, shape, seed, patched.model_dtype(), patched.load_device).float().cpu()
+        else:
+            noise = shared_noise(scenes, shape, seed)
         if scheduler in SCHEDULES:
-            sigmas = schedule(steps, width, height, "published" if scheduler == "published" else "true").float()
+            sigmas = schedule(steps, width, height, "published" if scheduler == "published" else "true",
+                              dtype=torch.float32 if authors else torch.float64).float()
         else:
             sigmas = comfy.samplers.calculate_sigmas(patched.get_model_object("model_sampling"), scheduler, steps).cpu()
         positive, negative = (node_helpers.conditioning_set_values(c, {"guidance": guidance}) for c in (positive, negative))

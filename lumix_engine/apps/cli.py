@@ -82,6 +82,9 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--offload-text-encoders", action="store_true",
                      help="keep CLIP and T5 on the CPU between prompts (saves ~10 GB of GPU memory)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--numerics", choices=("engine", "authors"), default="engine",
+                     help="'authors': draw the noise, keep the state, combine CFG and run the VAE and T5 as the "
+                          "authors' scripts do, to match their outputs seed for seed (default: engine)")
 
 
 def _add_sampling_options(parser: argparse.ArgumentParser, defaults) -> None:
@@ -182,7 +185,8 @@ def _pipeline(args: argparse.Namespace):
     from .pipeline import LumiXPipeline
     files = model_files(args).check()   # before importing diffusers: a missing file fails fast
     return LumiXPipeline.from_files(files, device=args.device, dtype=args.dtype,
-                                    offload_text_encoders=args.offload_text_encoders, progress=not args.no_progress)
+                                    offload_text_encoders=args.offload_text_encoders, progress=not args.no_progress,
+                                    numerics=args.numerics)
 
 
 def _add_output_options(parser: argparse.ArgumentParser) -> None:

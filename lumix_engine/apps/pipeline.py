@@ -29,9 +29,12 @@ from ..method.checkpoint import load_adapters
 from ..method.patch import patch_diffusers
 from ..method.sampling import (
     DECOMPOSITION,
+    NUMERICS,
     TEXT_TO_MAPS,
     GivenMaps,
+    Numerics,
     Settings,
+    authors_noise,
     check_size,
     guided_velocity,
     sample_euler,
@@ -103,21 +106,37 @@ def resolve_dtype(dtype: Union[str, torch.dtype, None], device: torch.device) ->
 
 
 class LumiXPipeline:
-    """FLUX.1-dev + LumiX: `generate` (text -> maps) and `decompose` (image(s) -> the other maps)."""
+    """FLUX.1-dev + LumiX: `generate` (text -> maps) and `decompose` (image(s) -> the other maps).
+
+    `numerics` chooses how the arithmetic around the transformer is done:
+    - "engine" (default): noise drawn on the CPU in float32 (the same seed gives the same
+      noise on every device), the latent state and the CFG combination in float32, the VAE
+      in the pipeline's dtype, T5 padded to at most the tokenizer's length;
+    - "authors": as the authors' inference scripts (MIT, github.com/xhanxu/LumiX, eval/):
+      noise drawn with a generator on the model's device directly in the model's dtype, the
+      state kept and CFG combined in the model's dtype (so per-entry timesteps are rounded
+      to it too), the schedule in float32, the VAE in float32, T5 padded to 512 tokens.
+      Use it to compare outputs with theirs seed for seed. (Their decomposition samples the
+      VAE posterior with an unseeded generator, which no seed reproduces; both modes use
+      the posterior mode.)
+    """
 
     def __init__(self, transformer: torch.nn.Module, vae: torch.nn.Module, text_encoder: torch.nn.Module,
                  tokenizer: Any, text_encoder_2: torch.nn.Module, tokenizer_2: Any, adapters: LumiXAdapters, *,
                  device: Union[str, torch.device, None] = None, dtype: Union[str, torch.dtype, None] = None,
                  offload_text_encoders: bool = False, progress: bool = True, strength: float = 1.0,
-                 max_sequence_length: int = 512, clip_max_length: int = 77) -> None:
+                 max_sequence_length: int = 512, clip_max_length: int = 77, numerics: Numerics = "engine") -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = resolve_dtype(dtype, self.device)
+        if numerics not in NUMERICS:
+            raise InputError(f"numerics {numerics!r} is unknown; use one of {', '.join(NUMERICS)}")
+        self.numerics = numerics
         self.offload_text_encoders = offload_text_encoders
         self.progress = progress
         self.max_sequence_length, self.clip_max_length = max_sequence_length, clip_max_length
         self.tokenizer, self.tokenizer_2 = tokenizer, tokenizer_2
         self.transformer = _place(transformer, self.device, self.dtype)
-        self.vae = _place(vae, self.device, self.dtype)
+        self.vae = _place(vae, self.device, torch.float32 if numerics == "authors" else self.dtype)
         encoders_at = torch.device("cpu") if offload_text_encoders else self.device
         self.text_encoder = _place(text_encoder, encoders_at, self.dtype)
         self.text_encoder_2 = _place(text_encoder_2, encoders_at, self.dtype)
@@ -135,7 +154,8 @@ class LumiXPipeline:
     def from_files(cls, files: Union[ModelFiles, Mapping[str, Any], None] = None, *,
                    device: Union[str, torch.device, None] = None, dtype: Union[str, torch.dtype, None] = None,
                    offload_text_encoders: bool = False, progress: bool = True, strength: float = 1.0,
-                   max_sequence_length: int = 512, **paths: Any) -> "LumiXPipeline":
+                   max_sequence_length: int = 512, numerics: Numerics = "engine",
+                   **paths: Any) -> "LumiXPipeline":
         """Load from local files only (see `ModelFiles`); `paths` are ModelFiles fields.
 
         Every missing file is reported at once, with where to put it and where to get it,
@@ -153,7 +173,7 @@ class LumiXPipeline:
         clip, clip_tokenizer, t5, t5_tokenizer = load_text_encoders(files, torch_dtype)
         return cls(transformer, vae, clip, clip_tokenizer, t5, t5_tokenizer, adapters, device=target,
                    dtype=torch_dtype, offload_text_encoders=offload_text_encoders, progress=progress,
-                   strength=strength, max_sequence_length=max_sequence_length)
+                   strength=strength, max_sequence_length=max_sequence_length, numerics=numerics)
 
     def close(self) -> None:
         """Remove the LumiX patch from the transformer (it is plain FLUX.1-dev again)."""
@@ -182,8 +202,8 @@ class LumiXPipeline:
         """(T5 context [B, T, 4096], CLIP pooled vector [B, 768]), as FLUX.1-dev is conditioned.
 
         Both tokenizers pad to their full length (CLIP 77, T5 512 for FLUX.1-dev, or less if a
-        tokenizer says so) and no attention mask is used, as in BFL's reference and diffusers'
-        FluxPipeline.
+        tokenizer says so, except with authors' numerics) and no attention mask is used, as in
+        BFL's reference and diffusers' FluxPipeline.
         """
         prompts = list(prompts)
         with self._text_encoders_on_device():
@@ -191,7 +211,9 @@ class LumiXPipeline:
             clip_ids = self.tokenizer(prompts, padding="max_length", max_length=self.clip_max_length,
                                       truncation=True, return_tensors="pt").input_ids
             pooled = self.text_encoder(clip_ids.to(at)).pooler_output
-            t5_length = min(self.max_sequence_length, self.tokenizer_2.model_max_length)
+            t5_length = self.max_sequence_length
+            if self.numerics == "engine":
+                t5_length = min(t5_length, self.tokenizer_2.model_max_length)
             t5_ids = self.tokenizer_2(prompts, padding="max_length", max_length=t5_length,
                                       truncation=True, return_tensors="pt").input_ids
             context = self.text_encoder_2(t5_ids.to(at)).last_hidden_state
@@ -216,7 +238,7 @@ class LumiXPipeline:
         scale, shift = self._vae_factors()
         latents = []
         for image in images:
-            pixels = (image.permute(2, 0, 1)[None] * 2 - 1).to(self.device, self.dtype)
+            pixels = (image.permute(2, 0, 1)[None] * 2 - 1).to(self.device, self.vae.dtype)
             latents.append(self.vae.encode(pixels).latent_dist.mode().float())
         return (torch.cat(latents) - shift) * scale
 
@@ -227,17 +249,18 @@ class LumiXPipeline:
         scale, shift = self._vae_factors()
         images = []
         for latent in latents:
-            decoded = self.vae.decode((latent[None] / scale + shift).to(self.vae.dtype)).sample
+            decoded = self.vae.decode((latent[None].float() / scale + shift).to(self.vae.dtype)).sample
             images.append(((decoded.float() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).cpu())
         return torch.cat(images)
 
     # -- the model --------------------------------------------------------------------
     def velocity(self, latents: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor,
                  pooled: torch.Tensor, guidance: float) -> torch.Tensor:
-        """The LumiX transformer on unpacked latents [B, 16, h, w] -> velocity, float32.
-        B is a whole number of scenes (five maps each)."""
+        """The LumiX transformer on unpacked latents [B, 16, h, w] -> velocity, float32 (in
+        the model's dtype with authors' numerics). B is a whole number of scenes."""
         with torch.no_grad():
-            return diffusers_flux_velocity(self.transformer, latents, timesteps, context, pooled, guidance)
+            return diffusers_flux_velocity(self.transformer, latents, timesteps, context, pooled, guidance,
+                                           out_dtype=None if self.numerics == "authors" else torch.float32)
 
     def _sample(self, prompts: Sequence[str], settings: Settings, seed: Union[int, Sequence[int]],
                 given: GivenMaps, callback: Optional[StepCallback]) -> torch.Tensor:
@@ -250,15 +273,27 @@ class LumiXPipeline:
             negative_context, negative_pooled = self._conditioning([settings.negative_prompt] * scenes)
             context, pooled = torch.cat([negative_context, context]), torch.cat([negative_pooled, pooled])
 
+        authors = self.numerics == "authors"
+
         def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             if not true_cfg:
                 return self.velocity(x, t, context, pooled, settings.guidance)
-            negative, positive = self.velocity(torch.cat([x, x]), torch.cat([t, t]), context, pooled,
-                                               settings.guidance).chunk(2)
+            if authors:   # their scripts: two calls, positive then negative
+                half = len(context) // 2
+                positive = self.velocity(x, t, context[half:], pooled[half:], settings.guidance)
+                negative = self.velocity(x, t, context[:half], pooled[:half], settings.guidance)
+            else:
+                negative, positive = self.velocity(torch.cat([x, x]), torch.cat([t, t]), context, pooled,
+                                                   settings.guidance).chunk(2)
             return guided_velocity(positive, negative, settings.cfg)
 
-        timesteps = schedule(settings.steps, settings.width, settings.height, settings.token_count)
-        noise = shared_noise(scenes, latent_shape, seed, dtype=torch.float32, device=self.device)
+        if authors:
+            timesteps = schedule(settings.steps, settings.width, settings.height, settings.token_count,
+                                 dtype=torch.float32)
+            noise = authors_noise(scenes, latent_shape, seed, self.dtype, self.device)
+        else:
+            timesteps = schedule(settings.steps, settings.width, settings.height, settings.token_count)
+            noise = shared_noise(scenes, latent_shape, seed, dtype=torch.float32, device=self.device)
         given = GivenMaps({name: latent.to(self.device) for name, latent in given.latents.items()})
         progress = progress_bar(settings.steps, self.progress)
 
@@ -287,7 +322,7 @@ class LumiXPipeline:
     def _record(self, mode: str, settings: Settings, **extra: Any) -> dict[str, Any]:
         return {"mode": mode, **extra, **asdict(settings), "dtype": str(self.dtype).replace("torch.", ""),
                 "device": str(self.device), "lumix": getattr(self.adapters, "source", "<in memory>"),
-                "strength": self.strength}
+                "strength": self.strength, "numerics": self.numerics}
 
     # -- public API -------------------------------------------------------------------
     def generate(self, prompt: Union[str, Sequence[str]], seed: int = 0, steps: Optional[int] = None,

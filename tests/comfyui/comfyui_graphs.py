@@ -50,7 +50,7 @@ def core_flux_graph(models: TinyModelNames, seed: int = 0, steps: int = 2, cfg: 
 def lumix_graph(models: TinyModelNames, seed: int = 0, steps: int = 2, cfg: float = -1.0, guidance: float = -1.0,
                 width: int = 64, height: int = 64, scenes: int = 1, strength: float = 1.0, qba: bool = True,
                 lumix: str | None = None, scheduler: str = "published", sampler: str = "euler",
-                given: dict[str, str] | None = None, prefix: str = "lumix") -> dict:
+                given: dict[str, str] | None = None, prefix: str = "lumix", numerics: str | None = None) -> dict:
     """UNETLoader -> LumiXLoader -> LumiXSampler -> SaveLatent, VAEDecode -> SplitIntrinsics -> 5 x SaveImage.
 
     `given` maps a map name to an input-folder image file (decomposition)."""
@@ -65,7 +65,7 @@ def lumix_graph(models: TinyModelNames, seed: int = 0, steps: int = 2, cfg: floa
                     "inputs": {"model": ["lumix", 0], "positive": ["positive", 0], "negative": ["negative", 0],
                                "seed": seed, "steps": steps, "cfg": cfg, "guidance": guidance, "width": width,
                                "height": height, "scenes": scenes, "sampler_name": sampler,
-                               "scheduler": scheduler}},
+                               "scheduler": scheduler, **({"numerics": numerics} if numerics else {})}},
         "save_latent": {"class_type": "SaveLatent",
                         "inputs": {"samples": ["sampler", 0], "filename_prefix": f"latents/{prefix}"}},
         "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["sampler", 0], "vae": ["vae", 0]}},
