@@ -203,11 +203,11 @@ def scenario_dynamic_vram(work: pathlib.Path) -> dict:
     is interrupted part-way."""
     import comfy.model_management
     import comfy.ops
-    import comfy_aimdo.torch
     if "offloadable" not in inspect.signature(comfy.ops.cast_bias_weight).parameters:
         # Older ComfyUI: no dynamic VRAM and nothing to release (cast_values covers its cast).
         assert not hasattr(comfy.ops, "uncast_bias_weight")
         return {"dynamic_vram": False}
+    import comfy_aimdo.torch
     # The one CUDA call on the path: viewing the vbar's device pages as a tensor.
     # On NVIDIA, ComfyUI's default attention is torch SDPA; the CPU default (sub-quadratic)
     # asks the device for its free memory, which the meta device cannot answer.
