@@ -20,8 +20,9 @@ NEGATIVE = "blurry, low quality, artifacts, distorted, noisy, pixelated, jpeg ar
 MAPS = ("albedo", "irradiance", "color", "depth", "normal")
 
 # Widgets the frontend adds to a node on top of its schema, serialized after the schema's
-# own widgets (Preview 3D's viewer keeps its state in one, empty until a model is shown).
-FRONTEND_WIDGETS = {"Preview3D": [""]}
+# own widgets and sent with the prompt (Preview 3D's viewer keeps its state in "image",
+# empty until a model is shown; the server ignores it).
+FRONTEND_WIDGETS = {"Preview3D": {"image": ""}}
 
 MODELS = {
     "flux1-dev.safetensors": ("diffusion_models",
@@ -240,7 +241,7 @@ def to_ui(api: dict, object_info: dict, models: dict) -> dict:
                 link = len(links) + 1
                 links.append([link, int(value[0]), value[1], int(node_id), len(inputs), spec[0]])
             inputs.append({"name": name, "type": spec[0], "link": link})
-        widgets += FRONTEND_WIDGETS.get(node["class_type"], [])
+        widgets += list(FRONTEND_WIDGETS.get(node["class_type"], {}).values())
         column = depth[node_id]
         rows[column] = rows.get(column, 0) + 1
         properties = {"Node name for S&R": node["class_type"]}
@@ -271,6 +272,8 @@ def build(object_info: dict) -> dict[str, tuple[dict, dict]]:
     out = {}
     for name, make in SPECS.items():
         api = with_widget_defaults(to_api(make()), object_info)
+        for node in api.values():
+            node["inputs"].update(FRONTEND_WIDGETS.get(node["class_type"], {}))
         out[name] = (api, to_ui(api, object_info, model_entries()))
     return out
 
