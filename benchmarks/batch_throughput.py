@@ -98,6 +98,7 @@ def main() -> None:
                                 lambda: execute, progress=False)
             seconds[name].append(time.perf_counter() - started)
             assert summary.done == args.photos, summary.lines()
+            print(f"round {round_}: {name}: {seconds[name][-1]:.2f} s", flush=True)
             torch.set_num_threads(all_threads)
     print(machine())
     print(f"{args.photos} photos, {args.size} x {args.size}, {args.steps} steps, tiny random components, "
