@@ -207,12 +207,12 @@ def scenario_dynamic_vram(work: pathlib.Path) -> dict:
         # Older ComfyUI: no dynamic VRAM and nothing to release (cast_values covers its cast).
         assert not hasattr(comfy.ops, "uncast_bias_weight")
         return {"dynamic_vram": False}
-    import comfy_aimdo.torch
     # The one CUDA call on the path: viewing the vbar's device pages as a tensor.
     # On NVIDIA, ComfyUI's default attention is torch SDPA; the CPU default (sub-quadratic)
     # asks the device for its free memory, which the meta device cannot answer.
     import comfy.ldm.flux.math as flux_math
     import comfy.ldm.modules.attention as attention
+    import comfy_aimdo.torch
     flux_math.optimized_attention = attention.attention_pytorch
     comfy_aimdo.torch.aimdo_to_tensor = lambda alloc, device: torch.empty((1 << 20,), dtype=torch.uint8,
                                                                           device=device)
