@@ -180,17 +180,22 @@ def _is_widget(spec: list) -> bool:
     return isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 
 
+def input_specs(object_info: dict, class_type: str) -> list[tuple[str, list, dict]]:
+    """(name, spec, options) of every input of a node, in the schema's order (required, then
+    optional), from GET /object_info."""
+    info = object_info[class_type]
+    specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
+    names = info["input_order"].get("required", []) + info["input_order"].get("optional", [])
+    return [(name, specs[name], specs[name][1] if len(specs[name]) > 1 else {}) for name in names]
+
+
 def with_widget_defaults(api: dict, object_info: dict) -> dict:
     """Widget inputs a spec leaves out get their schema default in the API graph too: the UI
     file carries that default, so the frontend's prompt has it, and a required input must be
     present for POST /prompt (e.g. LumiXCoherenceScores.depth_near_is_white)."""
     for node in api.values():
-        info = object_info[node["class_type"]]
-        specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
-        names = info["input_order"].get("required", []) + info["input_order"].get("optional", [])
-        for name in names:
-            options = specs[name][1] if len(specs[name]) > 1 else {}
-            if name not in node["inputs"] and _is_widget(specs[name]) and "default" in options:
+        for name, spec, options in input_specs(object_info, node["class_type"]):
+            if name not in node["inputs"] and _is_widget(spec) and "default" in options:
                 node["inputs"][name] = options["default"]
     return api
 
@@ -214,14 +219,21 @@ def to_ui(api: dict, object_info: dict, models: dict) -> dict:
     nodes = []
     depth = _depths(api)
     rows: dict[int, int] = {}
+    # A node lists its output slots only up to the last one this workflow links. Both
+    # frontends (1.27 and 1.47) add the outputs of the live schema that a file leaves out,
+    # while an output the file lists but the server lacks stays as a dead slot in 1.27, and
+    # unlinked outputs differ between ComfyUI versions (SaveImage gained `images` in 0.25):
+    # so one file serves both, and the builder gives the same file from either's schemas.
+    linked_slots: dict[str, int] = {}
+    for node in api.values():
+        for value in node["inputs"].values():
+            if isinstance(value, list):
+                linked_slots[value[0]] = max(linked_slots.get(value[0], -1), value[1])
     for order, (node_id, node) in enumerate(api.items()):
         info = object_info[node["class_type"]]
-        specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
-        names = info["input_order"].get("required", []) + info["input_order"].get("optional", [])
         inputs, widgets = [], []
-        for name in names:
-            spec, value = specs[name], node["inputs"].get(name)
-            options = spec[1] if len(spec) > 1 else {}
+        for name, spec, options in input_specs(object_info, node["class_type"]):
+            value = node["inputs"].get(name)
             if _is_widget(spec):
                 if isinstance(value, list):
                     # A widget fed by a link (Preview3D's model_file from a node): the frontend
@@ -253,7 +265,9 @@ def to_ui(api: dict, object_info: dict, models: dict) -> dict:
                       "size": [320, 130 + 24 * len(widgets)], "flags": {}, "order": order, "mode": 0,
                       "inputs": inputs, "properties": properties, "widgets_values": widgets,
                       "outputs": [{"name": out_name, "type": out_type, "links": [], "slot_index": slot}
-                                  for slot, (out_type, out_name) in enumerate(zip(info["output"], info["output_name"]))]})
+                                  for slot, (out_type, out_name)
+                                  in enumerate(zip(info["output"], info["output_name"]))
+                                  if slot <= linked_slots.get(node_id, -1)]})
     by_id = {n["id"]: n for n in nodes}
     for link_id, source, slot, *_ in links:
         by_id[source]["outputs"][slot]["links"].append(link_id)
