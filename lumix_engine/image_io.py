@@ -112,9 +112,13 @@ def load_image(image: ImageLike) -> torch.Tensor:
                 return load_image(decode_png16(path.read_bytes()))
             except InputError:
                 pass
-        with Image.open(path) as opened:
-            mode = "I;16" if opened.mode.startswith("I;16") else "RGB"
-            array = np.asarray(opened.convert(mode) if mode == "RGB" else opened)
+        try:
+            with Image.open(path) as opened:
+                mode = "I;16" if opened.mode.startswith("I;16") else "RGB"
+                array = np.asarray(opened.convert(mode) if mode == "RGB" else opened)
+        except (Image.UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as error:
+            raise InputError(f"cannot read {path} as an image ({type(error).__name__}: {error}); give a PNG, JPEG, "
+                             f"WebP or TIFF photo") from None
         if array.dtype == np.uint16 or mode == "I;16":
             array = np.repeat(array.astype(np.float32)[..., None] / 65535.0, 3, axis=-1)
         return load_image(array)
@@ -134,6 +138,10 @@ def load_image(image: ImageLike) -> torch.Tensor:
         raise InputError(f"an image must be [B, H, W, 3] (channels last) in [0, 1]; got shape {tuple(image.shape)}")
     if image.shape[-1] == 1:
         image = image.expand(-1, -1, -1, 3)
+    bad = ~torch.isfinite(image)
+    if bad.any():   # NaN or Inf would spread through the VAE into every map
+        raise InputError(f"the image has {int(bad.any(-1).sum())} pixel(s) that are NaN or infinite; fix the node "
+                         f"or file that made them (LumiX does not guess values for them)")
     return image[..., :3].float().clamp(0, 1).cpu()
 
 
