@@ -53,8 +53,12 @@ def check_runs(runs: int) -> int:
 
 
 def prepare_photos(given: Mapping[str, ImageLike], megapixels: float = DEFAULT_MEGAPIXELS, runs: int = 1,
-                   max_output_megapixels: float = MAX_OUTPUT_MEGAPIXELS) -> PreparedPhotos:
-    """Load the given map(s) (a photo as "color", or others), plan and resize (module docstring)."""
+                   max_output_megapixels: float = MAX_OUTPUT_MEGAPIXELS,
+                   size: Optional[tuple[int, int]] = None) -> PreparedPhotos:
+    """Load the given map(s) (a photo as "color", or others), plan and resize (module docstring).
+
+    `size` (width, height): work at exactly that size and return the maps at it too (the
+    photo is resized to it, as a fixed-size sampler does), instead of the photo's own size."""
     if not given:
         raise InputError("decomposition needs at least one given map (a photo as 'color')")
     runs = check_runs(runs)
@@ -67,6 +71,8 @@ def prepare_photos(given: Mapping[str, ImageLike], megapixels: float = DEFAULT_M
             raise InputError(f"the {name} image is {tuple(image.shape)} but the {first_name} image is "
                              f"{tuple(first.shape)} ([B, H, W, 3]); give every map at one size and batch")
     plan = plan_photo(first.shape[2], first.shape[1], megapixels, max_output_megapixels)
+    if size is not None:
+        plan = PhotoPlan(plan.photo, tuple(size), tuple(size), plan.megapixels)
     for warning in plan.warnings:
         log.warning(warning)
     output = {name: resize_images(image, *plan.output) for name, image in images.items()}

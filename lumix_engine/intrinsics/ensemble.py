@@ -71,8 +71,9 @@ def combine_normals(runs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """OpenGL-encoded normal runs [N, H, W, 3] -> (renormalised mean; mean angle / 90 deg)."""
     vectors = F.normalize(decode_normals(runs), dim=-1, eps=1e-8)
     mean = F.normalize(vectors.mean(0), dim=-1, eps=1e-8)
-    cosine = (vectors * mean).sum(-1).clamp(-1, 1)
-    spread = torch.rad2deg(torch.acos(cosine)).mean(0) / 90.0
+    # atan2(|v x m|, v . m): exact near 0 degrees, where acos of a rounded cosine is not.
+    angle = torch.atan2(torch.linalg.cross(vectors, mean.expand_as(vectors)).norm(dim=-1), (vectors * mean).sum(-1))
+    spread = torch.rad2deg(angle).mean(0) / 90.0
     return encode_normals(mean)[None], _grey(spread)
 
 

@@ -12,9 +12,9 @@ brought back to the photo's own pixel size afterwards:
   the budget and its maps are downsampled back): the model only knows scenes at the scale
   it was trained on, and a 4 x 3-token image has no room for a scene;
 - DEFAULT_MEGAPIXELS is the authors' decomposition size (1536 x 1152 = 1.77 MP);
-  MAX_MEGAPIXELS = 4.2 MP is the largest budget that fits a 24 GB GPU with fp8 FLUX (the
-  memory table is in benchmarks/PHOTO_RESULTS.md) and stays within twice the area FLUX.1
-  was trained at (about 2 MP);
+  MAX_MEGAPIXELS = 3.4 MP is the largest budget that fits a 24 GB GPU with fp8 FLUX, on
+  paper (benchmarks/photo_cost.py; the table is in benchmarks/PHOTO_RESULTS.md), and stays
+  within twice the area FLUX.1 was trained at (about 2 MP);
 - sides stay within FLUX's 4096-pixel limit; panoramas up to MAX_ASPECT : 1 keep their
   aspect, longer strips are refused (a 1-pixel-high strip has no second dimension to work
   on: crop or pad it to at most 8 : 1);
@@ -32,7 +32,7 @@ from ..errors import InputError
 
 TOKEN = 16                                # pixels per FLUX token side (VAE 8 x packing 2)
 DEFAULT_MEGAPIXELS = 1536 * 1152 / 1e6    # 1.769472, the published decomposition size
-MAX_MEGAPIXELS = 4.2
+MAX_MEGAPIXELS = 3.4
 MIN_MEGAPIXELS = 0.0625                   # 256 x 256: 256 tokens, the fewest FLUX's schedule is defined for
 MAX_SIDE = 4096
 MAX_ASPECT = 8.0
