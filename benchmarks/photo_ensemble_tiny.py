@@ -69,8 +69,8 @@ def main() -> None:
         single.append({k: v.view(-1, args.runs).mean(1) for k, v in errors_runs.items()})
         ensemble.append(decomposition_errors(combined, **truth))
         for k in range(len(scenes)):
-            normal_error = torch.rad2deg(torch.acos((torch.nn.functional.normalize(
-                decode_normals(combined["normal"][k]), dim=-1) * truth["normal"][k]).sum(-1).clamp(-1, 1)))
+            predicted = decode_normals(combined["normal"][k:k + 1])[0]
+            normal_error = torch.rad2deg(torch.acos((predicted * truth["normal"][k]).sum(-1).clamp(-1, 1)))
             correlation["normal"].append(pearson(spread["normal"][k, ..., 0], normal_error))
         print(f"{first + len(scenes)} scenes, {time.perf_counter() - started:.0f} s", flush=True)
     single_all = {k: torch.cat([s[k] for s in single]) for k in single[0]}

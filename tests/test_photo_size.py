@@ -211,3 +211,23 @@ def test_bad_photos_get_clear_messages(tmp_path):
         prepare_photos({"color": torch.rand(1, 1, 900, 3)})
     with pytest.raises(InputError, match="seeds"):
         prepare_photos({"color": torch.rand(1, 64, 64, 3)}, runs=0)
+
+
+def test_a_photo_above_the_output_cap_comes_back_downscaled_with_a_logged_warning(caplog):
+    photo = torch.rand(1, 300, 400, 3)
+    with caplog.at_level("WARNING", logger="lumix"):
+        prepared = prepare_photos({"color": photo}, megapixels=0.0625, max_output_megapixels=0.03)
+    assert prepared.plan.output == (200, 150) and "above the 0.03 MP output limit" in caplog.text
+    work_w, work_h = prepared.plan.working
+    maps, _ = finish_photos({name: torch.full((1, work_h, work_w, 3), 0.5) for name in MAP_NAMES}, prepared)
+    assert all(image.shape == (1, 150, 200, 3) for image in maps.values())
+
+
+def test_a_given_depth_guides_the_other_maps_and_comes_back_as_given():
+    depth = torch.rand(1, 90, 120, 3)
+    prepared = prepare_photos({"depth": depth}, megapixels=0.0625)
+    work_w, work_h = prepared.plan.working
+    decoded = {name: _down(torch.rand(1, 3, 4, 3), work_w, work_h) for name in MAP_NAMES}
+    maps, uncertainty = finish_photos(decoded, prepared)
+    assert torch.equal(maps["depth"], depth) and "depth_uncertainty" not in uncertainty
+    assert all(image.shape == (1, 90, 120, 3) for image in maps.values())
