@@ -58,7 +58,12 @@ def ensemble_section(result: dict) -> list[str]:
         lines.append(f"| {name} | {row['single_run_mean']:.4f} | {row['ensemble']:.4f} | "
                      f"{row['change_percent']:+.1f} % | {row['scenes_ensemble_better']} / {row['scenes']} |")
     lines += ["", f"Normals: per-pixel angular spread vs per-pixel angular error, Pearson correlation averaged over "
-                  f"scenes: {result['uncertainty_error_correlation_normal']:.2f}."]
+                  f"scenes: {result['uncertainty_error_correlation_normal']:.2f}.", "",
+              "Read with care: the comparison is against the average single run. For an error that is convex in "
+              "the prediction (RMSE in linear light, the angle to a fixed normal, roughly), the mean of N runs is "
+              "never worse than their average error, so part of this gain is guaranteed by averaging; what the "
+              "table adds is its size on this model, and that it holds on every scene. It says nothing about the "
+              "full-size FLUX model, whose runs may differ less (or more) from seed to seed."]
     return lines
 
 

@@ -78,7 +78,7 @@ class LumiXDecomposePhoto(io.ComfyNode):
                                   tooltip=f"Spread of the {name} across the ensemble's runs (grey, 0 = all agree; "
                                           f"normals: mean angle / 90 degrees). Black when seeds = 1.")
                   for name in OUTPUT_MAPS),
-                io.String.Output("info", tooltip="Photo, working and output sizes, and any warning."),
+                io.String.Output("info", display_name="info", tooltip="Photo, working and output sizes, and any warning."),
             ],
         )
 
