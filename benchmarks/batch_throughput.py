@@ -9,7 +9,7 @@ folder, with its pipelines already loaded and warmed up on two photos, so the nu
 steady-state images per second, not start-up. Configurations run interleaved, round by
 round (benchmarks/common.py's rule for a shared machine):
 
-- single, 1 thread / batch 1 and batch 4; single, all threads;
+- single, 1 thread / batch 1 and batch 4 (and with --all-threads: all threads, batch 1);
 - Ray, 1 worker x 1 thread: against single 1 thread, the cost Ray adds per image (sending
   the photo's bytes, scheduling, returning the PNGs);
 - Ray, 2 workers x 1 thread: the scale-out.
@@ -33,6 +33,7 @@ from benchmarks.common import machine
 from lumix_engine.apps.batch import BatchSettings, Decomposer, find_inputs, local_executor, run_batch
 from lumix_engine.apps.loading import ModelFiles, quiet_libraries
 from lumix_engine.apps.pipeline import LumiXPipeline
+from lumix_engine.errors import InputError
 from lumix_engine.tiny_random import write_tiny_models
 
 
@@ -50,6 +51,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--all-threads", action="store_true",
+                        help="also single process with all threads (on a loaded machine its threads wait on "
+                             "each other: 80 s instead of 4 s for 8 photos at load 17 on 2 cores)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lumix_batch_bench_"))
     with quiet_libraries():
@@ -73,12 +77,14 @@ def main() -> None:
                                cpus_per_worker=1, threads=1)
         return settings, factory(), None
 
-    configs = {"single, 1 thread, batch 1": lambda: local(1, 1), "single, 1 thread, batch 4": lambda: local(1, 4),
-               f"single, {all_threads} threads, batch 1": lambda: local(all_threads, 1)}
+    configs = {"single, 1 thread, batch 1": lambda: local(1, 1), "single, 1 thread, batch 4": lambda: local(1, 4)}
+    if args.all_threads:
+        configs[f"single, {all_threads} threads, batch 1"] = lambda: local(all_threads, 1)
     try:
-        import ray  # noqa: F401
+        from lumix_engine.apps.batch_ray import connect
+        connect("local", num_cpus=4)   # CPU tokens for the 1- and the 2-worker pools, both kept alive
         configs.update({"Ray, 1 worker x 1 thread": lambda: on_ray(1), "Ray, 2 workers x 1 thread": lambda: on_ray(2)})
-    except ImportError:
+    except InputError:
         print("Ray is not installed: the Ray rows are skipped (pip install ray)")
     seconds: dict[str, list[float]] = {name: [] for name in configs}
     built = {}
@@ -98,6 +104,7 @@ def main() -> None:
                                 lambda: execute, progress=False)
             seconds[name].append(time.perf_counter() - started)
             assert summary.done == args.photos, summary.lines()
+            print(f"round {round_}: {name}: {seconds[name][-1]:.2f} s", flush=True)
             torch.set_num_threads(all_threads)
     print(machine())
     print(f"{args.photos} photos, {args.size} x {args.size}, {args.steps} steps, tiny random components, "

@@ -51,6 +51,9 @@ class LumiXRecompose(io.ComfyNode):
                 io.Image.Input("irradiance", tooltip="Irradiance (diffuse illumination) map, sRGB-encoded."),
                 exposure_input(),
             ],
+            # Every output names its display_name: ComfyUI before 0.7 labels an output without
+            # one by its type ("IMAGE"), later versions by its id, and the shipped workflows
+            # (which record the labels) must read the same in both.
             outputs=[io.Image.Output("color", display_name="color",
                                      tooltip="The recomposed image, sRGB-encoded, clipped to [0, 1].")],
         )

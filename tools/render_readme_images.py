@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from lumix_engine.intrinsics import Light, coherence_report, material_edit, relight, render_scene
+from lumix_engine.intrinsics.doctored import grey
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "images"
 
@@ -51,7 +52,9 @@ def main() -> None:
     shifted = {**maps, "normal": torch.roll(maps["normal"], 4, dims=2)}
     other = render_scene(args.seed + 1, args.size, args.size).images()
     rows = [("ground truth", report), ("normal shifted 4 px", coherence_report(**shifted)),
-            ("depth from another scene", coherence_report(**{**maps, "depth": other["depth"]}))]
+            ("depth from another scene", coherence_report(**{**maps, "depth": other["depth"]})),
+            ("depth = grey copy of color", coherence_report(**{**maps, "depth": grey(maps["color"])})),
+            ("every map = color", coherence_report(**{name: maps["color"] for name in maps}))]
     print("\n| maps | structural alignment (0..1, 1 best) | recomposition RMSE (0..1, 0 best) "
           "| normal-depth error (deg, 0 best) |\n|---|---|---|---|")
     for label, r in rows:

@@ -8,12 +8,13 @@ output bytes are the same, and workers need neither the input nor the output fol
 the model files at the same paths and this package importable.
 
 Each worker is a Ray actor holding one LumiXPipeline; a unit of work is one batch of scenes
-(one photo with the default --batch-size 1). Every worker has up to two units queued so
-it never waits for the driver.
+(one photo with the default --batch-size 1). Every worker, once its pipeline is loaded, has
+up to two units queued so that it never waits for the driver.
 """
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
@@ -36,6 +37,9 @@ class Worker:
         with quiet_libraries():
             pipe = LumiXPipeline.from_files(files, device=device, dtype=dtype, progress=False)
         self.decomposer = Decomposer(pipe, settings, threads=threads)
+
+    def ready(self) -> str:
+        return self.decomposer.worker
 
     def run(self, jobs: list[Job], size: tuple[int, int]) -> list[Result]:
         return self.decomposer.run(jobs, size)
@@ -67,8 +71,11 @@ def connect(address: str = "local", num_cpus: Optional[int] = None) -> Any:
 
 def ray_executor(files: ModelFiles, settings: BatchSettings, address: str = "local", workers: Optional[int] = None,
                  device: Optional[str] = None, dtype: Optional[str] = None, gpus_per_worker: Optional[float] = None,
-                 cpus_per_worker: int = 1, threads: Optional[int] = None) -> Callable[[], Executor]:
-    """A factory for run_batch: connects and starts the workers only when there is work."""
+                 cpus_per_worker: int = 1, threads: Optional[int] = None,
+                 start_timeout_s: float = 900.0) -> Callable[[], Executor]:
+    """A factory for run_batch: connects and starts the workers only when there is work.
+    Work goes only to workers that have loaded their pipeline; if none has after
+    `start_timeout_s` (the cluster lacks the CPUs or GPUs asked for), the run stops."""
 
     def factory() -> Executor:
         on_gpu = device is None or str(device).startswith("cuda")
@@ -86,40 +93,53 @@ def ray_executor(files: ModelFiles, settings: BatchSettings, address: str = "loc
         worker_device = device or ("cuda" if per_gpu else "cpu")
         pool = [actor.remote(files, settings, worker_device, dtype, threads or cpus_per_worker)
                 for _ in range(count)]
-        return lambda work: _execute(ray, pool, work)
+        return lambda work: _execute(ray, pool, work, start_timeout_s)
 
     return factory
 
 
-def _execute(ray: Any, pool: list, work: Iterable[tuple[Unit, list[Job]]]) -> Iterator[tuple[Unit, list[Result]]]:
-    """Keep every worker busy; yield each unit's results as it finishes (in any order). A
-    worker that dies fails its unit's photos (recorded) and leaves the pool."""
+def _execute(ray: Any, pool: list, work: Iterable[tuple[Unit, list[Job]]],
+             start_timeout_s: float) -> Iterator[tuple[Unit, list[Result]]]:
+    """Keep every started worker busy; yield each unit's results as it finishes (in any
+    order). A worker that dies fails its unit's photos (recorded) and leaves the pool."""
     work = iter(work)
-    free = deque(worker for worker in pool for _ in range(IN_FLIGHT_PER_WORKER))
-    alive = set(range(len(pool)))
-    index = {id(worker): i for i, worker in enumerate(pool)}
+    starting = {worker.ready.remote(): worker for worker in pool}
+    free: deque = deque()
     running: dict[Any, tuple[Unit, list[Job], Any]] = {}
-    exhausted = False
+    alive, exhausted, since = len(pool), False, time.monotonic()
     while True:
         while free and not exhausted:
-            worker = free.popleft()
-            if index[id(worker)] not in alive:
-                continue
             unit_jobs = next(work, None)
             if unit_jobs is None:
                 exhausted = True
                 break
-            unit, jobs = unit_jobs
-            running[worker.run.remote(jobs, unit.size)] = (unit, jobs, worker)
-        if not running:
+            worker = free.popleft()
+            running[worker.run.remote(unit_jobs[1], unit_jobs[0].size)] = (*unit_jobs, worker)
+        if not running and (exhausted or not starting):
+            if not exhausted:
+                raise BatchStopped("stopped: no Ray worker could start; see the Ray log (ray status) and rerun")
             return
-        ready, _ = ray.wait(list(running), num_returns=1)
+        ready, _ = ray.wait([*running, *starting], num_returns=1, timeout=10.0)
+        if not ready:
+            if not running and time.monotonic() - since > start_timeout_s:
+                raise BatchStopped(f"stopped: no Ray worker started within {start_timeout_s:.0f} s (does the "
+                                   f"cluster have the CPUs and GPUs asked for? `ray status`); rerun to resume")
+            continue
+        if ready[0] in starting:
+            worker = starting.pop(ready[0])
+            try:
+                ray.get(ready[0])
+                free.extend([worker] * IN_FLIGHT_PER_WORKER)
+            except ray.exceptions.RayActorError:
+                alive -= 1
+            continue
         unit, jobs, worker = running.pop(ready[0])
         try:
             results = ray.get(ready[0])
             free.append(worker)
         except ray.exceptions.RayActorError as exc:
-            alive.discard(index[id(worker)])
+            alive -= 1
+            free = deque(w for w in free if w is not worker)
             if not alive:
                 raise BatchStopped(f"stopped: every Ray worker died (last: {exc}); finished images are recorded, "
                                    f"run the same command again to resume") from exc

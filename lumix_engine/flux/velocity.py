@@ -2,10 +2,13 @@
 
 Latents [B, 16, h, w] are packed 2x2 into tokens [B, (h/2)(w/2), 64] with (0, row, col)
 ids, the layout FLUX.1-dev was trained on; text ids are zero. The transformer runs in its
-own dtype; the velocity comes back unpacked in float32. Sampling wraps this in no_grad,
+own dtype; the velocity comes back unpacked, in float32 unless `out_dtype` says otherwise
+(None: the model's dtype, as the authors' scripts keep it). Sampling wraps this in no_grad,
 training calls it with gradients.
 """
 from __future__ import annotations
+
+from typing import Optional
 
 import torch
 
@@ -13,8 +16,9 @@ from .model import pack_latent, unpack_latent
 
 
 def diffusers_flux_velocity(transformer: torch.nn.Module, latents: torch.Tensor, timesteps: torch.Tensor,
-                            context: torch.Tensor, pooled: torch.Tensor, guidance: float) -> torch.Tensor:
-    """Velocity [B, 16, h, w] (float32) of `latents` at `timesteps` [B] under text `context`
+                            context: torch.Tensor, pooled: torch.Tensor, guidance: float,
+                            out_dtype: Optional[torch.dtype] = torch.float32) -> torch.Tensor:
+    """Velocity [B, 16, h, w] (float32 by default) of `latents` at `timesteps` [B] under text `context`
     [B, T, D_t5] and `pooled` [B, D_clip], with FLUX's guidance embedding set to `guidance`."""
     height, width = latents.shape[-2:]
     dtype = next(transformer.parameters()).dtype
@@ -25,4 +29,4 @@ def diffusers_flux_velocity(transformer: torch.nn.Module, latents: torch.Tensor,
                       txt_ids=txt_ids,
                       guidance=torch.full((latents.shape[0],), float(guidance), device=latents.device, dtype=dtype),
                       return_dict=False)[0]
-    return unpack_latent(out.float(), height, width)
+    return unpack_latent(out if out_dtype is None else out.to(out_dtype), height, width)

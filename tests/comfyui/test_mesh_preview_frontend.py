@@ -49,9 +49,11 @@ async (modelFile) => {
 
 @pytest.fixture(scope="module")
 def glb_file(comfyui, comfyui_server, inputs):  # noqa: F811
-    comfyui.run(export_graph(inputs))
-    [glb] = sorted((comfyui_server.output_dir / "3d").glob("lumix_*.glb"))
-    return f"3d/{glb.name}"
+    """The GLB LumiX Save Mesh wrote, as Preview 3D's model_file (relative to the output folder)."""
+    entry = comfyui.run(export_graph(inputs))
+    [saved] = entry["outputs"]["mesh"]["3d"]
+    assert (comfyui_server.output_dir / saved["subfolder"] / saved["filename"]).is_file()
+    return f"{saved['subfolder']}/{saved['filename']}"
 
 
 def test_glb_opens_in_the_frontend_3d_preview(comfyui_server, glb_file, tmp_path_factory):
