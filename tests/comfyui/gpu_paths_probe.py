@@ -173,7 +173,7 @@ def patch(model, work: pathlib.Path, qba: bool = True):
     path = work / "lumix.safetensors"
     if not path.exists():
         write_tiny_lumix_adapters(path, TinyFlux())
-    return patch_model(model, str(path), 1.0, qba)
+    return patch_model(model, str(path), 1.0, qba)[0]  # (patched MODEL, info text)
 
 
 def sampling_options(patcher) -> dict:
