@@ -187,7 +187,7 @@ def main() -> int:
         state = random_flux_state_dict(config, storages[dtype_name], generate_on)
         model = comfy.sd.load_diffusion_model_state_dict(state)
         del state
-        patched = patch_model(model, str(lumix_file), 1.0, True)
+        patched, _ = patch_model(model, str(lumix_file), 1.0, True)
         print(f"\n{dtype_name}: {type(model).__name__}, {type(model.model.diffusion_model.double_blocks[0].img_attn.qkv).__name__}"
               f" layers, weights {model.model.diffusion_model.double_blocks[0].img_attn.qkv.weight.dtype}")
         for side in sizes:

@@ -141,7 +141,9 @@ def relight() -> dict:
 
 
 def maps_to_exr_and_mesh() -> dict:
-    """The maps as float EXR, a relightable GLB (shown in Preview 3D) and an environment relight."""
+    """The maps as float EXR, a relightable GLB and an environment relight. No Preview 3D node:
+    its schema differs between ComfyUI 0.3.64 and 0.29, and one file must load in both; connect
+    the Save Mesh node's model_file to a Preview 3D to look at the mesh."""
     prompt = "a ceramic vase with dried flowers on a wooden table in front of a white wall, soft daylight"
     nodes = {**flux_and_lumix(prompt), **sampler(1024, 768, 11), **save_maps("LumiX/exr_glb", sixteen_bit=())}
     for slot, name in enumerate(MAPS):
@@ -151,7 +153,6 @@ def maps_to_exr_and_mesh() -> dict:
         "Mesh": ("LumiXSaveMesh", {"depth": ("Split maps", 3), "albedo": ("Split maps", 0),
                                    "normal": ("Split maps", 4), "fov": 50.0, "depth_range": 10.0, "max_side": 512,
                                    "edge_threshold": 0.05, "size_budget_mb": 30.0, "filename_prefix": "3d/LumiX"}),
-        "Preview mesh": ("Preview3D", {"model_file": ("Mesh", 0)}),
         "Relight (environment)": ("LumiXRelightEnvironment", {"albedo": ("Split maps", 0),
                                                               "normal": ("Split maps", 4), "environment_file": "none",
                                                               "rotation": 0.0, "intensity": 1.0, "exposure": 0.0}),

@@ -175,7 +175,7 @@ def patch(model, work: pathlib.Path, qba: bool = True):
     path = work / "lumix.safetensors"
     if not path.exists():
         write_adapters(path, random_adapters(TINY_FLUX, rank=2, seed=2))
-    return patch_model(model, str(path), 1.0, qba)
+    return patch_model(model, str(path), 1.0, qba)[0]  # (patched MODEL, info text)
 
 
 def sampling_options(patcher) -> dict:
