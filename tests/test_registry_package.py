@@ -144,7 +144,7 @@ SCHEMAS = node_schemas()
 
 LUMIX_NODE_IDS = {"LumiXLoader", "LumiXSampler", "SplitIntrinsics", "Recompose", "LumiXRelight", "LumiXMaterialEdit",
                   "LumiXCoherenceScores", "LumiXDepthConvert", "LumiXNormalConvert", "LumiXSaveImage16",
-                  "LumiXSaveEXR", "LumiXLinearMaps", "LumiXSaveMesh", "LumiXRelightEnvironment"}
+                  "LumiXSaveEXR", "LumiXLinearMaps", "LumiXSaveMesh", "LumiXRelightEnvironment", "LumiXDecomposePhoto"}
 
 
 def test_all_nodes_were_found():
