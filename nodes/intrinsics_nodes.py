@@ -51,7 +51,11 @@ class LumiXRecompose(io.ComfyNode):
                 io.Image.Input("irradiance", tooltip="Irradiance (diffuse illumination) map, sRGB-encoded."),
                 exposure_input(),
             ],
-            outputs=[io.Image.Output("color", tooltip="The recomposed image, sRGB-encoded, clipped to [0, 1].")],
+            # Every output names its display_name: ComfyUI before 0.7 labels an output without
+            # one by its type ("IMAGE"), later versions by its id, and the shipped workflows
+            # (which record the labels) must read the same in both.
+            outputs=[io.Image.Output("color", display_name="color",
+                                     tooltip="The recomposed image, sRGB-encoded, clipped to [0, 1].")],
         )
 
     @classmethod
@@ -88,7 +92,7 @@ class LumiXRelight(io.ComfyNode):
                                tooltip="Optional irradiance map to use instead of the light above."),
             ],
             outputs=[
-                io.Image.Output("color", tooltip="The relit image, sRGB-encoded."),
+                io.Image.Output("color", display_name="color", tooltip="The relit image, sRGB-encoded."),
                 io.Image.Output("irradiance_used", display_name="irradiance",
                                 tooltip="The irradiance used, sRGB-encoded (may exceed 1)."),
             ],
@@ -122,7 +126,8 @@ class LumiXMaterialEdit(io.ComfyNode):
                 io.Mask.Input("mask", optional=True, tooltip="Optional mask: 1 = edit, 0 = keep. Default: everywhere."),
             ],
             outputs=[
-                io.Image.Output("color", tooltip="The recomposed image with the new material, sRGB-encoded."),
+                io.Image.Output("color", display_name="color",
+                                tooltip="The recomposed image with the new material, sRGB-encoded."),
                 io.Image.Output("albedo_edited", display_name="albedo", tooltip="The edited albedo, sRGB-encoded."),
             ],
         )
@@ -154,10 +159,13 @@ class LumiXCoherenceScores(io.ComfyNode):
                                  tooltip="On: near is white (disparity, LumiX and FLUX depth). Off: near is dark."),
             ],
             outputs=[
-                io.String.Output("report", tooltip="A short text report of all scores."),
-                io.Float.Output("structural_alignment", tooltip="Edge alignment with color, 0..1, 1 best."),
-                io.Float.Output("recomposition_rmse", tooltip="color vs albedo x irradiance, 0..1, 0 best."),
-                io.Float.Output("normal_depth_error", tooltip="Mean angle in degrees, 0..180, 0 best."),
+                io.String.Output("report", display_name="report", tooltip="A short text report of all scores."),
+                io.Float.Output("structural_alignment", display_name="structural_alignment",
+                                tooltip="Edge alignment with color, 0..1, 1 best."),
+                io.Float.Output("recomposition_rmse", display_name="recomposition_rmse",
+                                tooltip="color vs albedo x irradiance, 0..1, 0 best."),
+                io.Float.Output("normal_depth_error", display_name="normal_depth_error",
+                                tooltip="Mean angle in degrees, 0..180, 0 best."),
             ],
         )
 

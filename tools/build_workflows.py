@@ -5,7 +5,8 @@
 Each workflow is written once here, as an API-format graph with readable node names; this
 script numbers the nodes, writes `workflows/api/<name>.json` (POST /prompt format) and
 `workflows/<name>.json` (the UI format the frontend loads and the template browser lists),
-laying the nodes out left to right by depth. Widget order comes from the live server's
+laying the nodes out left to right by depth, and `workflows/<name>.jpg` (the template
+browser's thumbnail: a diagram of the graph). Widget order comes from the live server's
 /object_info, so the UI files match the nodes' real schemas.
 """
 from __future__ import annotations
@@ -155,6 +156,14 @@ def maps_to_exr_and_mesh() -> dict:
     return nodes
 
 
+TITLES = {
+    "lumix_text_to_maps": "LumiX: text to maps",
+    "lumix_image_to_maps": "LumiX: image to maps",
+    "lumix_maps_to_depth_control": "LumiX: depth to FLUX depth control",
+    "lumix_relight": "LumiX: relight",
+    "lumix_maps_to_exr_glb": "LumiX: maps to EXR, GLB mesh and environment relight",
+}
+
 SPECS = {
     "lumix_text_to_maps": text_to_maps,
     "lumix_image_to_maps": image_to_maps,
@@ -180,17 +189,22 @@ def _is_widget(spec: list) -> bool:
     return isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 
 
+def input_specs(object_info: dict, class_type: str) -> list[tuple[str, list, dict]]:
+    """(name, spec, options) of every input of a node, in the schema's order (required, then
+    optional), from GET /object_info."""
+    info = object_info[class_type]
+    specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
+    names = info["input_order"].get("required", []) + info["input_order"].get("optional", [])
+    return [(name, specs[name], specs[name][1] if len(specs[name]) > 1 else {}) for name in names]
+
+
 def with_widget_defaults(api: dict, object_info: dict) -> dict:
     """Widget inputs a spec leaves out get their schema default in the API graph too: the UI
     file carries that default, so the frontend's prompt has it, and a required input must be
     present for POST /prompt (e.g. LumiXCoherenceScores.depth_near_is_white)."""
     for node in api.values():
-        info = object_info[node["class_type"]]
-        specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
-        names = info["input_order"].get("required", []) + info["input_order"].get("optional", [])
-        for name in names:
-            options = specs[name][1] if len(specs[name]) > 1 else {}
-            if name not in node["inputs"] and _is_widget(specs[name]) and "default" in options:
+        for name, spec, options in input_specs(object_info, node["class_type"]):
+            if name not in node["inputs"] and _is_widget(spec) and "default" in options:
                 node["inputs"][name] = options["default"]
     return api
 
@@ -214,14 +228,21 @@ def to_ui(api: dict, object_info: dict, models: dict) -> dict:
     nodes = []
     depth = _depths(api)
     rows: dict[int, int] = {}
+    # A node lists its output slots only up to the last one this workflow links. Both
+    # frontends (1.27 and 1.47) add the outputs of the live schema that a file leaves out,
+    # while an output the file lists but the server lacks stays as a dead slot in 1.27, and
+    # unlinked outputs differ between ComfyUI versions (SaveImage gained `images` in 0.25):
+    # so one file serves both, and the builder gives the same file from either's schemas.
+    linked_slots: dict[str, int] = {}
+    for node in api.values():
+        for value in node["inputs"].values():
+            if isinstance(value, list):
+                linked_slots[value[0]] = max(linked_slots.get(value[0], -1), value[1])
     for order, (node_id, node) in enumerate(api.items()):
         info = object_info[node["class_type"]]
-        specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
-        names = info["input_order"].get("required", []) + info["input_order"].get("optional", [])
         inputs, widgets = [], []
-        for name in names:
-            spec, value = specs[name], node["inputs"].get(name)
-            options = spec[1] if len(spec) > 1 else {}
+        for name, spec, options in input_specs(object_info, node["class_type"]):
+            value = node["inputs"].get(name)
             if _is_widget(spec):
                 if isinstance(value, list):
                     # A widget fed by a link (Preview3D's model_file from a node): the frontend
@@ -253,7 +274,9 @@ def to_ui(api: dict, object_info: dict, models: dict) -> dict:
                       "size": [320, 130 + 24 * len(widgets)], "flags": {}, "order": order, "mode": 0,
                       "inputs": inputs, "properties": properties, "widgets_values": widgets,
                       "outputs": [{"name": out_name, "type": out_type, "links": [], "slot_index": slot}
-                                  for slot, (out_type, out_name) in enumerate(zip(info["output"], info["output_name"]))]})
+                                  for slot, (out_type, out_name)
+                                  in enumerate(zip(info["output"], info["output_name"]))
+                                  if slot <= linked_slots.get(node_id, -1)]})
     by_id = {n["id"]: n for n in nodes}
     for link_id, source, slot, *_ in links:
         by_id[source]["outputs"][slot]["links"].append(link_id)
@@ -278,6 +301,51 @@ def build(object_info: dict) -> dict[str, tuple[dict, dict]]:
     return out
 
 
+THUMBNAIL_SIZE = (480, 360)
+PACK_NODE_COLOR, CORE_NODE_COLOR, LINK_COLOR = (222, 164, 64), (92, 96, 104), (150, 150, 150)
+
+
+def thumbnail(ui: dict, title: str):
+    """A diagram of the workflow (its nodes where the file places them, LumiX nodes in amber,
+    its links) for the template browser, which shows `<name>.jpg` beside `<name>.json`.
+    Returns a PIL image; Pillow is imported here so that building the JSON files needs
+    nothing beyond the standard library."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    def font(size: int):
+        try:
+            return ImageFont.load_default(size)
+        except TypeError:       # Pillow < 10.1: one bitmap size
+            return ImageFont.load_default()
+
+    width, height = THUMBNAIL_SIZE
+    image = Image.new("RGB", THUMBNAIL_SIZE, (32, 33, 36))
+    draw = ImageDraw.Draw(image)
+    draw.text((16, 12), title, fill=(235, 235, 235), font=font(22))
+    boxes = {node["id"]: (*node["pos"], node["pos"][0] + node["size"][0], node["pos"][1] + node["size"][1])
+             for node in ui["nodes"]}
+    left, top = min(b[0] for b in boxes.values()), min(b[1] for b in boxes.values())
+    right, bottom = max(b[2] for b in boxes.values()), max(b[3] for b in boxes.values())
+    scale = min((width - 32) / (right - left), (height - 64) / (bottom - top))
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return 16 + (x - left) * scale, 48 + (y - top) * scale
+    for _, source, _, target, _, _ in ui["links"]:
+        (x0, y0), (x1, y1) = at(boxes[source][2], boxes[source][1] + 20), at(boxes[target][0], boxes[target][1] + 20)
+        draw.line([(x0, y0), (x1, y1)], fill=LINK_COLOR, width=1)
+    label = font(max(8, int(22 * scale)))
+    for node in ui["nodes"]:
+        x0, y0 = at(*boxes[node["id"]][:2])
+        x1, y1 = at(*boxes[node["id"]][2:])
+        pack = node["type"].startswith("LumiX") or node["type"] in ("SplitIntrinsics", "Recompose")
+        draw.rounded_rectangle([x0, y0, x1, y1], radius=3, fill=PACK_NODE_COLOR if pack else CORE_NODE_COLOR)
+        text = node["title"]
+        while len(text) > 1 and draw.textlength(text, font=label) > x1 - x0 - 6:
+            text = text[:-1]
+        draw.text((x0 + 3, y0 + 2), text, fill=(20, 20, 20) if pack else (230, 230, 230), font=label)
+    return image
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--object-info", required=True, type=Path, help="JSON saved from a server's GET /object_info")
@@ -287,7 +355,8 @@ def main() -> None:
     for name, (api, ui) in built.items():
         (WORKFLOWS / "api" / f"{name}.json").write_text(json.dumps(api, indent=2) + "\n")
         (WORKFLOWS / f"{name}.json").write_text(json.dumps(ui, indent=2) + "\n")
-        print(f"wrote workflows/{name}.json and workflows/api/{name}.json")
+        thumbnail(ui, TITLES[name]).save(WORKFLOWS / f"{name}.jpg", quality=88)
+        print(f"wrote workflows/{name}.json, .jpg and workflows/api/{name}.json")
 
 
 if __name__ == "__main__":
