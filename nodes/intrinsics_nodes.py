@@ -28,6 +28,16 @@ from ..lumix_engine.intrinsics.normals import CONVENTIONS
 EXPOSURE_TIP = "Exposure in photographic stops: +1 doubles the light, -1 halves it."
 
 
+def relight_inputs() -> list:
+    """The inputs every relighting node starts with: the albedo and the normal map."""
+    return [io.Image.Input("albedo", tooltip="Albedo map, sRGB-encoded."),
+            io.Image.Input("normal", tooltip="Normal map, OpenGL-encoded (green = +Y, blue toward the viewer).")]
+
+
+def exposure_input() -> io.Float.Input:
+    return io.Float.Input("exposure", default=0.0, min=-10.0, max=10.0, step=0.1, tooltip=EXPOSURE_TIP)
+
+
 class LumiXRecompose(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -39,9 +49,13 @@ class LumiXRecompose(io.ComfyNode):
             inputs=[
                 io.Image.Input("albedo", tooltip="Albedo (diffuse reflectance) map, sRGB-encoded."),
                 io.Image.Input("irradiance", tooltip="Irradiance (diffuse illumination) map, sRGB-encoded."),
-                io.Float.Input("exposure", default=0.0, min=-10.0, max=10.0, step=0.1, tooltip=EXPOSURE_TIP),
+                exposure_input(),
             ],
-            outputs=[io.Image.Output("color", tooltip="The recomposed image, sRGB-encoded, clipped to [0, 1].")],
+            # Every output names its display_name: ComfyUI before 0.7 labels an output without
+            # one by its type ("IMAGE"), later versions by its id, and the shipped workflows
+            # (which record the labels) must read the same in both.
+            outputs=[io.Image.Output("color", display_name="color",
+                                     tooltip="The recomposed image, sRGB-encoded, clipped to [0, 1].")],
         )
 
     @classmethod
@@ -60,8 +74,7 @@ class LumiXRelight(io.ComfyNode):
                         "irradiance), recomposed with the albedo. No shadows: a normal map does not say where "
                         "occluders are.",
             inputs=[
-                io.Image.Input("albedo", tooltip="Albedo map, sRGB-encoded."),
-                io.Image.Input("normal", tooltip="Normal map, OpenGL-encoded (green = +Y, blue toward the viewer)."),
+                *relight_inputs(),
                 io.Float.Input("light_x", default=-0.5, min=-1.0, max=1.0, step=0.05,
                                tooltip="Direction TOWARD the light, camera space: +X is right."),
                 io.Float.Input("light_y", default=0.7, min=-1.0, max=1.0, step=0.05,
@@ -74,12 +87,12 @@ class LumiXRelight(io.ComfyNode):
                                tooltip="Light intensity (linear irradiance of a surface facing the light)."),
                 io.Float.Input("ambient", default=0.15, min=0.0, max=2.0, step=0.01,
                                tooltip="Ambient irradiance added everywhere (linear, grey)."),
-                io.Float.Input("exposure", default=0.0, min=-10.0, max=10.0, step=0.1, tooltip=EXPOSURE_TIP),
+                exposure_input(),
                 io.Image.Input("irradiance", optional=True,
                                tooltip="Optional irradiance map to use instead of the light above."),
             ],
             outputs=[
-                io.Image.Output("color", tooltip="The relit image, sRGB-encoded."),
+                io.Image.Output("color", display_name="color", tooltip="The relit image, sRGB-encoded."),
                 io.Image.Output("irradiance_used", display_name="irradiance",
                                 tooltip="The irradiance used, sRGB-encoded (may exceed 1)."),
             ],
@@ -107,13 +120,14 @@ class LumiXMaterialEdit(io.ComfyNode):
                 io.Image.Input("irradiance", tooltip="Irradiance map, sRGB-encoded; kept as is."),
                 io.String.Input("tint", default="#ffffff",
                                 tooltip="Albedo multiplier: '#RRGGBB' (sRGB) or 'r, g, b' (linear); white keeps it."),
-                io.Float.Input("exposure", default=0.0, min=-10.0, max=10.0, step=0.1, tooltip=EXPOSURE_TIP),
+                exposure_input(),
                 io.Image.Input("new_albedo", optional=True,
                                tooltip="Optional replacement albedo (same size), tinted and used inside the mask."),
                 io.Mask.Input("mask", optional=True, tooltip="Optional mask: 1 = edit, 0 = keep. Default: everywhere."),
             ],
             outputs=[
-                io.Image.Output("color", tooltip="The recomposed image with the new material, sRGB-encoded."),
+                io.Image.Output("color", display_name="color",
+                                tooltip="The recomposed image with the new material, sRGB-encoded."),
                 io.Image.Output("albedo_edited", display_name="albedo", tooltip="The edited albedo, sRGB-encoded."),
             ],
         )
@@ -144,11 +158,16 @@ class LumiXCoherenceScores(io.ComfyNode):
                 io.Boolean.Input("depth_near_is_white", default=True,
                                  tooltip="On: near is white (disparity, LumiX and FLUX depth). Off: near is dark."),
             ],
+            # Outputs carry display names: without one, ComfyUI 0.3.64 labels a V3 output with
+            # its type, and four outputs would read STRING, FLOAT, FLOAT, FLOAT.
             outputs=[
-                io.String.Output("report", tooltip="A short text report of all scores."),
-                io.Float.Output("structural_alignment", tooltip="Edge alignment with color, 0..1, 1 best."),
-                io.Float.Output("recomposition_rmse", tooltip="color vs albedo x irradiance, 0..1, 0 best."),
-                io.Float.Output("normal_depth_error", tooltip="Mean angle in degrees, 0..180, 0 best."),
+                io.String.Output("report", display_name="report", tooltip="A short text report of all scores."),
+                io.Float.Output("structural_alignment", display_name="structural_alignment",
+                                tooltip="Edge alignment with color, 0..1, 1 best."),
+                io.Float.Output("recomposition_rmse", display_name="recomposition_rmse",
+                                tooltip="color vs albedo x irradiance, 0..1, 0 best."),
+                io.Float.Output("normal_depth_error", display_name="normal_depth_error",
+                                tooltip="Mean angle in degrees, 0..180, 0 best."),
             ],
         )
 

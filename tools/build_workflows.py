@@ -5,7 +5,8 @@
 Each workflow is written once here, as an API-format graph with readable node names; this
 script numbers the nodes, writes `workflows/api/<name>.json` (POST /prompt format) and
 `workflows/<name>.json` (the UI format the frontend loads and the template browser lists),
-laying the nodes out left to right by depth. Widget order comes from the live server's
+laying the nodes out left to right by depth (thumbnails, `workflows/<name>.jpg`, are drawn
+from rendered maps by `tools/make_pictures.py`). Widget order comes from the live server's
 /object_info, so the UI files match the nodes' real schemas.
 """
 from __future__ import annotations
@@ -18,6 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / "workflows"
 NEGATIVE = "blurry, low quality, artifacts, distorted, noisy, pixelated, jpeg artifacts"
 MAPS = ("albedo", "irradiance", "color", "depth", "normal")
+
+# Widgets the frontend adds to a node on top of its schema, serialized after the schema's
+# own widgets and sent with the prompt (Preview 3D's viewer keeps its state in "image",
+# empty until a model is shown; the server ignores it).
+FRONTEND_WIDGETS = {"Preview3D": {"image": ""}}
 
 MODELS = {
     "flux1-dev.safetensors": ("diffusion_models",
@@ -59,12 +65,13 @@ def sampler(width: int, height: int, seed: int, given: dict[str, str] | None = N
             "Split maps": ("SplitIntrinsics", {"images": ("Decode", 0)})}
 
 
-def save_maps(prefix: str, sixteen_bit: tuple[str, ...] = ("depth", "normal")) -> dict:
+def save_maps(prefix: str, sixteen_bit: tuple[str, ...] = ("depth", "normal"), source: str = "Split maps",
+              maps: tuple[str, ...] = MAPS) -> dict:
     nodes = {}
-    for slot, name in enumerate(MAPS):
-        nodes[f"Save {name}"] = ("SaveImage", {"images": ("Split maps", slot), "filename_prefix": f"{prefix}/{name}"})
+    for slot, name in enumerate(maps):
+        nodes[f"Save {name}"] = ("SaveImage", {"images": (source, slot), "filename_prefix": f"{prefix}/{name}"})
         if name in sixteen_bit:
-            nodes[f"Save {name} 16-bit"] = ("LumiXSaveImage16", {"images": ("Split maps", slot),
+            nodes[f"Save {name} 16-bit"] = ("LumiXSaveImage16", {"images": (source, slot),
                                                                  "filename_prefix": f"{prefix}/{name}_16bit"})
     return nodes
 
@@ -78,13 +85,17 @@ def text_to_maps() -> dict:
 
 
 def image_to_maps() -> dict:
+    """A photo of any size -> its maps at its own size (LumiXDecomposePhoto: no crop, no
+    negative prompt since decomposition runs without CFG)."""
     caption = "a photo of a living room with a grey sofa, a coffee table and plants by a bright window"
-    nodes = flux_and_lumix(caption, negative="")
+    nodes = flux_and_lumix(caption)
+    del nodes["Negative prompt"]
     nodes["Input image"] = ("LoadImage", {"image": "example.png"})
-    nodes["Fit to 1024x768"] = ("ImageScale", {"image": ("Input image", 0), "upscale_method": "lanczos",
-                                               "width": 1024, "height": 768, "crop": "center"})
-    nodes.update(sampler(1024, 768, 7, given={"color": "Fit to 1024x768"}))
-    nodes.update(save_maps("LumiX/image_to_maps"))
+    nodes["Decompose photo"] = ("LumiXDecomposePhoto", {
+        "model": ("LumiX", 0), "positive": ("Prompt", 0), "vae": ("FLUX VAE", 0), "image": ("Input image", 0),
+        "seed": 7, "steps": 50, "seeds": 1, "upsample": "guided", "sampler_name": "euler", "scheduler": "published"})
+    nodes.update(save_maps("LumiX/image_to_maps", source="Decompose photo",
+                           maps=("albedo", "irradiance", "depth", "normal")))
     return nodes
 
 
@@ -129,11 +140,34 @@ def relight() -> dict:
     return nodes
 
 
+def maps_to_exr_and_mesh() -> dict:
+    """The maps as float EXR, a relightable GLB and an environment relight. No Preview 3D node:
+    its schema differs between ComfyUI 0.3.64 and 0.29, and one file must load in both; connect
+    the Save Mesh node's model_file to a Preview 3D to look at the mesh."""
+    prompt = "a ceramic vase with dried flowers on a wooden table in front of a white wall, soft daylight"
+    nodes = {**flux_and_lumix(prompt), **sampler(1024, 768, 11), **save_maps("LumiX/exr_glb", sixteen_bit=())}
+    for slot, name in enumerate(MAPS):
+        nodes[f"EXR {name}"] = ("LumiXSaveEXR", {"images": ("Split maps", slot), "map": name, "precision": "float32",
+                                                  "depth_range": 10.0, "filename_prefix": f"LumiX/exr/{name}"})
+    nodes.update({
+        "Mesh": ("LumiXSaveMesh", {"depth": ("Split maps", 3), "albedo": ("Split maps", 0),
+                                   "normal": ("Split maps", 4), "fov": 50.0, "depth_range": 10.0, "max_side": 512,
+                                   "edge_threshold": 0.05, "size_budget_mb": 30.0, "filename_prefix": "3d/LumiX"}),
+        "Relight (environment)": ("LumiXRelightEnvironment", {"albedo": ("Split maps", 0),
+                                                              "normal": ("Split maps", 4), "environment_file": "none",
+                                                              "rotation": 0.0, "intensity": 1.0, "exposure": 0.0}),
+        "Save relit": ("SaveImage", {"images": ("Relight (environment)", 0),
+                                     "filename_prefix": "LumiX/exr_glb/relit_environment"}),
+    })
+    return nodes
+
+
 SPECS = {
     "lumix_text_to_maps": text_to_maps,
     "lumix_image_to_maps": image_to_maps,
     "lumix_maps_to_depth_control": maps_to_depth_control,
     "lumix_relight": relight,
+    "lumix_maps_to_exr_glb": maps_to_exr_and_mesh,
 }
 
 
@@ -153,17 +187,22 @@ def _is_widget(spec: list) -> bool:
     return isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 
 
+def input_specs(object_info: dict, class_type: str) -> list[tuple[str, list, dict]]:
+    """(name, spec, options) of every input of a node, in the schema's order (required, then
+    optional), from GET /object_info."""
+    info = object_info[class_type]
+    specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
+    names = info["input_order"].get("required", []) + info["input_order"].get("optional", [])
+    return [(name, specs[name], specs[name][1] if len(specs[name]) > 1 else {}) for name in names]
+
+
 def with_widget_defaults(api: dict, object_info: dict) -> dict:
     """Widget inputs a spec leaves out get their schema default in the API graph too: the UI
     file carries that default, so the frontend's prompt has it, and a required input must be
     present for POST /prompt (e.g. LumiXCoherenceScores.depth_near_is_white)."""
     for node in api.values():
-        info = object_info[node["class_type"]]
-        specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
-        names = info["input_order"].get("required", []) + info["input_order"].get("optional", [])
-        for name in names:
-            options = specs[name][1] if len(specs[name]) > 1 else {}
-            if name not in node["inputs"] and _is_widget(specs[name]) and "default" in options:
+        for name, spec, options in input_specs(object_info, node["class_type"]):
+            if name not in node["inputs"] and _is_widget(spec) and "default" in options:
                 node["inputs"][name] = options["default"]
     return api
 
@@ -187,17 +226,29 @@ def to_ui(api: dict, object_info: dict, models: dict) -> dict:
     nodes = []
     depth = _depths(api)
     rows: dict[int, int] = {}
+    # A node lists its output slots only up to the last one this workflow links. Both
+    # frontends (1.27 and 1.47) add the outputs of the live schema that a file leaves out,
+    # while an output the file lists but the server lacks stays as a dead slot in 1.27, and
+    # unlinked outputs differ between ComfyUI versions (SaveImage gained `images` in 0.25):
+    # so one file serves both, and the builder gives the same file from either's schemas.
+    linked_slots: dict[str, int] = {}
+    for node in api.values():
+        for value in node["inputs"].values():
+            if isinstance(value, list):
+                linked_slots[value[0]] = max(linked_slots.get(value[0], -1), value[1])
     for order, (node_id, node) in enumerate(api.items()):
         info = object_info[node["class_type"]]
-        specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
-        names = info["input_order"].get("required", []) + info["input_order"].get("optional", [])
         inputs, widgets = [], []
-        for name in names:
-            spec, value = specs[name], node["inputs"].get(name)
-            options = spec[1] if len(spec) > 1 else {}
+        for name, spec, options in input_specs(object_info, node["class_type"]):
+            value = node["inputs"].get(name)
             if _is_widget(spec):
                 if isinstance(value, list):
-                    raise ValueError(f"{node['class_type']}.{name}: a widget fed by a link is not supported here")
+                    # A widget fed by a link (Preview3D's model_file from a node): the frontend
+                    # keeps the widget (with its default) and marks the input as the widget's.
+                    link = len(links) + 1
+                    links.append([link, int(value[0]), value[1], int(node_id), len(inputs), spec[0]])
+                    inputs.append({"name": name, "type": spec[0], "widget": {"name": name}, "link": link})
+                    value = None
                 widgets.append(options.get("default") if value is None else value)
                 if options.get("control_after_generate"):
                     widgets.append("fixed")
@@ -209,6 +260,7 @@ def to_ui(api: dict, object_info: dict, models: dict) -> dict:
                 link = len(links) + 1
                 links.append([link, int(value[0]), value[1], int(node_id), len(inputs), spec[0]])
             inputs.append({"name": name, "type": spec[0], "link": link})
+        widgets += list(FRONTEND_WIDGETS.get(node["class_type"], {}).values())
         column = depth[node_id]
         rows[column] = rows.get(column, 0) + 1
         properties = {"Node name for S&R": node["class_type"]}
@@ -220,7 +272,9 @@ def to_ui(api: dict, object_info: dict, models: dict) -> dict:
                       "size": [320, 130 + 24 * len(widgets)], "flags": {}, "order": order, "mode": 0,
                       "inputs": inputs, "properties": properties, "widgets_values": widgets,
                       "outputs": [{"name": out_name, "type": out_type, "links": [], "slot_index": slot}
-                                  for slot, (out_type, out_name) in enumerate(zip(info["output"], info["output_name"]))]})
+                                  for slot, (out_type, out_name)
+                                  in enumerate(zip(info["output"], info["output_name"]))
+                                  if slot <= linked_slots.get(node_id, -1)]})
     by_id = {n["id"]: n for n in nodes}
     for link_id, source, slot, *_ in links:
         by_id[source]["outputs"][slot]["links"].append(link_id)
@@ -239,6 +293,8 @@ def build(object_info: dict) -> dict[str, tuple[dict, dict]]:
     out = {}
     for name, make in SPECS.items():
         api = with_widget_defaults(to_api(make()), object_info)
+        for node in api.values():
+            node["inputs"].update(FRONTEND_WIDGETS.get(node["class_type"], {}))
         out[name] = (api, to_ui(api, object_info, model_entries()))
     return out
 

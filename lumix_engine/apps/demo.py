@@ -36,9 +36,9 @@ class DemoResult:
 def run_demo(out_dir: Path, seed: int = 0, size: int = 128, smoke_size: int = 64, steps: int = 4,
              device: str = "cpu", prompt: Optional[str] = None) -> DemoResult:
     """Render, smoke-run the pipeline, relight, score, write a contact sheet. See the module docstring."""
+    from ..image_io import contact_sheet, maps_rows, resize_images, write_json, write_maps
     from ..intrinsics import Light, coherence_report, make_scene, recompose, relight, render
-    from .outputs import contact_sheet, maps_rows, write_json, write_maps
-    from .pipeline import LumiXPipeline, _resize
+    from .pipeline import LumiXPipeline
 
     start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -64,8 +64,8 @@ def run_demo(out_dir: Path, seed: int = 0, size: int = 128, smoke_size: int = 64
         pipe = LumiXPipeline.from_files(flux_dir=paths["flux_dir"], lumix=paths["lumix"], device=device,
                                         dtype="fp32", progress=False)
         generated = pipe.generate(caption, seed=seed, steps=steps, width=smoke_size, height=smoke_size)
-        photo = _resize(truth_maps["color"], smoke_size, smoke_size)
-        decomposed = pipe.decompose(photo, prompt=caption, seed=seed, steps=steps)
+        photo = resize_images(truth_maps["color"], smoke_size, smoke_size)
+        decomposed = pipe.decompose(photo, prompt=caption, seed=seed, steps=steps, width=smoke_size, height=smoke_size)
         pipe.close()
     lines.append(f"[2] {SMOKE_LABEL}: text -> five maps ({smoke_size}x{smoke_size}, {steps} steps, true CFG "
                  f"{generated.settings['cfg']} with the published negative prompt = 10 transformer passes per step) "

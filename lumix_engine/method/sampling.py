@@ -1,4 +1,4 @@
-"""Sampling math shared by the ComfyUI sampler and the standalone pipeline (spec: Sampling).
+"""Sampling math shared by the ComfyUI sampler and the standalone pipeline: FLUX's rectified-flow schedule, Euler steps, true CFG, shared noise and held maps.
 
 Pure functions: the published schedule (with its token-count quirk), the Euler flow step,
 true classifier-free guidance, one shared noise per scene, and condition maps held at t = 0.
@@ -22,7 +22,7 @@ NEGATIVE_PROMPT = "blurry, low quality, artifacts, distorted, noisy, pixelated, 
 
 @dataclass(frozen=True)
 class Settings:
-    """Published sampling settings (spec: Sampling as published / Image -> maps)."""
+    """Published sampling settings (the authors' inference configs for text -> maps and image -> maps)."""
     steps: int = 50
     cfg: float = 3.0
     guidance: float = 3.5
@@ -112,14 +112,22 @@ def guided_velocity(positive: torch.Tensor, negative: torch.Tensor, scale: float
     return negative + scale * (positive - negative)
 
 
-def shared_noise(scenes: int, shape: Sequence[int], seed: int, dtype: torch.dtype = torch.float32,
+def shared_noise(scenes: int, shape: Sequence[int], seed: int | Sequence[int], dtype: torch.dtype = torch.float32,
                  device: torch.device | str = "cpu") -> torch.Tensor:
     """One Gaussian noise per scene, repeated for its five maps: [5 * scenes, *shape].
 
     Drawn on the CPU from `seed`, so the same seed gives the same noise on every device.
+    `seed` as a sequence gives one seed per scene, each scene drawn from its own generator:
+    scene k's noise is then what a one-scene run with seed[k] draws, whatever batch it is in.
     """
-    generator = torch.Generator("cpu").manual_seed(int(seed))
-    per_scene = torch.randn((scenes, *shape), generator=generator, dtype=torch.float32)
+    if isinstance(seed, int):
+        generator = torch.Generator("cpu").manual_seed(int(seed))
+        per_scene = torch.randn((scenes, *shape), generator=generator, dtype=torch.float32)
+    else:
+        seeds = [int(s) for s in seed]
+        if len(seeds) != scenes:
+            raise InputError(f"{len(seeds)} seeds for {scenes} scenes; give one seed, or one per scene")
+        per_scene = torch.cat([shared_noise(1, shape, s)[:1] for s in seeds])
     noise = per_scene.unsqueeze(1).expand(scenes, NUM_MAPS, *shape).reshape(scenes * NUM_MAPS, *shape)
     return noise.to(device=device, dtype=dtype)
 

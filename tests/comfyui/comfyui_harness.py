@@ -1,8 +1,8 @@
 """Run a real ComfyUI server for tests and talk to it over HTTP.
 
 `ComfyUIServer` lays out a throw-away base directory (`--base-directory`: models,
-custom_nodes, input, output, temp and user all live there, so the checkout is never
-written to), links this pack and the test shim into its custom_nodes/, starts
+custom_nodes, input, output, temp and user all live there, and it is the working
+directory, so the ComfyUI tree is never written to and may be read-only), links this pack and the test shim into its custom_nodes/, starts
 `main.py --cpu` on a free 127.0.0.1 port and waits for it. `ComfyUIClient` queues API
 prompts and waits on /history with bounded timeouts. Nothing here imports ComfyUI: the
 server runs in its own interpreter (COMFYUI_PYTHON).
@@ -13,10 +13,12 @@ import dataclasses
 import json
 import os
 import pathlib
+import re
 import shlex
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -56,22 +58,24 @@ def _failure(entry: dict) -> tuple[str, dict]:
 
 @dataclasses.dataclass(frozen=True)
 class ComfyUIInstall:
+    """A ComfyUI source tree (read-only is fine: nothing is written into it) and the Python
+    that runs it (a venv anywhere)."""
     path: pathlib.Path
     python: pathlib.Path
 
     @classmethod
     def from_environment(cls) -> tuple["ComfyUIInstall | None", str]:
-        """(install, "") when COMFYUI_PATH names a usable checkout, else (None, why not)."""
+        """(install, "") when COMFYUI_PATH names a usable ComfyUI tree, else (None, why not)."""
         path = os.environ.get("COMFYUI_PATH")
         if not path:
             return None, ("COMFYUI_PATH is not set: the real-ComfyUI tests need a ComfyUI "
-                          "checkout (see tests/comfyui/README.md)")
+                          "source tree (see tests/comfyui/README.md)")
         path = pathlib.Path(path).expanduser().resolve()
         if not (path / "main.py").is_file() or not (path / "comfy").is_dir():
-            return None, f"COMFYUI_PATH={path} is not a ComfyUI checkout (no main.py / comfy/)"
+            return None, f"COMFYUI_PATH={path} is not a ComfyUI source tree (no main.py / comfy/)"
         python = os.environ.get("COMFYUI_PYTHON")
         if python:
-            python = pathlib.Path(python)
+            python = pathlib.Path(python).expanduser()
         elif (path / "venv" / "bin" / "python").exists():
             python = path / "venv" / "bin" / "python"
         else:
@@ -80,12 +84,26 @@ class ComfyUIInstall:
             return None, f"COMFYUI_PYTHON={python} does not exist"
         return cls(path, python), ""
 
-    def commit(self) -> str:
+    def version(self) -> str:
+        """`__version__` of the tree's comfyui_version.py (read as text, not imported)."""
         try:
-            return subprocess.run(["git", "-C", str(self.path), "rev-parse", "--short", "HEAD"],
-                                  capture_output=True, text=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
+            text = (self.path / "comfyui_version.py").read_text()
+        except OSError:
             return "unknown"
+        match = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""", text, re.MULTILINE)
+        return match.group(1) if match else "unknown"
+
+    def commit(self) -> str:
+        """"<version>" for a plain tree, "<version> (git <short commit>)" for a git checkout."""
+        version = self.version()
+        if not (self.path / ".git").exists():
+            return version
+        try:
+            commit = subprocess.run(["git", "-C", str(self.path), "rev-parse", "--short", "HEAD"],
+                                    capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            commit = ""
+        return f"{version} (git {commit})" if commit else version
 
 
 def free_port() -> int:
@@ -130,7 +148,7 @@ class ComfyUIServer:
                 link.symlink_to(target, target_is_directory=target.is_dir())
 
     def command(self) -> list[str]:
-        return [str(self.install.python), "main.py", "--cpu", "--listen", "127.0.0.1",
+        return [str(self.install.python), str(self.install.path / "main.py"), "--cpu", "--listen", "127.0.0.1",
                 "--port", str(self.port), "--base-directory", str(self.base_dir),
                 "--database-url", "sqlite:///:memory:", "--disable-auto-launch",
                 "--disable-api-nodes", *self.extra_args]
@@ -140,7 +158,12 @@ class ComfyUIServer:
         log = open(self.log_path, "wb")
         started = time.monotonic()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.process = subprocess.Popen(self.command(), cwd=self.install.path, stdout=log,
+        # Byte code goes to a cache outside the tree (kept between runs, so start-up stays fast).
+        env.setdefault("PYTHONPYCACHEPREFIX", str(pathlib.Path(tempfile.gettempdir())
+                                                  / "lumix-comfyui-pycache"))
+        # The working directory is the base directory: newer ComfyUI writes
+        # comfyui_detail.log into it, and the source tree may be read-only.
+        self.process = subprocess.Popen(self.command(), cwd=self.base_dir, stdout=log,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         env=env, start_new_session=True)
         log.close()

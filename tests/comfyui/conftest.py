@@ -1,7 +1,9 @@
-"""Real-ComfyUI test harness: active only when COMFYUI_PATH names a ComfyUI checkout.
+"""Real-ComfyUI test harness: active only when COMFYUI_PATH names a ComfyUI source tree.
 
-Without it every test here is skipped with the reason shown by `pytest -ra`, so CI (which
-has no ComfyUI) stays green. See tests/comfyui/README.md for the set-up.
+Without it every test here is skipped with the reason shown by `pytest -ra`, so a clone
+without ComfyUI stays green. `--lumix-require-comfyui` (what CI passes) turns every skip of
+a test in this folder into a failure, so CI cannot go green on tests that never ran. See
+tests/comfyui/README.md for the set-up.
 """
 from __future__ import annotations
 
@@ -9,13 +11,23 @@ import logging
 import pathlib
 
 import pytest
-from comfyui_graphs import TinyModelNames
+from comfyui_graphs import TinyModelNames, write_tiny_models
 from comfyui_harness import ComfyUIInstall, ComfyUIServer
-from comfyui_tiny_models import TinyFlux, write_tiny_flux, write_tiny_lumix_adapters, write_tiny_vae
 
 HERE = pathlib.Path(__file__).resolve().parent
 INSTALL, SKIP_REASON = ComfyUIInstall.from_environment()
+REQUIRE_OPTION = "--lumix-require-comfyui"
 log = logging.getLogger("lumix.tests.comfyui")
+
+
+def pytest_addoption(parser):
+    parser.addoption(REQUIRE_OPTION, action="store_true", default=False,
+                     help="fail (instead of skip) every test under tests/comfyui that cannot "
+                          "run: no ComfyUI tree, no browser, ...")
+
+
+def _here(item) -> bool:
+    return HERE in pathlib.Path(str(item.fspath)).resolve().parents
 
 
 def pytest_collection_modifyitems(config, items):
@@ -23,8 +35,24 @@ def pytest_collection_modifyitems(config, items):
         return
     skip = pytest.mark.skip(reason=SKIP_REASON)
     for item in items:
-        if HERE in pathlib.Path(str(item.fspath)).resolve().parents:
+        if _here(item):
             item.add_marker(skip)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and _here(item) and item.config.getoption(REQUIRE_OPTION):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but {REQUIRE_OPTION} requires it to run: {reason}"
+
+
+def pytest_report_header(config):
+    if INSTALL is None:
+        return f"ComfyUI: none ({SKIP_REASON})"
+    return f"ComfyUI: {INSTALL.commit()} at {INSTALL.path}, Python {INSTALL.python}"
 
 
 @pytest.fixture(scope="session")
@@ -32,19 +60,6 @@ def comfyui_install() -> ComfyUIInstall:
     if INSTALL is None:
         pytest.skip(SKIP_REASON)
     return INSTALL
-
-
-def write_tiny_models(models_dir: pathlib.Path, config: TinyFlux = TinyFlux()) -> TinyModelNames:
-    names = TinyModelNames(flux="lumix_tiny_flux.safetensors", vae="lumix_tiny_vae.safetensors",
-                           lumix="lumix_tiny.safetensors", lumix_zero="lumix_tiny_zero.safetensors",
-                           flux_config=config)
-    for folder in ("diffusion_models", "vae", "lumix"):
-        (models_dir / folder).mkdir(parents=True, exist_ok=True)
-    write_tiny_flux(models_dir / "diffusion_models" / names.flux, config)
-    write_tiny_vae(models_dir / "vae" / names.vae)
-    write_tiny_lumix_adapters(models_dir / "lumix" / names.lumix, config)
-    write_tiny_lumix_adapters(models_dir / "lumix" / names.lumix_zero, config, zero_readout=True)
-    return names
 
 
 @pytest.fixture(scope="session")

@@ -1,29 +1,37 @@
 #!/usr/bin/env bash
-# Make a ComfyUI checkout + CPU venv for tests/comfyui (nothing of ComfyUI enters this repo).
-#   bash tests/comfyui/setup_comfyui.sh SOURCE [DEST]
-# SOURCE: a ComfyUI git repository (URL or local mirror path); DEST defaults to /tmp/comfyui.
-# Then: COMFYUI_PATH=DEST python -m pytest -ra tests/comfyui
+# Build the Python environment that runs a ComfyUI source tree for tests/comfyui (nothing of
+# ComfyUI enters this repo, and the tree itself is never written to, so it may be read-only).
+#   bash tests/comfyui/setup_comfyui.sh COMFYUI_TREE VENV
+# Then: COMFYUI_PATH=COMFYUI_TREE COMFYUI_PYTHON=VENV/bin/python python -m pytest -ra tests/comfyui
+#
+# The venv gets CPU torch first, then the tree's requirements without torch / torchvision /
+# torchaudio / spandrel (their registry wheels do not load beside CPU torch 2.13), this pack's
+# requirements, and the import-only torchvision / torchaudio stubs (make_torchvision_stub.py).
+# A venv whose stamp (the inputs of this recipe) is unchanged is reused as it is.
 set -euo pipefail
-SOURCE=${1:?usage: setup_comfyui.sh SOURCE [DEST]}
-DEST=${2:-/tmp/comfyui}
-COMMIT=${COMFYUI_COMMIT:-a125cd84}   # ComfyUI 0.3.64, the version the harness was written on
+TREE=$(cd "${1:?usage: setup_comfyui.sh COMFYUI_TREE VENV}" && pwd)
+VENV=${2:?usage: setup_comfyui.sh COMFYUI_TREE VENV}
+PYTHON=${PYTHON:-python3}
+TORCH=torch==2.13.0
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
+[ -f "$TREE/main.py" ] && [ -f "$TREE/requirements.txt" ] || { echo "$TREE is not a ComfyUI tree" >&2; exit 1; }
 
-[ -d "$DEST/.git" ] || git clone -q --no-checkout "$SOURCE" "$DEST"
-if [ "$(git -C "$DEST" rev-parse -q --verify HEAD 2>/dev/null)" != "$(git -C "$DEST" rev-parse "$COMMIT^{commit}")" ] \
-   || [ ! -f "$DEST/main.py" ]; then
-  # A partial mirror may lack a few large blobs (e.g. a tokenizer.json the tests never use):
-  # keep what checked out and leave the index matching HEAD.
-  git -C "$DEST" -c advice.detachedHead=false checkout -q "$COMMIT" \
-    || { echo "warning: some ComfyUI files could not be checked out" >&2; git -C "$DEST" reset -q; }
+stamp=$( { echo "recipe 1 $TORCH $("$PYTHON" -c 'import sys; print(sys.version)')"
+           cat "$TREE/requirements.txt" "$REPO/requirements.txt" "$HERE/make_torchvision_stub.py"; } \
+         | sha256sum | cut -d' ' -f1)
+if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.lumix-stamp" 2>/dev/null)" = "$stamp" ]; then
+  echo "ComfyUI venv $VENV is up to date"
+  exit 0
 fi
-[ -x "$DEST/venv/bin/python" ] || python3 -m venv "$DEST/venv"
-PIP="$DEST/venv/bin/pip"
-"$PIP" install -q torch==2.13.0
-# torchvision/torchaudio do not load beside CPU torch 2.13; spandrel needs torchvision.
-# Without them ComfyUI starts; only upscale-model and audio nodes fail to import.
-grep -vE '^(torch|torchvision|torchaudio|spandrel)\s*$' "$DEST/requirements.txt" > "$DEST/venv/requirements-lumix-tests.txt"
-"$PIP" install -q -r "$DEST/venv/requirements-lumix-tests.txt" -r "$REPO/requirements.txt" requests pytest
-"$DEST/venv/bin/python" "$HERE/make_torchvision_stub.py"
-echo "ComfyUI $(git -C "$DEST" rev-parse --short HEAD) ready: COMFYUI_PATH=$DEST"
+echo "building ComfyUI venv $VENV for $TREE"
+rm -rf "$VENV"
+mkdir -p "$(dirname "$VENV")"
+"$PYTHON" -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q "$TORCH"
+grep -vE '^(torch|torchvision|torchaudio|spandrel)([^A-Za-z0-9_.-].*)?$' "$TREE/requirements.txt" \
+  > "$VENV/comfyui-requirements.txt"
+"$VENV/bin/python" -m pip install -q -r "$VENV/comfyui-requirements.txt" -r "$REPO/requirements.txt"
+"$VENV/bin/python" "$HERE/make_torchvision_stub.py"
+echo "$stamp" > "$VENV/.lumix-stamp"
+echo "ready: COMFYUI_PATH=$TREE COMFYUI_PYTHON=$VENV/bin/python"

@@ -13,11 +13,18 @@ or the template browser and pressing Queue would. Checked:
    per node id; `_meta` is ignored), also after the queue callbacks of control_after_generate
    ran (the seeds are "fixed", so a second queue sends the same values);
 4. the models are the ones the test server lacks (flux1-dev.safetensors, ...): the frontend
-   keeps those combo values and opens its "Missing Models" dialog, listing each model of the
-   file's `models` / `properties.models` with a Download button (no "not allowed" or
-   "invalid directory" entry);
-5. no console error beyond the expected offline ones (the dialog asks huggingface.co for
-   file sizes; LoadImage previews example.png, which the test input folder lacks).
+   keeps those combo values and offers each model of the file's `models` /
+   `properties.models` for download. Frontend 1.27 (ComfyUI 0.3.64) opens its "Missing
+   Models" dialog with a Download button per model (no "not allowed" or "invalid directory"
+   entry); 1.47 (ComfyUI 0.29) records them in its `missingModel` store, each with the
+   file's directory and URL, and shows an "N errors found" overlay counting them (and
+   missing input files such as example.png);
+5. no console error beyond the expected offline ones (the frontend asks huggingface.co for
+   file sizes, which fails offline, or which the Content-Security-Policy that
+   --disable-api-nodes sets blocks; LoadImage previews example.png, which the test input
+   folder lacks).
+
+Node ids are compared as strings: 1.47 keeps them as strings, 1.27 as numbers.
 
 Needs the `playwright` package and a system Chromium (see tests/comfyui/README.md); skips
 with the reason otherwise. LUMIX_UI_SCREENSHOTS=<dir> saves a screenshot per workflow.
@@ -48,6 +55,11 @@ EXPECTED_ERRORS = (
     re.compile(r"^request failed: https://huggingface\.co/\S+ \(net::ERR_NAME_NOT_RESOLVED\)"),
     re.compile(r"^Error fetching file size: TypeError: Failed to fetch"),  # dialog's HEAD, offline
     re.compile(r"^HTTP 404: \S+/api/view\?type=input&filename=example\.png&"),  # LoadImage preview
+    # The same file-size requests under the Content-Security-Policy of --disable-api-nodes
+    # (connect-src 'self'), as frontend 1.47 reports them.
+    re.compile(r"^Connecting to 'https://huggingface\.co/\S+' violates the following Content Security Policy"),
+    re.compile(r"^Fetch API cannot load https://huggingface\.co/\S+\. Refused to connect because it violates "
+               r"the document's Content Security Policy"),
 )
 
 
@@ -79,6 +91,32 @@ def missing_models_listed(dialogs: list[str]) -> set[str]:
     return rows
 
 
+def check_missing_models(ui: dict, result: dict):
+    """Every model of the file is offered for download, in the frontend's own way."""
+    expected = {f"{m['directory']} / {m['name']}" for m in ui["models"]}
+    assert expected, "the UI file records no models"
+    missing = result["missing"]
+    if missing["models"] is None:
+        # Frontend 1.27: the "Missing Models" dialog, one Download button per model.
+        assert missing_models_listed(result["dialogs"]) == expected, result["dialogs"]
+        models_dialog = next(d for d in result["dialogs"] if d.startswith("Missing Models"))
+        assert models_dialog.count("Download") == len(expected), models_dialog
+        for problem in ("not allowed", "Invalid directory", "Only allowed suffixes"):
+            assert problem not in models_dialog, models_dialog
+        assert not [d for d in result["dialogs"] if not d.startswith("Missing Models")], result["dialogs"]
+        return
+    # Frontend 1.47: the missingModel store (one entry per model widget) and the overlay.
+    urls = {m["name"]: m["url"] for m in ui["models"]}
+    listed = {f"{c['directory']} / {c['name']}" for c in missing["models"]}
+    assert listed == expected, missing["models"]
+    for candidate in missing["models"]:
+        assert candidate["isMissing"] and candidate["url"] == urls[candidate["name"]], candidate
+    media = missing["media"] or []
+    assert {c["name"] for c in media} <= {"example.png"}, media
+    assert missing["overlay_count"] == len(missing["models"]) + len(media), missing
+    assert result["dialogs"] == [], result["dialogs"]
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_ui_workflow_loads_in_the_real_frontend(frontend, name):
     ui = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
@@ -95,11 +133,11 @@ def test_ui_workflow_loads_in_the_real_frontend(frontend, name):
     # 1. every node type known, every node present with its type and title
     assert result["missing_node_types"] == [], result["missing_node_types"]
     assert all(result["registered"].values()), result["registered"]
-    graph_nodes = {node["id"]: node for node in result["nodes"]}
-    assert sorted(graph_nodes) == sorted(node["id"] for node in ui["nodes"])
+    graph_nodes = {str(node["id"]): node for node in result["nodes"]}
+    assert sorted(graph_nodes) == sorted(str(node["id"]) for node in ui["nodes"])
     assert result["links"] == len(ui["links"])
     for node in ui["nodes"]:
-        live = graph_nodes[node["id"]]
+        live = graph_nodes[str(node["id"])]
         assert (live["type"], live["title"]) == (node["type"], node["title"]), node["id"]
         assert live["serialized"]["type"] == node["type"]
 
@@ -115,14 +153,7 @@ def test_ui_workflow_loads_in_the_real_frontend(frontend, name):
             == node["_meta"]["title"]
 
     # 4. missing models: offered for download, combo values kept
-    expected = {f"{m['directory']} / {m['name']}" for m in ui["models"]}
-    assert expected, "the UI file records no models"
-    assert missing_models_listed(result["dialogs"]) == expected, result["dialogs"]
-    models_dialog = next(d for d in result["dialogs"] if d.startswith("Missing Models"))
-    assert models_dialog.count("Download") == len(expected), models_dialog
-    for problem in ("not allowed", "Invalid directory", "Only allowed suffixes"):
-        assert problem not in models_dialog, models_dialog
-    assert not [d for d in result["dialogs"] if not d.startswith("Missing Models")], result["dialogs"]
+    check_missing_models(ui, result)
 
     # 5. no unexpected console errors during the load
     assert unexpected(result["console_errors"]) == []

@@ -10,7 +10,8 @@ browser (CI).
 and `load()` runs `app.loadGraphData(workflow)` then `app.graphToPrompt()` in the page,
 returning what the frontend made of the file: its nodes (type, title, widget values,
 serialized form), the prompt, the node types it reported missing, the dialogs it opened,
-and the console errors of that load.
+the missing models and inputs it recorded (frontend 1.47's stores and error overlay), and
+the console errors of that load.
 """
 from __future__ import annotations
 
@@ -127,6 +128,20 @@ async (workflow) => {
 }
 """
 
+# Frontend 1.47 (ComfyUI 0.29) records missing models in its `missingModel` store (and
+# missing input files in `missingMedia`) and shows an "N errors found" overlay instead of
+# 1.27's "Missing Models" dialog. null where a store does not exist (1.27).
+MISSING_JS = """
+() => {
+  const pinia = document.querySelector('#vue-app')?.__vue_app__?.config.globalProperties.$pinia;
+  const copy = (store, field) => store ? JSON.parse(JSON.stringify(store[field] ?? [])) : null;
+  const overlay = document.body.innerText.match(/(\\d+) errors? found/);
+  return {models: copy(pinia?._s.get('missingModel'), 'missingModelCandidates'),
+          media: copy(pinia?._s.get('missingMedia'), 'missingMediaCandidates'),
+          overlay_count: overlay ? Number(overlay[1]) : null};
+}
+"""
+
 DIALOGS_JS = """
 () => Array.from(document.querySelectorAll('.p-dialog')).filter((d) => d.offsetParent !== null
    || getComputedStyle(d).display !== 'none').map((d) => d.innerText)
@@ -212,6 +227,7 @@ class Frontend:
         result = self.page.evaluate(LOAD_JS, workflow)
         self.page.wait_for_timeout(settle_ms)   # dialogs mount asynchronously
         result["dialogs"] = self.dialogs()
+        result["missing"] = self.page.evaluate(MISSING_JS)
         result["console_errors"] = self.console_errors[errors_before:]
         return result
 

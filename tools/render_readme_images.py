@@ -1,6 +1,6 @@
 """Render the README's intrinsic-map figures into docs/images/ from a ground-truth scene.
 
-    python benchmarks/render_readme_images.py [--seed 11] [--size 256]
+    python -m tools.render_readme_images [--seed 11] [--size 256]
 
 Writes the five maps, a relit color, a material edit, a render-time measurement and the
 coherence scores (printed as a markdown table for the README).
@@ -8,7 +8,6 @@ coherence scores (printed as a markdown table for the README).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +15,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run from anywhere without installing
 from lumix_engine.intrinsics import Light, coherence_report, material_edit, relight, render_scene
 from lumix_engine.intrinsics.doctored import grey
 
