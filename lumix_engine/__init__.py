@@ -17,7 +17,7 @@ from .method.checkpoint import inspect_checkpoint, load_adapters, save_adapters
 from .method.patch import block_patches, check_model, patch_diffusers, patched_diffusers
 from .modalities import MAP_NAMES, NUM_MAPS, QUERY_SOURCE
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"   # the release in pyproject.toml and CHANGELOG.md
 
 _LAZY = {"LumiXPipeline": "apps.pipeline", "LumiXMaps": "apps.pipeline"}
 

@@ -111,7 +111,11 @@ def load_image(image: ImageLike) -> torch.Tensor:
         path = Path(image)
         if not path.is_file():
             raise InputError(f"image not found: {path}")
-        return load_image_bytes(path.read_bytes())
+        try:
+            return load_image_bytes(path.read_bytes())
+        except (Image.UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as error:
+            raise InputError(f"cannot read {path} as an image ({type(error).__name__}: {error}); give a PNG, JPEG, "
+                             f"WebP or TIFF photo") from None
     if type(image).__module__.startswith("PIL"):
         return load_image(np.asarray(image.convert("RGB")))
     if isinstance(image, np.ndarray):
@@ -128,6 +132,10 @@ def load_image(image: ImageLike) -> torch.Tensor:
         raise InputError(f"an image must be [B, H, W, 3] (channels last) in [0, 1]; got shape {tuple(image.shape)}")
     if image.shape[-1] == 1:
         image = image.expand(-1, -1, -1, 3)
+    bad = ~torch.isfinite(image)
+    if bad.any():   # NaN or Inf would spread through the VAE into every map
+        raise InputError(f"the image has {int(bad.any(-1).sum())} pixel(s) that are NaN or infinite; fix the node "
+                         f"or file that made them (LumiX does not guess values for them)")
     return image[..., :3].float().clamp(0, 1).cpu()
 
 

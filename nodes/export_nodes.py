@@ -94,7 +94,7 @@ class LumiXLinearMaps(io.ComfyNode):
                 io.Float.Input("depth_range", default=DEPTH_RANGE, min=1.01, max=10000.0, step=0.1,
                                tooltip=DEPTH_RANGE_TIP + " Used for depth only."),
             ],
-            outputs=[io.Image.Output("linear", tooltip="Float IMAGE, unclipped: R, G, B = the map's channels "
+            outputs=[io.Image.Output("linear", display_name="linear", tooltip="Float IMAGE, unclipped: R, G, B = the map's channels "
                                                        "(depth: Z in all three).")],
         )
 
@@ -155,9 +155,9 @@ class LumiXSaveMesh(io.ComfyNode):
                                 tooltip="File name prefix inside the output folder; may contain a subfolder."),
             ],
             outputs=[
-                io.String.Output("model_file", tooltip="The first GLB, relative to the output folder: connect to "
+                io.String.Output("model_file", display_name="model_file", tooltip="The first GLB, relative to the output folder: connect to "
                                                        "Preview 3D's model_file."),
-                io.Mesh.Output("mesh", tooltip="The meshes as ComfyUI's MESH, for Save 3D Model / SaveGLB."),
+                io.Mesh.Output("mesh", display_name="mesh", tooltip="The meshes as ComfyUI's MESH, for Save 3D Model / SaveGLB."),
             ],
             is_output_node=True,
         )
@@ -223,7 +223,7 @@ class LumiXRelightEnvironment(io.ComfyNode):
                                          "it is already linear radiance."),
             ],
             outputs=[
-                io.Image.Output("color", tooltip="The relit image, sRGB-encoded."),
+                io.Image.Output("color", display_name="color", tooltip="The relit image, sRGB-encoded."),
                 io.Image.Output("irradiance_used", display_name="irradiance",
                                 tooltip="The environment's irradiance, sRGB-encoded (may exceed 1)."),
             ],

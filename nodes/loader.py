@@ -78,7 +78,7 @@ class LumiXLoader(io.ComfyNode):
                                          "queries. Published: on. Off is for ablations."),
             ],
             outputs=[io.Model.Output(tooltip="The patched FLUX model; sample it with LumiXSampler."),
-                     io.String.Output("info", tooltip="What was loaded: maps, rank, blocks, parameters, and which "
+                     io.String.Output("info", display_name="info", tooltip="What was loaded: maps, rank, blocks, parameters, and which "
                                                       "blocks (if any) the checkpoint has no adapters for.")],
         )
 

@@ -144,13 +144,11 @@ class LumiXSampler(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, sampler_name, scheduler, width, height) -> bool | str:
-        # ComfyUI (0.3.64) does not check V3 combo values, nor the widgets' step, in API mode:
-        # an unknown sampler would fail mid-queue with an AttributeError from k_diffusion, and
-        # a width of 72 only at run time.
-        for name, value, options in (("sampler_name", sampler_name, comfy.samplers.SAMPLER_NAMES),
-                                     ("scheduler", scheduler, SCHEDULES + list(comfy.samplers.SCHEDULER_NAMES))):
-            if value not in options:
-                return f"{name} {value!r} is not one of {', '.join(map(str, options))}"
+        # ComfyUI (0.3.64) does not check the widgets' step in API mode: a width of 72 would
+        # fail only at run time.
+        unknown = unknown_sampler(sampler_name, scheduler)
+        if unknown:
+            return unknown
         try:
             check_size(width, height)
         except InputError as error:
@@ -160,37 +158,62 @@ class LumiXSampler(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, negative, seed, steps, cfg, guidance, width, height, scenes, sampler_name,
                 scheduler, vae=None, numerics="engine", **maps) -> io.NodeOutput:
-        if not lumix_patches_in(model.model_options.get("transformer_options", {}).get("patches_replace")):
-            raise ModelMismatchError("this MODEL is not patched by LumiX: connect the MODEL output of LumiXLoader")
-        check_size(width, height)
-        if numerics not in NUMERICS:
-            raise InputError(f"numerics {numerics!r} is unknown; use one of {', '.join(NUMERICS)}")
         images = {name: image for name, image in maps.items() if image is not None}
-        cfg, guidance = resolve_guidance(cfg, guidance, decomposing=bool(images))
-        given, raw_latents = encode_given_maps(model, vae, images, width, height, scenes)
+        return io.NodeOutput({"samples": sample_maps(model, positive, negative, seed, steps, cfg, guidance, width,
+                                                     height, scenes, sampler_name, scheduler, vae, images,
+                                                     numerics)})
 
-        patched = model.clone()
-        if given:
-            previous = patched.model_options.get("model_function_wrapper")
-            patched.set_model_unet_function_wrapper(HoldGivenMaps(given, previous))
-        channels = model.get_model_object("latent_format").latent_channels
-        shape = (channels, height // 8, width // 8)
-        authors = numerics == "authors"
-        if authors:
-            # bf16 (or fp16) values are exact in float32, so ComfyUI starts from their very noise.
-            noise = authors_noise(scenes, shape, seed, patched.model_dtype(), patched.load_device).float().cpu()
-        else:
-            noise = shared_noise(scenes, shape, seed)
-        if scheduler in SCHEDULES:
-            sigmas = schedule(steps, width, height, "published" if scheduler == "published" else "true",
-                              dtype=torch.float32 if authors else torch.float64).float()
-        else:
-            sigmas = comfy.samplers.calculate_sigmas(patched.get_model_object("model_sampling"), scheduler, steps).cpu()
-        positive, negative = (node_helpers.conditioning_set_values(c, {"guidance": guidance}) for c in (positive, negative))
-        samples = comfy.sample.sample_custom(
-            patched, noise, cfg, comfy.samplers.sampler_object(sampler_name), sigmas, positive, negative,
-            torch.zeros((scenes * NUM_MAPS, *shape)), callback=preview_callback(patched, steps),
-            disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
-        for name, latent in raw_latents.items():  # given maps come out exactly as they went in
-            samples.view(scenes, NUM_MAPS, *shape)[:, MAP_NAMES.index(name)] = latent.to(samples)
-        return io.NodeOutput({"samples": samples})
+
+def unknown_sampler(sampler_name: str, scheduler: str) -> str | None:
+    """ComfyUI (0.3.64) does not check V3 combo values in API mode: an unknown sampler would
+    fail mid-queue with an AttributeError from k_diffusion. The message, or None if both are known."""
+    for name, value, options in (("sampler_name", sampler_name, comfy.samplers.SAMPLER_NAMES),
+                                 ("scheduler", scheduler, SCHEDULES + list(comfy.samplers.SCHEDULER_NAMES))):
+        if value not in options:
+            return f"{name} {value!r} is not one of {', '.join(map(str, options))}"
+    return None
+
+
+def check_patched(model) -> None:
+    if not lumix_patches_in(model.model_options.get("transformer_options", {}).get("patches_replace")):
+        raise ModelMismatchError("this MODEL is not patched by LumiX: connect the MODEL output of LumiXLoader")
+
+
+def sample_maps(model, positive, negative, seed: int, steps: int, cfg: float, guidance: float, width: int,
+                height: int, scenes: int, sampler_name: str, scheduler: str, vae, images: dict,
+                numerics: str = "engine") -> torch.Tensor:
+    """The LumiX sampling both sampler nodes share: latents [5 * scenes, C, height/8, width/8],
+    given maps (images at width x height, one per scene) held at t = 0 and returned as encoded.
+    numerics="authors" draws the noise and quantises the schedule as the authors' scripts do."""
+    check_patched(model)
+    check_size(width, height)
+    if numerics not in NUMERICS:
+        raise InputError(f"numerics {numerics!r} is unknown; use one of {', '.join(NUMERICS)}")
+    cfg, guidance = resolve_guidance(cfg, guidance, decomposing=bool(images))
+    given, raw_latents = encode_given_maps(model, vae, images, width, height, scenes)
+
+    patched = model.clone()
+    if given:
+        previous = patched.model_options.get("model_function_wrapper")
+        patched.set_model_unet_function_wrapper(HoldGivenMaps(given, previous))
+    channels = model.get_model_object("latent_format").latent_channels
+    shape = (channels, height // 8, width // 8)
+    authors = numerics == "authors"
+    if authors:
+        # bf16 (or fp16) values are exact in float32, so ComfyUI starts from their very noise.
+        noise = authors_noise(scenes, shape, seed, patched.model_dtype(), patched.load_device).float().cpu()
+    else:
+        noise = shared_noise(scenes, shape, seed)
+    if scheduler in SCHEDULES:
+        sigmas = schedule(steps, width, height, "published" if scheduler == "published" else "true",
+                          dtype=torch.float32 if authors else torch.float64).float()
+    else:
+        sigmas = comfy.samplers.calculate_sigmas(patched.get_model_object("model_sampling"), scheduler, steps).cpu()
+    positive, negative = (node_helpers.conditioning_set_values(c, {"guidance": guidance}) for c in (positive, negative))
+    samples = comfy.sample.sample_custom(
+        patched, noise, cfg, comfy.samplers.sampler_object(sampler_name), sigmas, positive, negative,
+        torch.zeros((scenes * NUM_MAPS, *shape)), callback=preview_callback(patched, steps),
+        disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+    for name, latent in raw_latents.items():  # given maps come out exactly as they went in
+        samples.view(scenes, NUM_MAPS, *shape)[:, MAP_NAMES.index(name)] = latent.to(samples)
+    return samples

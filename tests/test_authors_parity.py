@@ -188,7 +188,7 @@ def test_decomposition_matches_the_authors_script(authors, dtype):
             width=SIZE, height=SIZE, num_steps=STEPS, guidance=1.0, seed=11, true_gs=1.0, neg_prompt="")
     finally:
         script.torch = original
-    maps = pipe.decompose(np.asarray(photo), prompt=PROMPT, seed=11, steps=STEPS)
+    maps = pipe.decompose(np.asarray(photo), prompt=PROMPT, seed=11, steps=STEPS, width=SIZE, height=SIZE)
     error = rel(maps.latents, vae.latents)
     print(f"{dtype}: relative difference of the five latents {error:.2e}")
     assert error <= TOLERANCE[dtype], error

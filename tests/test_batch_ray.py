@@ -1,12 +1,18 @@
 """Batch decomposition on a local Ray cluster of 2 CPU workers, on tiny random components
 through real model files: the output bytes and the manifest equal the single-process run's,
 and a Ray run resumes by the same rule. Skipped when Ray (an optional extra) is absent."""
-from pathlib import Path
-
 import pytest
 import torch
 
-from lumix_engine.apps.batch import BatchSettings, Decomposer, find_inputs, local_executor, run_batch
+from lumix_engine.apps.batch import (
+    MANIFEST,
+    BatchSettings,
+    Decomposer,
+    Manifest,
+    find_inputs,
+    local_executor,
+    run_batch,
+)
 from lumix_engine.apps.loading import ModelFiles, quiet_libraries
 from lumix_engine.apps.pipeline import LumiXPipeline
 from tests.test_batch import photo_set, records, tree
@@ -48,22 +54,20 @@ def test_two_ray_workers_give_the_single_process_bytes_and_resume_by_the_same_ru
     single = tmp_path / "single"
     _single_process(files, photos, single, models)
     on_ray = tmp_path / "ray"
-    factory = ray_executor(files, SETTINGS, address="local", workers=2, device="cpu", dtype="fp32",
-                           cpus_per_worker=1, threads=THREADS)
-    summary = run_batch(find_inputs(photos, on_ray), on_ray, SETTINGS, models, factory, progress=False)
+    execute = ray_executor(files, SETTINGS, address="local", workers=2, device="cpu", dtype="fp32",
+                           cpus_per_worker=1, threads=THREADS)()
+    summary = run_batch(find_inputs(photos, on_ray), on_ray, SETTINGS, models, lambda: execute, progress=False)
     assert (summary.done, list(summary.failed)) == (5, ["b/notes.png"])
     assert tree(on_ray) == tree(single)
     assert records(on_ray) == records(single)
-    workers = {record["worker"] for record in records_with_workers(on_ray)}
-    assert len(workers) == 2, workers                  # both workers took scenes
 
-    damaged = on_ray / "b" / "y" / "depth.png"         # resume on Ray: only the damaged photo again
-    damaged.write_bytes(damaged.read_bytes()[:100])
-    summary = run_batch(find_inputs(photos, on_ray), on_ray, SETTINGS, models, factory, progress=False)
-    assert (summary.done, summary.skipped) == (1, 4)
-    assert tree(on_ray) == tree(single)
-
-
-def records_with_workers(out: Path):
-    from lumix_engine.apps.batch import MANIFEST, Manifest
-    return [r for r in Manifest(out / MANIFEST).records.values() if r["status"] == "done"]
+    # Resume on Ray: only the damaged photos again, one in each of the three batches; both
+    # workers are loaded now, so the batches go to both.
+    for folder in ("a/x", "b/y", "c"):
+        damaged = on_ray / folder / "depth.png"
+        damaged.write_bytes(damaged.read_bytes()[:100])
+    summary = run_batch(find_inputs(photos, on_ray), on_ray, SETTINGS, models, lambda: execute, progress=False)
+    assert (summary.done, summary.skipped) == (3, 2)
+    assert tree(on_ray) == tree(single) and records(on_ray) == records(single)
+    done = Manifest(on_ray / MANIFEST).records
+    assert len({done[key]["worker"] for key in ("a/x.png", "b/y.jpg", "c.png")}) == 2

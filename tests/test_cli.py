@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from lumix_engine.apps.cli import EXIT_MISSING_MODEL, main
 from lumix_engine.apps.loading import quiet_libraries
 from lumix_engine.modalities import MAP_NAMES
@@ -56,7 +58,8 @@ def test_generate_then_decompose_write_maps_contact_sheet_and_settings(tiny_mode
     decomposed = tmp_path / "decomposed"
     with quiet_libraries():
         assert main(["decompose", "--image", str(generated / "color.png"), "--map",
-                     f"depth={generated / 'depth.png'}", "--out", str(decomposed), *common]) == 0
+                     f"depth={generated / 'depth.png'}", "--out", str(decomposed), "--width", "32", "--height", "32",
+                     *common]) == 0
     settings = json.loads((decomposed / "settings.json").read_text())
     assert settings["given"] == ["color", "depth"] and settings["guidance"] == 1.0 and settings["width"] == 32
     assert all((decomposed / f"{m}.png").is_file() for m in MAP_NAMES)
@@ -85,3 +88,33 @@ def test_bad_fov_on_the_command_line_is_an_input_error(config_file, tmp_path, ca
                      "--steps", "1"])
     assert code == 2 and "fov must be" in capsys.readouterr().err
     assert not (tmp_path / "o" / "mesh.glb").exists()
+
+
+def test_decompose_a_portrait_photo_at_its_own_size_with_an_ensemble(config_file, tmp_path, capsys):
+    from PIL import Image
+    photo = tmp_path / "portrait.png"
+    Image.fromarray((np.random.default_rng(0).random((301, 187, 3)) * 255).astype(np.uint8)).save(photo)
+    out = tmp_path / "out"
+    with quiet_libraries():
+        assert main(["decompose", "--image", str(photo), "--out", str(out), "--megapixels", "0.0625", "--seeds",
+                     "2", "--config", str(config_file), "--device", "cpu", "--no-progress", "--steps", "2"]) == 0
+    for name in (*MAP_NAMES, *(f"{m}_uncertainty" for m in MAP_NAMES if m != "color")):
+        with Image.open(out / f"{name}.png") as written:
+            assert written.size == (187, 301), name
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["photo_size"] == [187, 301] and settings["seeds"] == 2 and settings["working_size"][0] % 16 == 0
+
+
+def test_bad_photos_fail_before_loading_models_and_write_nothing(config_file, tmp_path, capsys):
+    from PIL import Image
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "albedo.png").write_bytes(b"earlier result")
+    strip = tmp_path / "strip.png"
+    Image.new("RGB", (900, 1)).save(strip)
+    notes = tmp_path / "notes.png"
+    notes.write_text("not an image")
+    for path, message in ((strip, "crop or pad"), (notes, "cannot read")):
+        assert main(["decompose", "--image", str(path), "--out", str(out), "--config", str(config_file)]) == 2
+        assert message in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["albedo.png"] and (out / "albedo.png").read_bytes() == b"earlier result"

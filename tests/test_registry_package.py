@@ -11,6 +11,7 @@ and then drop the field, so a wrong value would publish silently without these t
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 
@@ -44,8 +45,10 @@ def test_name_follows_the_registry_rules():
     assert "comfyui" not in name.lower(), "the Registry discourages 'ComfyUI' in the node id"
 
 
-def test_version_is_three_part_semver():
+def test_version_is_three_part_semver_and_the_engine_reports_it():
     assert re.fullmatch(r"\d+\.\d+\.\d+", PROJECT["version"])
+    import lumix_engine
+    assert lumix_engine.__version__ == PROJECT["version"]
 
 
 def test_licence_points_at_the_mit_licence_file():
@@ -103,35 +106,49 @@ def test_icon_is_a_url_to_a_real_square_icon_in_this_repository():
 def node_schemas() -> dict[str, dict]:
     """{node_id: {"inputs": [...], "outputs": [...]}} from the literal names in nodes/*.py.
 
-    Names built in a loop (the sampler's five optional map inputs) are not literals; the
-    real-ComfyUI test checks those from /object_info."""
+    Inputs made by a module-level helper of nodes/ (e.g. `exposure_input()`, `*relight_inputs()`)
+    are followed into the helper. Names built in a loop (the sampler's five optional map
+    inputs) are not literals; the real-ComfyUI test checks those from /object_info."""
+    trees = {path: ast.parse(path.read_text()) for path in sorted((ROOT / "nodes").glob("*.py"))}
+    helpers = {node.name: node for tree in trees.values() for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+    def literal_names(tree: ast.AST, attribute: str, seen: frozenset = frozenset()) -> list[str]:
+        names = []
+        for item in ast.walk(tree):
+            if not isinstance(item, ast.Call):
+                continue
+            if isinstance(item.func, ast.Name) and item.func.id in helpers and item.func.id not in seen:
+                names += literal_names(helpers[item.func.id], attribute, seen | {item.func.id})
+            elif getattr(item.func, "attr", None) == attribute:
+                shown = {k.arg: k.value for k in item.keywords}.get("display_name")
+                first = item.args[0] if item.args else None
+                literal = shown if isinstance(shown, ast.Constant) else first
+                if isinstance(literal, ast.Constant) and isinstance(literal.value, str):
+                    names.append(literal.value)
+        return names
+
     schemas = {}
-    for path in sorted((ROOT / "nodes").glob("*.py")):
-        for call in ast.walk(ast.parse(path.read_text())):
+    for tree in trees.values():
+        for call in ast.walk(tree):
             if not (isinstance(call, ast.Call) and getattr(call.func, "attr", None) == "Schema"):
                 continue
             keywords = {k.arg: k.value for k in call.keywords}
-            node_id = keywords["node_id"].value
-            names = {"inputs": [], "outputs": []}
-            for kind, attribute in (("inputs", "Input"), ("outputs", "Output")):
-                for item in ast.walk(keywords.get(kind, ast.List(elts=[]))):
-                    if isinstance(item, ast.Call) and getattr(item.func, "attr", None) == attribute:
-                        shown = {k.arg: k.value for k in item.keywords}.get("display_name")
-                        first = item.args[0] if item.args else None
-                        literal = shown if isinstance(shown, ast.Constant) else first
-                        if isinstance(literal, ast.Constant) and isinstance(literal.value, str):
-                            names[kind].append(literal.value)
-            schemas[node_id] = names
+            schemas[keywords["node_id"].value] = {
+                kind: literal_names(keywords.get(kind, ast.List(elts=[])), attribute)
+                for kind, attribute in (("inputs", "Input"), ("outputs", "Output"))}
     return schemas
 
 
 SCHEMAS = node_schemas()
 
 
-def test_all_ten_nodes_were_found():
-    assert set(SCHEMAS) == {"LumiXLoader", "LumiXSampler", "SplitIntrinsics", "Recompose", "LumiXRelight",
-                            "LumiXMaterialEdit", "LumiXCoherenceScores", "LumiXDepthConvert",
-                            "LumiXNormalConvert", "LumiXSaveImage16"}
+LUMIX_NODE_IDS = {"LumiXLoader", "LumiXSampler", "SplitIntrinsics", "Recompose", "LumiXRelight", "LumiXMaterialEdit",
+                  "LumiXCoherenceScores", "LumiXDepthConvert", "LumiXNormalConvert", "LumiXSaveImage16",
+                  "LumiXSaveEXR", "LumiXLinearMaps", "LumiXSaveMesh", "LumiXRelightEnvironment", "LumiXDecomposePhoto"}
+
+
+def test_all_nodes_were_found():
+    assert set(SCHEMAS) == LUMIX_NODE_IDS
 
 
 def test_web_directory_is_declared_and_holds_the_pages():
@@ -159,6 +176,22 @@ def test_help_page_pictures_exist_and_pages_are_for_real_nodes(page):
     for target in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page.read_text()):
         assert not target.startswith(("/", "http")), "relative, so the frontend resolves it under the pack"
         assert (page.parent / target).is_file(), target
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "tests" / "data" / "previous_release").glob("*.json")),
+                         ids=lambda p: p.stem)
+def test_previous_release_lumix_nodes_and_inputs_still_declared(path):
+    """The CPU-side half of the compatibility check (the real-ComfyUI suite checks every node,
+    core ones too, against /object_info): each LumiX node of the 0.1.0 workflows is still
+    declared with each input it was saved with. The sampler's five map inputs are declared
+    in a loop over MAP_NAMES, so those names come from there."""
+    from lumix_engine.modalities import MAP_NAMES
+    for node_id, node in json.loads(path.read_text()).items():
+        if node["class_type"] not in LUMIX_NODE_IDS:
+            continue
+        declared = set(SCHEMAS[node["class_type"]]["inputs"]) | set(MAP_NAMES)
+        gone = set(node["inputs"]) - declared
+        assert not gone, f"{path.name} node {node_id} ({node['class_type']}): inputs {gone} are gone"
 
 
 def test_pages_state_the_conventions():
@@ -192,3 +225,24 @@ def test_changelog_has_this_version_and_the_compatibility_rule():
     changelog = (ROOT / "CHANGELOG.md").read_text()
     assert f"## {PROJECT['version']}" in changelog
     assert "node ids" in changelog.lower() and "input names" in changelog.lower()
+
+
+def test_help_figures_and_thumbnails_are_what_the_tool_draws_now(tmp_path):
+    """The committed pictures are the tool's output for the current renderer and workflows
+    (e.g. the relight thumbnail uses lumix_relight.json's light): regenerated here, they
+    match within one 8-bit level per pixel on average (JPEG and float rounding may differ
+    across platforms; a changed scene or light moves far more)."""
+    import numpy as np
+
+    from tools import make_pictures
+
+    make_pictures.make_help_images(tmp_path / "images")
+    make_pictures.make_thumbnails(tmp_path / "thumbnails")
+    pairs = [(tmp_path / "images" / p.name, p) for p in sorted(HELP.glob("images/*.png"))]
+    pairs += [(tmp_path / "thumbnails" / p.name, p) for p in sorted((ROOT / "workflows").glob("*.jpg"))]
+    assert len(pairs) == len(list((tmp_path / "images").iterdir())) + len(list((tmp_path / "thumbnails").iterdir()))
+    for fresh, committed in pairs:
+        a = np.asarray(Image.open(fresh).convert("RGB"), dtype=np.float64)
+        b = np.asarray(Image.open(committed).convert("RGB"), dtype=np.float64)
+        assert a.shape == b.shape, committed.name
+        assert np.abs(a - b).mean() < 1.0, f"{committed.name} is stale: run python -m tools.make_pictures"

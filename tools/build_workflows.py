@@ -5,7 +5,8 @@
 Each workflow is written once here, as an API-format graph with readable node names; this
 script numbers the nodes, writes `workflows/api/<name>.json` (POST /prompt format) and
 `workflows/<name>.json` (the UI format the frontend loads and the template browser lists),
-laying the nodes out left to right by depth. Widget order comes from the live server's
+laying the nodes out left to right by depth (thumbnails, `workflows/<name>.jpg`, are drawn
+from rendered maps by `tools/make_pictures.py`). Widget order comes from the live server's
 /object_info, so the UI files match the nodes' real schemas.
 """
 from __future__ import annotations
@@ -64,12 +65,13 @@ def sampler(width: int, height: int, seed: int, given: dict[str, str] | None = N
             "Split maps": ("SplitIntrinsics", {"images": ("Decode", 0)})}
 
 
-def save_maps(prefix: str, sixteen_bit: tuple[str, ...] = ("depth", "normal")) -> dict:
+def save_maps(prefix: str, sixteen_bit: tuple[str, ...] = ("depth", "normal"), source: str = "Split maps",
+              maps: tuple[str, ...] = MAPS) -> dict:
     nodes = {}
-    for slot, name in enumerate(MAPS):
-        nodes[f"Save {name}"] = ("SaveImage", {"images": ("Split maps", slot), "filename_prefix": f"{prefix}/{name}"})
+    for slot, name in enumerate(maps):
+        nodes[f"Save {name}"] = ("SaveImage", {"images": (source, slot), "filename_prefix": f"{prefix}/{name}"})
         if name in sixteen_bit:
-            nodes[f"Save {name} 16-bit"] = ("LumiXSaveImage16", {"images": ("Split maps", slot),
+            nodes[f"Save {name} 16-bit"] = ("LumiXSaveImage16", {"images": (source, slot),
                                                                  "filename_prefix": f"{prefix}/{name}_16bit"})
     return nodes
 
@@ -83,13 +85,17 @@ def text_to_maps() -> dict:
 
 
 def image_to_maps() -> dict:
+    """A photo of any size -> its maps at its own size (LumiXDecomposePhoto: no crop, no
+    negative prompt since decomposition runs without CFG)."""
     caption = "a photo of a living room with a grey sofa, a coffee table and plants by a bright window"
-    nodes = flux_and_lumix(caption, negative="")
+    nodes = flux_and_lumix(caption)
+    del nodes["Negative prompt"]
     nodes["Input image"] = ("LoadImage", {"image": "example.png"})
-    nodes["Fit to 1024x768"] = ("ImageScale", {"image": ("Input image", 0), "upscale_method": "lanczos",
-                                               "width": 1024, "height": 768, "crop": "center"})
-    nodes.update(sampler(1024, 768, 7, given={"color": "Fit to 1024x768"}))
-    nodes.update(save_maps("LumiX/image_to_maps"))
+    nodes["Decompose photo"] = ("LumiXDecomposePhoto", {
+        "model": ("LumiX", 0), "positive": ("Prompt", 0), "vae": ("FLUX VAE", 0), "image": ("Input image", 0),
+        "seed": 7, "steps": 50, "seeds": 1, "upsample": "guided", "sampler_name": "euler", "scheduler": "published"})
+    nodes.update(save_maps("LumiX/image_to_maps", source="Decompose photo",
+                           maps=("albedo", "irradiance", "depth", "normal")))
     return nodes
 
 
@@ -135,7 +141,9 @@ def relight() -> dict:
 
 
 def maps_to_exr_and_mesh() -> dict:
-    """The maps as float EXR, a relightable GLB (shown in Preview 3D) and an environment relight."""
+    """The maps as float EXR, a relightable GLB and an environment relight. No Preview 3D node:
+    its schema differs between ComfyUI 0.3.64 and 0.29, and one file must load in both; connect
+    the Save Mesh node's model_file to a Preview 3D to look at the mesh."""
     prompt = "a ceramic vase with dried flowers on a wooden table in front of a white wall, soft daylight"
     nodes = {**flux_and_lumix(prompt), **sampler(1024, 768, 11), **save_maps("LumiX/exr_glb", sixteen_bit=())}
     for slot, name in enumerate(MAPS):
@@ -145,7 +153,6 @@ def maps_to_exr_and_mesh() -> dict:
         "Mesh": ("LumiXSaveMesh", {"depth": ("Split maps", 3), "albedo": ("Split maps", 0),
                                    "normal": ("Split maps", 4), "fov": 50.0, "depth_range": 10.0, "max_side": 512,
                                    "edge_threshold": 0.05, "size_budget_mb": 30.0, "filename_prefix": "3d/LumiX"}),
-        "Preview mesh": ("Preview3D", {"model_file": ("Mesh", 0)}),
         "Relight (environment)": ("LumiXRelightEnvironment", {"albedo": ("Split maps", 0),
                                                               "normal": ("Split maps", 4), "environment_file": "none",
                                                               "rotation": 0.0, "intensity": 1.0, "exposure": 0.0}),

@@ -32,6 +32,7 @@ from lumix_engine.intrinsics import (
     render_scene,
 )
 from lumix_engine.intrinsics.checks import parse_rgb
+from lumix_engine.intrinsics.environment import procedural_sky
 from lumix_engine.modalities import MAP_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,7 +78,14 @@ def relight_like_workflow(maps: dict[str, torch.Tensor]) -> tuple[torch.Tensor, 
                    exposure=settings["exposure"])
 
 
-def make_icon() -> None:
+def relight_with_sky(maps: dict[str, torch.Tensor]) -> torch.Tensor:
+    """What the exr_glb workflow's LumiXRelightEnvironment computes with no file and no image
+    given: the built-in procedural sky, no rotation, intensity 1."""
+    color, _ = relight(maps["albedo"], maps["normal"], (), ambient=(0.0, 0.0, 0.0), environment=procedural_sky(64))
+    return color
+
+
+def make_icon(path: Path = ICON) -> None:
     """Five vertical swatches, one per map, in LumiX's batch order."""
     maps = scene_maps(ICON_SIZE)
     icon = Image.new("RGB", (ICON_SIZE, ICON_SIZE))
@@ -85,18 +93,18 @@ def make_icon() -> None:
     for index, name in enumerate(MAP_NAMES):
         x = index * width
         icon.paste(to_pil(maps[name]).crop((x, 0, x + width, ICON_SIZE)), (x, 0))
-    ICON.parent.mkdir(parents=True, exist_ok=True)
-    icon.save(ICON, optimize=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    icon.save(path, optimize=True)
 
 
-def make_help_images() -> None:
+def make_help_images(folder: Path = HELP_IMAGES) -> None:
     """One figure per idea the help pages explain better with a picture."""
-    HELP_IMAGES.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     scene = render_scene(SEED, TILE, TILE)
     maps = scene.images()
 
     def save(name: str, tiles: list[tuple[str, torch.Tensor]]) -> None:
-        labelled_row([(label, to_pil(image)) for label, image in tiles]).save(HELP_IMAGES / f"{name}.png", optimize=True)
+        labelled_row([(label, to_pil(image)) for label, image in tiles]).save(folder / f"{name}.png", optimize=True)
 
     save("five_maps", [(name, maps[name]) for name in MAP_NAMES])
     save("recompose", [("albedo", maps["albedo"]), ("irradiance", maps["irradiance"]),
@@ -110,6 +118,7 @@ def make_help_images() -> None:
     save("depth_convert", [("color", maps["color"]),
                            ("near_white", depth_to_image(scene.depth, normalization="minmax")),
                            ("invert", depth_to_image(scene.depth, normalization="minmax", invert_output=True))])
+    save("mesh_inputs", [("depth", maps["depth"]), ("albedo", maps["albedo"]), ("normal", maps["normal"])])
     save("normal_convert", [("color", maps["color"]), ("opengl", maps["normal"]),
                             ("directx", convert_convention(maps["normal"], "opengl", "directx"))])
     # The encoding of a normal map: a sphere's normals cover every direction facing the camera.
@@ -139,7 +148,7 @@ def thumbnail(title: str, panels: list[tuple[str, Image.Image]], columns: int, n
     return canvas
 
 
-def make_thumbnails() -> list[Path]:
+def make_thumbnails(folder: Path = WORKFLOWS) -> list[Path]:
     maps = scene_maps(THUMB // 2)
     tiles = {name: to_pil(image) for name, image in maps.items()}
     relit, relit_irradiance = relight_like_workflow(maps)
@@ -151,14 +160,18 @@ def make_thumbnails() -> list[Path]:
         "lumix_maps_to_depth_control": thumbnail("maps -> depth control", [
             ("color", tiles["color"]), ("depth (near = white)", tiles["depth"])], 2,
             "depth feeds FLUX.1-Depth-dev (result not shown)"),
+        "lumix_maps_to_exr_glb": thumbnail("maps -> EXR, GLB, sky", [
+            ("albedo", tiles["albedo"]), ("depth", tiles["depth"]), ("normal", tiles["normal"]),
+            ("relit: built-in sky", to_pil(relight_with_sky(maps)))], 2, "saved as float EXR and a GLB mesh"),
         "lumix_relight": thumbnail("maps -> relight", [
             ("albedo", tiles["albedo"]), ("normal", tiles["normal"]),
             ("new irradiance", to_pil(relit_irradiance)), ("relit color", to_pil(relit))], 2,
             "the workflow's light: warm, from the left"),
     }
     written = []
+    folder.mkdir(parents=True, exist_ok=True)
     for name, card in cards.items():
-        path = WORKFLOWS / f"{name}.jpg"
+        path = folder / f"{name}.jpg"
         card.save(path, quality=88, optimize=True)
         written.append(path)
     return written

@@ -21,10 +21,13 @@ from typing import Any, Optional, Sequence
 from ..errors import LumiXError
 from ..formats.mesh import DEFAULT_FOV
 from ..intrinsics.depth import DEPTH_RANGE
+from ..intrinsics.upsample import METHODS
+from ..method.resolution import DEFAULT_MEGAPIXELS, MAX_MEGAPIXELS, MAX_OUTPUT_MEGAPIXELS, MIN_MEGAPIXELS
 from ..method.sampling import DECOMPOSITION, TEXT_TO_MAPS
 from ..modalities import MAP_NAMES
 from .batch import DEFAULT_MAX_PIXELS
 from .loading import MissingModelError, ModelFiles, quiet_libraries
+from .photo import prepare_photos
 
 EXIT_INPUT_ERROR = 2
 EXIT_MISSING_MODEL = 3
@@ -116,14 +119,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(generate)
 
     decompose = commands.add_parser("decompose", help="an image -> the other maps",
-                                    description="Image -> the other maps (guidance 1.0, no CFG; the image's size "
-                                                "unless --width/--height).")
+                                    description="Image -> the other maps at the image's own size (guidance 1.0, no "
+                                                "CFG; worked on at --megapixels, aspect kept, brought back edge-aware "
+                                                "unless --width/--height fix the size).")
     decompose.add_argument("--image", help="the image of the map named by --given (default: a color photo)")
     decompose.add_argument("--given", default="color", choices=MAP_NAMES, help="which map --image is")
     decompose.add_argument("--map", action="append", default=[], metavar="NAME=PATH",
                            help="another given map, e.g. --map depth=depth.png (repeatable)")
     decompose.add_argument("--prompt", default="", help="a caption of the image (the published runs use one)")
     _add_output_options(decompose)
+    photo = decompose.add_argument_group("photo size and ensembles")
+    photo.add_argument("--megapixels", type=float, default=DEFAULT_MEGAPIXELS,
+                       help=f"working area in megapixels, aspect kept, sides multiples of 16 (default "
+                            f"{DEFAULT_MEGAPIXELS:.2f} = the published 1536x1152; {MIN_MEGAPIXELS} to {MAX_MEGAPIXELS}); "
+                            f"the maps come back at the image's own size. --width/--height fix the size instead")
+    photo.add_argument("--seeds", type=int, default=1,
+                       help="ensemble: N runs (one noise each, from --seed) combined per map, plus "
+                            "NAME_uncertainty.png files (default 1: no ensemble)")
+    photo.add_argument("--upsample", choices=METHODS, default="guided",
+                       help="working size -> image size: guided (edge-aware, albedo x irradiance = the image "
+                            "exactly; default) or bilinear")
+    photo.add_argument("--max-output-megapixels", dest="max_output_megapixels", type=float,
+                       default=MAX_OUTPUT_MEGAPIXELS,
+                       help=f"larger images come back downscaled to this area, with a warning (default "
+                            f"{MAX_OUTPUT_MEGAPIXELS:g})")
     _add_sampling_options(decompose, DECOMPOSITION)
     _add_model_options(decompose)
 
@@ -235,9 +254,22 @@ def run_decompose(args: argparse.Namespace) -> list[Path]:
     for name, path in given.items():
         if not Path(path).is_file():
             raise LumiXError(f"the {name} image {path} does not exist")
+    if (args.width is None) != (args.height is None):
+        raise LumiXError("give --width and --height together (a fixed size), or neither (the image's own size)")
+    # Read and check the images before loading any model: a bad photo fails in a second.
+    prepare_photos(given, args.megapixels, args.seeds, args.max_output_megapixels,
+                   None if args.width is None else (args.width, args.height))
     pipe = _pipeline(args)
-    maps = pipe.decompose(given=given, prompt=args.prompt, **_sampling_kwargs(args))
-    return _write(maps, args, f"LumiX decomposition of {', '.join(given.values())}")
+    maps = pipe.decompose(given=given, prompt=args.prompt, megapixels=args.megapixels, seeds=args.seeds,
+                          upsample=args.upsample, max_output_megapixels=args.max_output_megapixels,
+                          **_sampling_kwargs(args))
+    for warning in maps.settings.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+    written = _write(maps, args, f"LumiX decomposition of {', '.join(given.values())}")
+    if args.seeds > 1:
+        from ..image_io import write_maps
+        written[-2:-2] = write_maps(maps.uncertainty, Path(args.out))
+    return written
 
 
 def run_batch_command(args: argparse.Namespace) -> int:

@@ -65,7 +65,7 @@ def run_demo(out_dir: Path, seed: int = 0, size: int = 128, smoke_size: int = 64
                                         dtype="fp32", progress=False)
         generated = pipe.generate(caption, seed=seed, steps=steps, width=smoke_size, height=smoke_size)
         photo = resize_images(truth_maps["color"], smoke_size, smoke_size)
-        decomposed = pipe.decompose(photo, prompt=caption, seed=seed, steps=steps)
+        decomposed = pipe.decompose(photo, prompt=caption, seed=seed, steps=steps, width=smoke_size, height=smoke_size)
         pipe.close()
     lines.append(f"[2] {SMOKE_LABEL}: text -> five maps ({smoke_size}x{smoke_size}, {steps} steps, true CFG "
                  f"{generated.settings['cfg']} with the published negative prompt = 10 transformer passes per step) "

@@ -22,11 +22,12 @@ import torch
 from ..errors import InputError, ModelMismatchError
 from ..flux.velocity import diffusers_flux_velocity
 from ..formats.exr import write_maps_exr
-from ..image_io import ImageLike, load_image, resize_images, write_maps
+from ..image_io import ImageLike, write_maps
 from ..intrinsics.depth import DEPTH_RANGE
 from ..method.adapters import LumiXAdapters
 from ..method.checkpoint import load_adapters
 from ..method.patch import patch_diffusers
+from ..method.resolution import DEFAULT_MEGAPIXELS, MAX_OUTPUT_MEGAPIXELS
 from ..method.sampling import (
     DECOMPOSITION,
     NUMERICS,
@@ -43,6 +44,7 @@ from ..method.sampling import (
 )
 from ..modalities import MAP_NAMES, NUM_MAPS, map_index, split_maps
 from .loading import ModelFiles, load_text_encoders, load_transformer, load_vae
+from .photo import finish_photos, prepare_photos
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 StepCallback = Callable[[int, int, torch.Tensor], None]
@@ -55,7 +57,8 @@ class LumiXMaps:
     albedo, irradiance and color are sRGB-encoded images, depth is near-white disparity,
     normal is an OpenGL-encoded normal image (conventions: `lumix_engine.intrinsics`).
     `latents` holds the final FLUX latents [5 * scenes, 16, H/8, W/8], scene-major in map
-    order; `settings` everything needed to run it again.
+    order; `settings` everything needed to run it again. `uncertainty` (decompose):
+    `{name}_uncertainty` grey images, the spread of an ensemble's runs (zero for one run).
     """
     albedo: torch.Tensor
     irradiance: torch.Tensor
@@ -64,6 +67,7 @@ class LumiXMaps:
     normal: torch.Tensor
     settings: dict[str, Any] = field(default_factory=dict)
     latents: Optional[torch.Tensor] = None
+    uncertainty: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, torch.Tensor]:
         """{name: image} in map order."""
@@ -352,52 +356,65 @@ class LumiXPipeline:
                   seed: Union[int, Sequence[int]] = 0,
                   steps: Optional[int] = None, cfg: Optional[float] = None, guidance: Optional[float] = None,
                   width: Optional[int] = None, height: Optional[int] = None, negative_prompt: Optional[str] = None,
-                  token_count: Optional[str] = None, callback: Optional[StepCallback] = None) -> LumiXMaps:
-        """Image(s) -> the other maps as the authors decompose: given maps held at t = 0.
+                  token_count: Optional[str] = None, callback: Optional[StepCallback] = None,
+                  megapixels: Optional[float] = None, seeds: int = 1, upsample: str = "guided",
+                  max_output_megapixels: float = MAX_OUTPUT_MEGAPIXELS) -> LumiXMaps:
+        """Image(s) of any size -> the other maps at the image's own size as the authors decompose: given maps held at t = 0.
 
         `given` names the map that `image` is (default "color": decompose a photo), or maps
         names to images, e.g. {"depth": depth_image} or {"color": photo, "normal": normals}.
-        Each given map enters as its VAE latent, is held at t = 0 and comes out unchanged.
+        Each given map enters as its VAE latent, is held at t = 0 and comes back unchanged.
         A batch of B images is B scenes. Unset arguments take the published decomposition
-        settings (`sampling.DECOMPOSITION`: guidance 1.0, no true CFG), and the size is the
-        image's own unless width/height are given (the image is then resized). The
-        published runs use a caption of the image as the prompt. `seed` is one seed for the
-        batch, or one per image (each image then gets the noise a one-image run with its seed
-        draws).
+        settings (`sampling.DECOMPOSITION`: guidance 1.0, no true CFG). The published runs
+        use a caption of the image as the prompt.
+
+        Size: the model works at a size chosen from the image (`method.resolution`: aspect
+        kept, sides multiples of 16, `megapixels` of area, default the published 1536 x 1152)
+        and the maps are brought back to the image's size, edge-aware and guided by it, with
+        albedo x irradiance = the photo exactly (`intrinsics.upsample`; upsample="bilinear"
+        for plain resizing). Images above `max_output_megapixels` come back downscaled, with
+        a warning in the log and in settings["warnings"]. width and height together fix
+        the working and output size instead (the image is resized to it).
+
+        seeds: N > 1 runs an ensemble, N scenes per image from one noise draw each, combined
+        per map (`intrinsics.ensemble`); `uncertainty` holds the spread per map.
+
+        `seed` is one seed for the batch, or one per image (each image then gets the noise a
+        one-image run with its seed draws; an ensemble's runs of that image use seed, seed + 1, ...).
         """
         if isinstance(given, Mapping):
             if image is not None:
                 raise InputError("give either `image` with `given` naming its map, or `given` as {map: image}, "
                                  "not both")
-            images = {name: load_image(value) for name, value in given.items()}
+            images = dict(given)
         else:
             names = [given] if isinstance(given, str) else list(given)
             if len(names) != 1 or image is None:
                 raise InputError(f"`image` is one map; name it with given='color' (or 'depth', ...). For several "
                                  f"given maps pass given={{'color': image, 'depth': depth_image}}; got {names}")
-            images = {names[0]: load_image(image)}
-        if not images:
-            raise InputError("decompose needs at least one given map")
-        for name in images:
-            map_index(name)
-        first = next(iter(images.values()))
-        scenes = first.shape[0]
-        width, height = width or first.shape[2], height or first.shape[1]
-        settings = self._settings(DECOMPOSITION, steps=steps, cfg=cfg, guidance=guidance, width=width, height=height,
-                                  negative_prompt=negative_prompt, token_count=token_count)
-        latents = {}
-        for name, picture in images.items():
-            if picture.shape[0] != scenes:
-                raise InputError(f"{picture.shape[0]} {name} image(s) but {scenes} {next(iter(images))} image(s); "
-                                 f"give one image per scene for every given map")
-            latents[name] = self.encode_images(resize_images(picture, settings.width, settings.height))
-        prompts = [prompt] * scenes if isinstance(prompt, str) else list(prompt)
-        if len(prompts) != scenes:
-            raise InputError(f"{len(prompts)} prompts for {scenes} images; give one prompt, or one per image")
-        sampled = self._sample(prompts, settings, seed, GivenMaps(latents), callback)
-        return self._maps(sampled, self._record("decompose", settings, prompt=prompts,
-                                                seed=seed if isinstance(seed, int) else list(seed), scenes=scenes,
-                                                given=sorted(latents, key=map_index)))
+            images = {names[0]: image}
+        if (width is None) != (height is None):
+            raise InputError("give width and height together (a fixed size), or neither (the image's own size)")
+        prepared = prepare_photos(images, DEFAULT_MEGAPIXELS if megapixels is None else megapixels, seeds,
+                                  max_output_megapixels, None if width is None else (width, height))
+        settings = self._settings(DECOMPOSITION, steps=steps, cfg=cfg, guidance=guidance, width=prepared.plan.working[0],
+                                  height=prepared.plan.working[1], negative_prompt=negative_prompt,
+                                  token_count=token_count)
+        prompts = [prompt] * prepared.photos if isinstance(prompt, str) else list(prompt)
+        if len(prompts) != prepared.photos:
+            raise InputError(f"{len(prompts)} prompts for {prepared.photos} images; give one prompt, or one per image")
+        latents = {name: self.encode_images(pictures) for name, pictures in prepared.working.items()}
+        runs = [p for p in prompts for _ in range(prepared.runs)]
+        if not isinstance(seed, int):
+            seed = [int(s) + k for s in seed for k in range(prepared.runs)]
+        sampled = self._sample(runs, settings, seed, GivenMaps(latents), callback)
+        decoded = split_maps(self.decode_latents(sampled))
+        maps, uncertainty = finish_photos(decoded, prepared, upsample)
+        record = self._record("decompose", settings, prompt=prompts, seed=seed if isinstance(seed, int) else list(seed), scenes=prepared.photos,
+                              given=sorted(latents, key=map_index), seeds=prepared.runs, upsample=upsample,
+                              **prepared.plan.as_dict())
+        return LumiXMaps(**{name: image.contiguous() for name, image in maps.items()}, settings=record,
+                         latents=sampled.cpu(), uncertainty=uncertainty)
 
 
 def _place(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:

@@ -229,12 +229,12 @@ def structural_alignment(albedo: torch.Tensor, irradiance: torch.Tensor, color: 
     # reverse (cast shadows, and creases, which geometry may legitimately share).
     texture = albedo_e & ~dilate(irradiance_e, LEAK_RADIUS_PX)
     shading = irradiance_e & ~dilate(albedo_e, LEAK_RADIUS_PX)
-    # Normals skip shading-only edges: the shading bands of curved surfaces (spheres near the
-    # terminator) are where normals change, and depth's second difference does not respond
-    # there to excuse them.
     # Geometry may sit on such an edge only where the OTHER geometry map corroborates it
     # (an occlusion between two equally lit surfaces is an albedo-only edge, but it is in
     # both depth and normal); a texture or shadow copied into one geometry map is not.
+    # Normals skip shading-only edges: the shading bands of curved surfaces (spheres near
+    # the terminator) are where normals change, and depth's second difference does not
+    # respond there to excuse them.
     suspicious = dilate(texture | shading, LEAK_RADIUS_PX)
     depth_forbidden = suspicious & ~dilate(normal_e, VETO_RADIUS_PX)
     normal_forbidden = dilate(texture, LEAK_RADIUS_PX) & ~dilate(depth_e, VETO_RADIUS_PX)

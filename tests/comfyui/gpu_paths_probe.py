@@ -162,17 +162,19 @@ def dynamic_vram_layers(model, vbar: RecordingVBar) -> list:
 
 def load_tiny(work: pathlib.Path, seed: int = 0):
     import comfy.sd
-    from comfyui_tiny_models import TinyFlux, write_tiny_flux
-    path = write_tiny_flux(work / f"flux_{seed}.safetensors", TinyFlux(), seed=seed)
+
+    from lumix_engine.tiny_random import TINY_FLUX, write_bfl_flux
+    path = write_bfl_flux(work / f"flux_{seed}.safetensors", TINY_FLUX, seed=seed)
     return comfy.sd.load_diffusion_model(str(path))
 
 
 def patch(model, work: pathlib.Path, qba: bool = True):
-    from comfyui_tiny_models import TinyFlux, write_tiny_lumix_adapters
     from lumix_pack.nodes.loader import patch_model
+
+    from lumix_engine.tiny_random import TINY_FLUX, random_adapters, write_adapters
     path = work / "lumix.safetensors"
     if not path.exists():
-        write_tiny_lumix_adapters(path, TinyFlux())
+        write_adapters(path, random_adapters(TINY_FLUX, rank=2, seed=2))
     return patch_model(model, str(path), 1.0, qba)[0]  # (patched MODEL, info text)
 
 
@@ -329,9 +331,12 @@ def scenario_rebuilt_clones(work: pathlib.Path) -> dict:
         assert result["err_force_deepcopy"] < 1e-5, result
     assert (out_a - out_b).abs().max() > 1e-3 and (out_b - plain_b).abs().max() > 1e-3
     # A clone whose model is no FLUX of that shape: a clear error, not a shape error from torch.
+    from dataclasses import replace
+
     import comfy.sd
-    from comfyui_tiny_models import TinyFlux, write_tiny_flux
-    wide = comfy.sd.load_diffusion_model(str(write_tiny_flux(work / "wide.safetensors", TinyFlux(hidden_size=96,
+
+    from lumix_engine.tiny_random import TINY_FLUX, write_bfl_flux
+    wide = comfy.sd.load_diffusion_model(str(write_bfl_flux(work / "wide.safetensors", replace(TINY_FLUX, hidden_size=96,
                                                                                                  num_heads=6))))
     try:
         run_diffusion_model(rebuild(patched, wide.model))

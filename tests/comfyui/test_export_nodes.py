@@ -25,6 +25,7 @@ from lumix_engine.tiny_random import TINY_FLUX, random_adapters, write_adapters
 trimesh = pytest.importorskip("trimesh")
 MAPS = ("albedo", "depth", "normal")
 WIDTH, HEIGHT, GRID = 160, 120, 80   # the maps, and the mesh's vertex grid (longer side)
+DEPTH_RANGE = 5.0                    # far / near of scene 11 is 5.09: the mesh keeps its proportions
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def export_graph(names: dict[str, str], fov: float = 50.0, core_mesh: bool = Fal
                                            "depth_range": 10.0, "filename_prefix": f"exr/{name}"}}
     graph["mesh"] = {"class_type": "LumiXSaveMesh",
                      "inputs": {"depth": ["load_depth", 0], "albedo": ["load_albedo", 0],
-                                "normal": ["load_normal", 0], "fov": fov, "depth_range": 10.0, "max_side": GRID,
+                                "normal": ["load_normal", 0], "fov": fov, "depth_range": DEPTH_RANGE, "max_side": GRID,
                                 "edge_threshold": 0.05, "size_budget_mb": 30.0, "filename_prefix": "3d/lumix"}}
     graph["preview"] = {"class_type": "Preview3D", "inputs": {"model_file": ["mesh", 0]}}
     if core_mesh:
@@ -97,7 +98,7 @@ def test_exr_is_bit_exact_and_the_mesh_reads_back(comfyui, comfyui_server, comfy
             assert back[channel].tobytes() == array.tobytes(), (name, channel)
     [glb] = sorted((comfyui_server.output_dir / "3d").glob("lumix_*.glb"))
     loaded = {name: as_loaded(comfyui_server, inputs[name]) for name in MAPS}
-    mesh = depth_mesh(loaded["depth"], loaded["normal"], fov=50.0, depth_range=10.0, max_side=GRID)
+    mesh = depth_mesh(loaded["depth"], loaded["normal"], fov=50.0, depth_range=DEPTH_RANGE, max_side=GRID)
     [geometry] = trimesh.load(str(glb), process=False).geometry.values()
     assert geometry.vertices.shape == mesh.vertices.shape and np.array_equal(geometry.faces, mesh.faces)
     assert geometry.visual.material.baseColorTexture.size == (WIDTH, HEIGHT)

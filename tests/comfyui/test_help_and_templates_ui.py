@@ -11,9 +11,9 @@ install under test):
    text that is only in that page (not the node's short description, which is the
    frontend's fallback) and its figure, loaded from the pack (naturalWidth > 0);
 2. template browser: "Browse Templates" is opened and the pack's entry (listed under Custom
-   Nodes / Extensions, by folder name) clicked; the four workflows appear by name, and each
+   Nodes / Extensions, by folder name) clicked; every shipped workflow appears by name, and each
    thumbnail is fetched from /api/workflow_templates/<pack>/<name>.jpg (HTTP 200, JPEG) and
-   drawn (four images of the thumbnails' width in the dialog).
+   drawn (one image of the thumbnails' width per workflow in the dialog).
 
 LUMIX_UI_SCREENSHOTS=<dir> saves `comfyui-<version>_help_panel.png` and
 `..._template_browser.png` there (the README's are in docs/screenshots/). Skips without
