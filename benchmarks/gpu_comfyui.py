@@ -108,6 +108,7 @@ def host_pinned_bytes() -> int:
 def sample(patcher, side: int, steps: int, text: int, config, interrupt_at: int | None = None) -> dict:
     """ComfyUI sample_custom on one scene (5 maps) with true CFG; per-step times from its callback."""
     import comfy.model_management as mm
+    import comfy.ops
     import comfy.sample
     import comfy.samplers
     import torch
@@ -130,7 +131,11 @@ def sample(patcher, side: int, steps: int, text: int, config, interrupt_at: int 
             used.append(total_memory - free)
         stamps.append(time.perf_counter())
         if interrupt_at is not None and step + 1 == interrupt_at:
+            # Cancel: newer ComfyUI raises at the next layer (comfy.ops.run_every_op); older
+            # ones only where the server's progress hook checks, which is here.
             mm.interrupt_current_processing(True)
+            if not hasattr(comfy.ops, "run_every_op"):
+                mm.throw_exception_if_processing_interrupted()
 
     if cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -163,7 +168,6 @@ def main() -> int:
     base = pathlib.Path(tempfile.mkdtemp(prefix="lumix_gpu_comfyui_"))
     start_comfyui(args.comfyui.resolve(), base, args.tiny)
 
-    import comfy.memory_management
     import comfy.model_management as mm
     import comfy.sd
     import torch
@@ -177,7 +181,8 @@ def main() -> int:
     device = mm.get_torch_device()
     summary = {"machine": machine(), "device": str(device),
                "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() and not args.tiny else None,
-               "dynamic_vram": bool(getattr(comfy.memory_management, "aimdo_enabled", False)), "runs": []}
+               "dynamic_vram": bool(getattr(sys.modules.get("comfy.memory_management"), "aimdo_enabled", False)),
+               "runs": []}
     print(summary["machine"], "|", summary["gpu"] or "CPU (tiny check)", "| dynamic VRAM:", summary["dynamic_vram"])
     lumix_file = write_adapters(base / "lumix.safetensors", config)
     storages = {"bf16": torch.bfloat16, "fp8": torch.float8_e4m3fn}
