@@ -403,7 +403,9 @@ class LumiXPipeline:
         prompts = [prompt] * prepared.photos if isinstance(prompt, str) else list(prompt)
         if len(prompts) != prepared.photos:
             raise InputError(f"{len(prompts)} prompts for {prepared.photos} images; give one prompt, or one per image")
-        latents = {name: self.encode_images(pictures) for name, pictures in prepared.working.items()}
+        # One VAE encoding per photo; its runs share it (they differ only by their noise).
+        latents = {name: self.encode_images(pictures[::prepared.runs]).repeat_interleave(prepared.runs, 0)
+                   for name, pictures in prepared.working.items()}
         runs = [p for p in prompts for _ in range(prepared.runs)]
         if not isinstance(seed, int):
             seed = [int(s) + k for s in seed for k in range(prepared.runs)]
