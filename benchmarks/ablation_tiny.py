@@ -1,6 +1,6 @@
 """Ablation of the tiny LumiX on held-out scenes: what QBA and cross-map Tensor LoRA buy.
 
-    python benchmarks/ablation_tiny.py --model a=lumix_engine/assets/tiny_lumix --model b=runs/model_b ... \
+    python -m benchmarks.ablation_tiny --model a=lumix_engine/assets/tiny_lumix --model b=runs/model_b ... \
         --scenes 200 --steps 10 --out benchmarks/results/ablation_tiny.json
 
 Variants (each adapters-only training on the same frozen base, same steps, batch and seed):
@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lumix_engine.intrinsics import render_scene  # noqa: E402
 from lumix_engine.modalities import MAP_NAMES  # noqa: E402

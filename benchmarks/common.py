@@ -1,6 +1,6 @@
 """What every benchmark shares: the machine description and alternating timing.
 
-Timing rule (issue 6): variants run interleaved A B C A B C ... in one process, and ratios
+Timing rule: variants run interleaved A B C A B C ... in one process, and ratios
 are taken per round, so a slow spell on the shared machine hits all variants of a round.
 """
 from __future__ import annotations

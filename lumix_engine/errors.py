@@ -14,7 +14,7 @@ class ModelMismatchError(LumiXError):
 
 
 class BatchLayoutError(LumiXError):
-    """A batch does not hold five maps per scene in the spec's order."""
+    """A batch does not hold five maps per scene in LumiX's order (albedo, irradiance, color, depth, normal)."""
 
 
 class InputError(LumiXError):

@@ -4,7 +4,8 @@ Images in the engine are float tensors [B, H, W, 3] in [0, 1] (ComfyUI's IMAGE l
 Files are written to a temporary name and renamed, so an interrupted write never leaves a
 half file under the final name.
 
-Maps are written as 16-bit PNGs. Pillow (checked on 13.0) reads 16-bit RGB PNGs but cannot write them (it has no 16-bit
+Maps are written as 16-bit PNGs; run reports as a labelled contact sheet (an 8-bit
+preview) and JSON. Pillow (checked on 13.0) reads 16-bit RGB PNGs but cannot write them (it has no 16-bit
 RGB mode to save from), and ComfyUI core saves 8-bit only. A PNG is a signature plus
 CRC-checked chunks around a zlib stream of filtered rows, so writing it directly with
 zlib is short and exact: every value is round(x * 65535), big-endian, filter type 0.
@@ -12,18 +13,21 @@ zlib is short and exact: every value is round(x * 65535), big-endian, filter typ
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import os
 import struct
 import zlib
 from pathlib import Path
-from typing import Iterator, Mapping, Union
+from typing import Any, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from .errors import InputError
+from .modalities import MAP_NAMES
 
 ImageLike = Union[torch.Tensor, np.ndarray, "PIL.Image.Image", str, Path]  # noqa: F821
 
@@ -107,17 +111,11 @@ def load_image(image: ImageLike) -> torch.Tensor:
         path = Path(image)
         if not path.is_file():
             raise InputError(f"image not found: {path}")
-        if path.suffix.lower() == ".png" and _png_bit_depth(path) == 16:
-            try:   # ours (filter type 0); Pillow would drop it to 8 bits
-                return load_image(decode_png16(path.read_bytes()))
-            except InputError:
-                pass
-        with Image.open(path) as opened:
-            mode = "I;16" if opened.mode.startswith("I;16") else "RGB"
-            array = np.asarray(opened.convert(mode) if mode == "RGB" else opened)
-        if array.dtype == np.uint16 or mode == "I;16":
-            array = np.repeat(array.astype(np.float32)[..., None] / 65535.0, 3, axis=-1)
-        return load_image(array)
+        try:
+            return load_image_bytes(path.read_bytes())
+        except (Image.UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as error:
+            raise InputError(f"cannot read {path} as an image ({type(error).__name__}: {error}); give a PNG, JPEG, "
+                             f"WebP or TIFF photo") from None
     if type(image).__module__.startswith("PIL"):
         return load_image(np.asarray(image.convert("RGB")))
     if isinstance(image, np.ndarray):
@@ -134,13 +132,31 @@ def load_image(image: ImageLike) -> torch.Tensor:
         raise InputError(f"an image must be [B, H, W, 3] (channels last) in [0, 1]; got shape {tuple(image.shape)}")
     if image.shape[-1] == 1:
         image = image.expand(-1, -1, -1, 3)
+    bad = ~torch.isfinite(image)
+    if bad.any():   # NaN or Inf would spread through the VAE into every map
+        raise InputError(f"the image has {int(bad.any(-1).sum())} pixel(s) that are NaN or infinite; fix the node "
+                         f"or file that made them (LumiX does not guess values for them)")
     return image[..., :3].float().clamp(0, 1).cpu()
 
 
-def _png_bit_depth(path: Path) -> int:
-    with open(path, "rb") as handle:
-        head = handle.read(25)
-    return head[24] if len(head) == 25 and head[12:16] == b"IHDR" else 0
+def load_image_bytes(data: bytes) -> torch.Tensor:
+    """The bytes of an image file (PNG, JPEG, ...) -> float [1, H, W, 3] in [0, 1]; 16-bit
+    PNGs keep their 16 bits. Raises PIL's errors for data that is not a readable image."""
+    if data[:8] == _SIGNATURE and _png_bit_depth(data) == 16:
+        try:   # ours (filter type 0); Pillow would drop it to 8 bits
+            return load_image(decode_png16(data))
+        except (InputError, ValueError, TypeError, struct.error, zlib.error):
+            pass   # filtered or damaged: Pillow reads it or names the problem
+    with Image.open(io.BytesIO(data)) as opened:
+        mode = "I;16" if opened.mode.startswith("I;16") else "RGB"
+        array = np.asarray(opened.convert(mode) if mode == "RGB" else opened)
+    if array.dtype == np.uint16 or mode == "I;16":
+        array = np.repeat(array.astype(np.float32)[..., None] / 65535.0, 3, axis=-1)
+    return load_image(array)
+
+
+def _png_bit_depth(head: bytes) -> int:
+    return head[24] if len(head) >= 25 and head[12:16] == b"IHDR" else 0
 
 
 def resize_images(images: torch.Tensor, width: int, height: int) -> torch.Tensor:
@@ -173,3 +189,36 @@ def write_maps(maps: Mapping[str, torch.Tensor], out_dir: Path, prefix: str = ""
     return written
 
 
+LABEL_HEIGHT = 14
+
+
+def contact_sheet(rows: Sequence[tuple[str, Sequence[tuple[str, torch.Tensor]]]], cell: int = 160) -> Image.Image:
+    """A grid with one labelled row per entry of `rows`: (row title, [(cell label, image)])."""
+    font = ImageFont.load_default()
+    columns = max(len(cells) for _, cells in rows)
+    row_height = 2 * LABEL_HEIGHT + cell
+    sheet = Image.new("RGB", (columns * cell, len(rows) * row_height), (24, 24, 24))
+    draw = ImageDraw.Draw(sheet)
+    for r, (title, cells) in enumerate(rows):
+        top = r * row_height
+        draw.text((4, top + 1), title, fill=(255, 220, 120), font=font)
+        for c, (label, image) in enumerate(cells):
+            draw.text((c * cell + 4, top + LABEL_HEIGHT + 1), label, fill=(230, 230, 230), font=font)
+            sheet.paste(to_pil(image).resize((cell, cell), Image.Resampling.BILINEAR),
+                        (c * cell, top + 2 * LABEL_HEIGHT))
+    return sheet
+
+
+def maps_rows(title: str, maps: Mapping[str, torch.Tensor]) -> list[tuple[str, list[tuple[str, torch.Tensor]]]]:
+    """Contact-sheet rows of a map set, one row per scene."""
+    scenes = next(iter(maps.values())).shape[0]
+    return [(title if scenes == 1 else f"{title}, scene {k}", [(name, maps[name][k]) for name in MAP_NAMES
+                                                               if name in maps]) for k in range(scenes)]
+
+
+def write_json(data: Mapping[str, Any], path: Path) -> Path:
+    """A run report (settings, scores) as indented JSON, written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as partial:
+        partial.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    return path

@@ -1,4 +1,4 @@
-"""The five LumiX maps, their order inside a batch, and the scene grouping (spec: Maps)."""
+"""The five LumiX maps, their order inside a batch, and the scene grouping."""
 from __future__ import annotations
 
 import torch

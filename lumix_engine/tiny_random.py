@@ -181,3 +181,50 @@ def write_tiny_models(folder: Path, seed: int = 0, components: Optional[TinyComp
     return {"flux_dir": flux_dir, "lumix": lumix, "transformer_single_file": single}
 
 
+def _taesd_conv(shapes: dict, name: str, n_in: int, n_out: int, bias: bool = True):
+    shapes[f"{name}.weight"] = (n_out, n_in, 3, 3)
+    if bias:
+        shapes[f"{name}.bias"] = (n_out,)
+
+
+def _taesd_block(shapes: dict, name: str):
+    for conv_index in (0, 2, 4):  # Sequential(conv, ReLU, conv, ReLU, conv)
+        _taesd_conv(shapes, f"{name}.conv.{conv_index}", 64, 64)
+
+
+def taesd_shapes(latent_channels: int = 16) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of ComfyUI's TAESD (comfy/taesd/taesd.py), 64 channels wide."""
+    s = {}
+    # Encoder: conv, Block, then three (strided conv, 3 Blocks), then conv to latent.
+    _taesd_conv(s, "taesd_encoder.0", 3, 64)
+    _taesd_block(s, "taesd_encoder.1")
+    index = 2
+    for _ in range(3):
+        _taesd_conv(s, f"taesd_encoder.{index}", 64, 64, bias=False)
+        for offset in (1, 2, 3):
+            _taesd_block(s, f"taesd_encoder.{index + offset}")
+        index += 4
+    _taesd_conv(s, f"taesd_encoder.{index}", 64, latent_channels)
+    # Decoder: Clamp, conv, ReLU, then three (3 Blocks, Upsample, conv), Block, conv to RGB.
+    _taesd_conv(s, "taesd_decoder.1", latent_channels, 64)
+    index = 3
+    for _ in range(3):
+        for offset in (0, 1, 2):
+            _taesd_block(s, f"taesd_decoder.{index + offset}")
+        _taesd_conv(s, f"taesd_decoder.{index + 4}", 64, 64, bias=False)
+        index += 5
+    _taesd_block(s, f"taesd_decoder.{index}")
+    _taesd_conv(s, f"taesd_decoder.{index + 1}", 64, 3)
+    return s
+
+
+def write_taesd_vae(path: Path, latent_channels: int = 16, seed: int = 1) -> Path:
+    """A tiny VAE in ComfyUI's TAESD single-file layout (`taesd_encoder.*`, `taesd_decoder.*`,
+    `vae_scale`, `vae_shift`), which ComfyUI's VAELoader loads as a FLUX-latent VAE."""
+    generator = torch.Generator().manual_seed(seed)
+    state = {key: 0.03 * torch.randn(shape, generator=generator) for key, shape in taesd_shapes(latent_channels).items()}
+    # FLUX's latent statistics, as ComfyUI's taef1 uses them.
+    state["vae_scale"] = torch.tensor(0.3611)
+    state["vae_shift"] = torch.tensor(0.1159)
+    save_file({k: v.half().contiguous() for k, v in state.items()}, str(path))
+    return path

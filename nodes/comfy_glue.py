@@ -8,9 +8,8 @@ import os
 
 import comfy.ops
 import folder_paths
-import torch
 
-from ..lumix_engine.flux.linear import plain_linear_weights
+from ..lumix_engine.flux.linear import CastProtocolWeights
 
 LUMIX_FOLDER = "lumix"
 
@@ -30,17 +29,12 @@ def comfy_attention(q, k, v, mask=None, transformer_options=None):
                                          transformer_options=transformer_options or {})
 
 
-_PLAIN_CAST = comfy.ops.disable_weight_init.Linear.forward_comfy_cast_weights
-
-
-def comfy_linear_weights(layer, x):
+def comfy_cast_weights() -> CastProtocolWeights:
     """Weights for the query-skipping path: plain ones, or ones ComfyUI casts the ordinary way
-    (fp8 storage, offloading, LoRA weight hooks). Scaled-fp8, GGUF and other custom ops keep
-    the general path, which calls the layer itself."""
-    plain = plain_linear_weights(layer, x)
-    if plain is not None:
-        return plain
-    if isinstance(layer, comfy.ops.CastWeightBiasOp) and type(layer).forward_comfy_cast_weights is _PLAIN_CAST \
-            and type(layer.weight) in (torch.Tensor, torch.nn.Parameter):
-        return comfy.ops.cast_bias_weight(layer, x)
-    return None
+    (fp8 storage, offloading, LoRA weight hooks, dynamic VRAM), through this ComfyUI's own
+    cast_bias_weight and, where it has one, uncast_bias_weight. Layers with another forward
+    (scaled fp8, mixed precision, GGUF and other custom ops) keep the general path, which calls
+    the layer itself."""
+    return CastProtocolWeights(comfy.ops.cast_bias_weight, getattr(comfy.ops, "uncast_bias_weight", None),
+                               comfy.ops.CastWeightBiasOp,
+                               (comfy.ops.disable_weight_init.Linear.forward_comfy_cast_weights,))

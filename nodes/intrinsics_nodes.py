@@ -28,6 +28,16 @@ from ..lumix_engine.intrinsics.normals import CONVENTIONS
 EXPOSURE_TIP = "Exposure in photographic stops: +1 doubles the light, -1 halves it."
 
 
+def relight_inputs() -> list:
+    """The inputs every relighting node starts with: the albedo and the normal map."""
+    return [io.Image.Input("albedo", tooltip="Albedo map, sRGB-encoded."),
+            io.Image.Input("normal", tooltip="Normal map, OpenGL-encoded (green = +Y, blue toward the viewer).")]
+
+
+def exposure_input() -> io.Float.Input:
+    return io.Float.Input("exposure", default=0.0, min=-10.0, max=10.0, step=0.1, tooltip=EXPOSURE_TIP)
+
+
 class LumiXRecompose(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -39,7 +49,7 @@ class LumiXRecompose(io.ComfyNode):
             inputs=[
                 io.Image.Input("albedo", tooltip="Albedo (diffuse reflectance) map, sRGB-encoded."),
                 io.Image.Input("irradiance", tooltip="Irradiance (diffuse illumination) map, sRGB-encoded."),
-                io.Float.Input("exposure", default=0.0, min=-10.0, max=10.0, step=0.1, tooltip=EXPOSURE_TIP),
+                exposure_input(),
             ],
             # Every output names its display_name: ComfyUI before 0.7 labels an output without
             # one by its type ("IMAGE"), later versions by its id, and the shipped workflows
@@ -64,8 +74,7 @@ class LumiXRelight(io.ComfyNode):
                         "irradiance), recomposed with the albedo. No shadows: a normal map does not say where "
                         "occluders are.",
             inputs=[
-                io.Image.Input("albedo", tooltip="Albedo map, sRGB-encoded."),
-                io.Image.Input("normal", tooltip="Normal map, OpenGL-encoded (green = +Y, blue toward the viewer)."),
+                *relight_inputs(),
                 io.Float.Input("light_x", default=-0.5, min=-1.0, max=1.0, step=0.05,
                                tooltip="Direction TOWARD the light, camera space: +X is right."),
                 io.Float.Input("light_y", default=0.7, min=-1.0, max=1.0, step=0.05,
@@ -78,7 +87,7 @@ class LumiXRelight(io.ComfyNode):
                                tooltip="Light intensity (linear irradiance of a surface facing the light)."),
                 io.Float.Input("ambient", default=0.15, min=0.0, max=2.0, step=0.01,
                                tooltip="Ambient irradiance added everywhere (linear, grey)."),
-                io.Float.Input("exposure", default=0.0, min=-10.0, max=10.0, step=0.1, tooltip=EXPOSURE_TIP),
+                exposure_input(),
                 io.Image.Input("irradiance", optional=True,
                                tooltip="Optional irradiance map to use instead of the light above."),
             ],
@@ -111,7 +120,7 @@ class LumiXMaterialEdit(io.ComfyNode):
                 io.Image.Input("irradiance", tooltip="Irradiance map, sRGB-encoded; kept as is."),
                 io.String.Input("tint", default="#ffffff",
                                 tooltip="Albedo multiplier: '#RRGGBB' (sRGB) or 'r, g, b' (linear); white keeps it."),
-                io.Float.Input("exposure", default=0.0, min=-10.0, max=10.0, step=0.1, tooltip=EXPOSURE_TIP),
+                exposure_input(),
                 io.Image.Input("new_albedo", optional=True,
                                tooltip="Optional replacement albedo (same size), tinted and used inside the mask."),
                 io.Mask.Input("mask", optional=True, tooltip="Optional mask: 1 = edit, 0 = keep. Default: everywhere."),
@@ -149,6 +158,8 @@ class LumiXCoherenceScores(io.ComfyNode):
                 io.Boolean.Input("depth_near_is_white", default=True,
                                  tooltip="On: near is white (disparity, LumiX and FLUX depth). Off: near is dark."),
             ],
+            # Outputs carry display names: without one, ComfyUI 0.3.64 labels a V3 output with
+            # its type, and four outputs would read STRING, FLOAT, FLOAT, FLOAT.
             outputs=[
                 io.String.Output("report", display_name="report", tooltip="A short text report of all scores."),
                 io.Float.Output("structural_alignment", display_name="structural_alignment",

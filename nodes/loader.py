@@ -1,29 +1,43 @@
 """LumiXLoader: a FLUX.1-dev MODEL + lumix.safetensors -> a patched MODEL (a clone)."""
 from __future__ import annotations
 
+import comfy.patcher_extension
 import folder_paths
-from comfy_api.latest import io
+from comfy_api.latest import io, ui
 
+from ..lumix_engine.flux.architecture import describe_flux
 from ..lumix_engine.method.checkpoint import AdapterCache
-from ..lumix_engine.method.patch import block_patches, without_lumix
-from .comfy_glue import LUMIX_FOLDER, comfy_attention, comfy_linear_weights
+from ..lumix_engine.method.patch import SampledModel, block_patches, without_lumix
+from .comfy_glue import LUMIX_FOLDER, comfy_attention, comfy_cast_weights
+
+LUMIX_WRAPPER_KEY = "lumix_sampled_model"
 
 # One LumiXAdapters per file for the whole process, however many graphs or clones use it.
 ADAPTERS = AdapterCache()
 
 
 def patch_model(model, lumix_path: str, strength: float, qba: bool):
-    """Clone `model` and install LumiX's block patches on the clone only."""
+    """Clone `model` and install LumiX's block patches on the clone only; returns (the
+    patched MODEL, a text saying what was loaded and which blocks have no adapters)."""
     adapters = ADAPTERS.load(lumix_path)
-    patches = block_patches(model.get_model_object("diffusion_model"), adapters, strength, qba,
-                            attention=comfy_attention, weights=comfy_linear_weights)
+    diffusion_model = model.get_model_object("diffusion_model")
+    patches = block_patches(diffusion_model, adapters, strength, qba,
+                            attention=comfy_attention, weights=comfy_cast_weights())
+    arch = describe_flux(diffusion_model)
+    info = f"{adapters.describe()}\n{adapters.coverage_report(len(arch.double_blocks), len(arch.single_blocks), qba)}"
     patched = model.clone()
     options = patched.model_options.setdefault("transformer_options", {})
     # A MODEL that already went through LumiXLoader gets its LumiX patches replaced, not stacked.
     options["patches_replace"] = without_lumix(options.get("patches_replace"))
     for (block_name, index), patch in patches.items():
         patched.set_model_patch_replace(patch, "dit", block_name, index)
-    return patched
+    # The patches look their blocks up on the diffusion model actually being run, which this
+    # wrapper names; clones that rebuild the model (torch.compile, one copy per GPU,
+    # model_override) then run their own weights.
+    kind = comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL
+    patched.remove_wrappers_with_key(kind, LUMIX_WRAPPER_KEY)
+    patched.add_wrapper_with_key(kind, LUMIX_WRAPPER_KEY, SampledModel())
+    return patched, info
 
 
 def check_lumix_name(lumix_name) -> bool | str:
@@ -45,7 +59,12 @@ class LumiXLoader(io.ComfyNode):
             display_name="LumiX Loader",
             category="LumiX/loaders",
             description="Patch a FLUX.1-dev model with LumiX (Query-Broadcast Attention + Tensor LoRA) so that one "
-                        "sampling run generates five pixel-aligned maps: albedo, irradiance, color, depth, normal.",
+                        "sampling run generates five pixel-aligned maps: albedo, irradiance, color, depth, normal.\n\n"
+                        "Licences: this pack and the LumiX authors' code are MIT. FLUX.1-dev is under the FLUX.1 [dev] "
+                        "Non-Commercial License (https://huggingface.co/black-forest-labs/FLUX.1-dev/blob/main/"
+                        "LICENSE.md): the model, and LumiX with it, may be used only for the non-commercial purposes it "
+                        "defines, and its Outputs clause governs what you may do with the maps. Read it before any "
+                        "commercial use.",
             inputs=[
                 io.Model.Input("model", tooltip="A FLUX.1-dev diffusion model (bf16, fp8 or GGUF) from a core or "
                                                 "GGUF loader. The MODEL that goes in is left unpatched."),
@@ -58,7 +77,9 @@ class LumiXLoader(io.ComfyNode):
                                  tooltip="Query-Broadcast Attention: every map attends with the color map's "
                                          "queries. Published: on. Off is for ablations."),
             ],
-            outputs=[io.Model.Output(tooltip="The patched FLUX model; sample it with LumiXSampler.")],
+            outputs=[io.Model.Output(tooltip="The patched FLUX model; sample it with LumiXSampler."),
+                     io.String.Output("info", display_name="info", tooltip="What was loaded: maps, rank, blocks, parameters, and which "
+                                                      "blocks (if any) the checkpoint has no adapters for.")],
         )
 
     @classmethod
@@ -70,4 +91,5 @@ class LumiXLoader(io.ComfyNode):
     @classmethod
     def execute(cls, model, lumix_name, strength, qba) -> io.NodeOutput:
         path = folder_paths.get_full_path_or_raise(LUMIX_FOLDER, lumix_name)
-        return io.NodeOutput(patch_model(model, path, strength, qba))
+        patched, info = patch_model(model, path, strength, qba)
+        return io.NodeOutput(patched, info, ui=ui.PreviewText(info))

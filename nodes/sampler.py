@@ -2,7 +2,7 @@
 
 Sampling itself is ComfyUI's (any sampler, progress, previews, interruption); LumiX adds
 the schedule, the shared noise and, for decomposition, a model wrapper that feeds the given
-maps' clean latents at t = 0 on every call (spec: Image -> maps).
+maps' clean latents at t = 0 on every call, as the authors decompose.
 """
 from __future__ import annotations
 
@@ -18,7 +18,18 @@ from comfy_api.latest import io
 from ..lumix_engine.errors import InputError, ModelMismatchError
 from ..lumix_engine.intrinsics.checks import as_image
 from ..lumix_engine.method.patch import lumix_patches_in
-from ..lumix_engine.method.sampling import AUTO, GivenMaps, check_size, resolve_guidance, schedule, shared_noise
+from ..lumix_engine.method.sampling import (
+    AUTO,
+    DECOMPOSITION,
+    NUMERICS,
+    TEXT_TO_MAPS,
+    GivenMaps,
+    authors_noise,
+    check_size,
+    resolve_guidance,
+    schedule,
+    shared_noise,
+)
 from ..lumix_engine.modalities import MAP_NAMES, NUM_MAPS, scene_strip
 
 SCHEDULES = ["published", "true_token_count"]
@@ -92,22 +103,23 @@ class LumiXSampler(io.ComfyNode):
             inputs=[
                 io.Model.Input("model", tooltip="The MODEL from LumiXLoader."),
                 io.Conditioning.Input("positive", tooltip="The prompt, used for all five maps."),
-                io.Conditioning.Input("negative", tooltip="Negative prompt for true CFG (published: 'blurry, low "
-                                                          "quality, artifacts, distorted, noisy, pixelated, jpeg "
-                                                          "artifacts'). Unused when cfg is 1."),
+                io.Conditioning.Input("negative", tooltip=f"Negative prompt for true CFG (published: "
+                                                          f"'{TEXT_TO_MAPS.negative_prompt}'). Unused when cfg is 1."),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                              tooltip="Seed of the one noise shared by the five maps of each scene."),
-                io.Int.Input("steps", default=50, min=1, max=1000, tooltip="Sampling steps (published: 50)."),
+                io.Int.Input("steps", default=TEXT_TO_MAPS.steps, min=1, max=1000,
+                             tooltip=f"Sampling steps (published: {TEXT_TO_MAPS.steps})."),
                 io.Float.Input("cfg", default=AUTO, min=AUTO, max=30.0, step=0.1, round=0.01,
-                               tooltip="True classifier-free guidance scale. -1 = published: 3.0 for text -> maps, "
-                                       "1.0 (off) when any map is given."),
+                               tooltip=f"True classifier-free guidance scale. -1 = published: {TEXT_TO_MAPS.cfg} "
+                                       f"for text -> maps, {DECOMPOSITION.cfg} (off) when any map is given."),
                 io.Float.Input("guidance", default=AUTO, min=AUTO, max=100.0, step=0.1, round=0.01,
-                               tooltip="FLUX guidance embedding. -1 = published: 3.5 for text -> maps, 1.0 when any "
-                                       "map is given. Overrides FluxGuidance on the conditioning."),
-                io.Int.Input("width", default=512, min=16, max=4096, step=16, tooltip="Width in pixels, a multiple "
-                                                                                       "of 16 (published: 512)."),
-                io.Int.Input("height", default=512, min=16, max=4096, step=16, tooltip="Height in pixels, a multiple "
-                                                                                         "of 16 (published: 512)."),
+                               tooltip=f"FLUX guidance embedding. -1 = published: {TEXT_TO_MAPS.guidance} for text "
+                                       f"-> maps, {DECOMPOSITION.guidance} when any map is given. Overrides "
+                                       f"FluxGuidance on the conditioning."),
+                io.Int.Input("width", default=TEXT_TO_MAPS.width, min=16, max=4096, step=16,
+                             tooltip=f"Width in pixels, a multiple of 16 (published: {TEXT_TO_MAPS.width})."),
+                io.Int.Input("height", default=TEXT_TO_MAPS.height, min=16, max=4096, step=16,
+                             tooltip=f"Height in pixels, a multiple of 16 (published: {TEXT_TO_MAPS.height})."),
                 io.Int.Input("scenes", default=1, min=1, max=64, tooltip="Number of scenes; the batch holds 5 maps "
                                                                          "per scene."),
                 io.Combo.Input("sampler_name", options=comfy.samplers.SAMPLER_NAMES, default="euler",
@@ -117,6 +129,12 @@ class LumiXSampler(io.ComfyNode):
                                tooltip="'published' reproduces the authors' schedule (its token-count quirk, "
                                        "mu ~ 0.46 at 512x512); 'true_token_count' uses FLUX's real image token "
                                        "count; the others are ComfyUI's schedulers on the model's sampling."),
+                io.Combo.Input("numerics", options=list(NUMERICS), default="engine", optional=True,
+                               tooltip="'engine': the noise is drawn on the CPU in float32 (same seed, same noise "
+                                       "on every device). 'authors': drawn as the authors' scripts draw it (on "
+                                       "the model's device, in its dtype, seed + k for scene k) with their float32 "
+                                       "schedule, to start from their noise. The state, CFG and T5 padding stay "
+                                       "ComfyUI's; the standalone pipeline reproduces those too."),
                 io.Vae.Input("vae", optional=True, tooltip="FLUX VAE, needed only to encode given maps."),
                 *map_inputs,
             ],
@@ -126,13 +144,11 @@ class LumiXSampler(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, sampler_name, scheduler, width, height) -> bool | str:
-        # ComfyUI (0.3.64) does not check V3 combo values, nor the widgets' step, in API mode:
-        # an unknown sampler would fail mid-queue with an AttributeError from k_diffusion, and
-        # a width of 72 only at run time.
-        for name, value, options in (("sampler_name", sampler_name, comfy.samplers.SAMPLER_NAMES),
-                                     ("scheduler", scheduler, SCHEDULES + list(comfy.samplers.SCHEDULER_NAMES))):
-            if value not in options:
-                return f"{name} {value!r} is not one of {', '.join(map(str, options))}"
+        # ComfyUI (0.3.64) does not check the widgets' step in API mode: a width of 72 would
+        # fail only at run time.
+        unknown = unknown_sampler(sampler_name, scheduler)
+        if unknown:
+            return unknown
         try:
             check_size(width, height)
         except InputError as error:
@@ -141,30 +157,63 @@ class LumiXSampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, positive, negative, seed, steps, cfg, guidance, width, height, scenes, sampler_name,
-                scheduler, vae=None, **maps) -> io.NodeOutput:
-        if not lumix_patches_in(model.model_options.get("transformer_options", {}).get("patches_replace")):
-            raise ModelMismatchError("this MODEL is not patched by LumiX: connect the MODEL output of LumiXLoader")
-        check_size(width, height)
+                scheduler, vae=None, numerics="engine", **maps) -> io.NodeOutput:
         images = {name: image for name, image in maps.items() if image is not None}
-        cfg, guidance = resolve_guidance(cfg, guidance, decomposing=bool(images))
-        given, raw_latents = encode_given_maps(model, vae, images, width, height, scenes)
+        return io.NodeOutput({"samples": sample_maps(model, positive, negative, seed, steps, cfg, guidance, width,
+                                                     height, scenes, sampler_name, scheduler, vae, images,
+                                                     numerics)})
 
-        patched = model.clone()
-        if given:
-            previous = patched.model_options.get("model_function_wrapper")
-            patched.set_model_unet_function_wrapper(HoldGivenMaps(given, previous))
-        channels = model.get_model_object("latent_format").latent_channels
-        shape = (channels, height // 8, width // 8)
+
+def unknown_sampler(sampler_name: str, scheduler: str) -> str | None:
+    """ComfyUI (0.3.64) does not check V3 combo values in API mode: an unknown sampler would
+    fail mid-queue with an AttributeError from k_diffusion. The message, or None if both are known."""
+    for name, value, options in (("sampler_name", sampler_name, comfy.samplers.SAMPLER_NAMES),
+                                 ("scheduler", scheduler, SCHEDULES + list(comfy.samplers.SCHEDULER_NAMES))):
+        if value not in options:
+            return f"{name} {value!r} is not one of {', '.join(map(str, options))}"
+    return None
+
+
+def check_patched(model) -> None:
+    if not lumix_patches_in(model.model_options.get("transformer_options", {}).get("patches_replace")):
+        raise ModelMismatchError("this MODEL is not patched by LumiX: connect the MODEL output of LumiXLoader")
+
+
+def sample_maps(model, positive, negative, seed: int, steps: int, cfg: float, guidance: float, width: int,
+                height: int, scenes: int, sampler_name: str, scheduler: str, vae, images: dict,
+                numerics: str = "engine") -> torch.Tensor:
+    """The LumiX sampling both sampler nodes share: latents [5 * scenes, C, height/8, width/8],
+    given maps (images at width x height, one per scene) held at t = 0 and returned as encoded.
+    numerics="authors" draws the noise and quantises the schedule as the authors' scripts do."""
+    check_patched(model)
+    check_size(width, height)
+    if numerics not in NUMERICS:
+        raise InputError(f"numerics {numerics!r} is unknown; use one of {', '.join(NUMERICS)}")
+    cfg, guidance = resolve_guidance(cfg, guidance, decomposing=bool(images))
+    given, raw_latents = encode_given_maps(model, vae, images, width, height, scenes)
+
+    patched = model.clone()
+    if given:
+        previous = patched.model_options.get("model_function_wrapper")
+        patched.set_model_unet_function_wrapper(HoldGivenMaps(given, previous))
+    channels = model.get_model_object("latent_format").latent_channels
+    shape = (channels, height // 8, width // 8)
+    authors = numerics == "authors"
+    if authors:
+        # bf16 (or fp16) values are exact in float32, so ComfyUI starts from their very noise.
+        noise = authors_noise(scenes, shape, seed, patched.model_dtype(), patched.load_device).float().cpu()
+    else:
         noise = shared_noise(scenes, shape, seed)
-        if scheduler in SCHEDULES:
-            sigmas = schedule(steps, width, height, "published" if scheduler == "published" else "true").float()
-        else:
-            sigmas = comfy.samplers.calculate_sigmas(patched.get_model_object("model_sampling"), scheduler, steps).cpu()
-        positive, negative = (node_helpers.conditioning_set_values(c, {"guidance": guidance}) for c in (positive, negative))
-        samples = comfy.sample.sample_custom(
-            patched, noise, cfg, comfy.samplers.sampler_object(sampler_name), sigmas, positive, negative,
-            torch.zeros((scenes * NUM_MAPS, *shape)), callback=preview_callback(patched, steps),
-            disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
-        for name, latent in raw_latents.items():  # given maps come out exactly as they went in
-            samples.view(scenes, NUM_MAPS, *shape)[:, MAP_NAMES.index(name)] = latent.to(samples)
-        return io.NodeOutput({"samples": samples})
+    if scheduler in SCHEDULES:
+        sigmas = schedule(steps, width, height, "published" if scheduler == "published" else "true",
+                          dtype=torch.float32 if authors else torch.float64).float()
+    else:
+        sigmas = comfy.samplers.calculate_sigmas(patched.get_model_object("model_sampling"), scheduler, steps).cpu()
+    positive, negative = (node_helpers.conditioning_set_values(c, {"guidance": guidance}) for c in (positive, negative))
+    samples = comfy.sample.sample_custom(
+        patched, noise, cfg, comfy.samplers.sampler_object(sampler_name), sigmas, positive, negative,
+        torch.zeros((scenes * NUM_MAPS, *shape)), callback=preview_callback(patched, steps),
+        disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+    for name, latent in raw_latents.items():  # given maps come out exactly as they went in
+        samples.view(scenes, NUM_MAPS, *shape)[:, MAP_NAMES.index(name)] = latent.to(samples)
+    return samples

@@ -20,16 +20,3 @@ def test_shipped_text_to_maps_uses_the_published_negative_prompt():
     api = json.loads((ROOT / "workflows" / "api" / "lumix_text_to_maps.json").read_text())
     negatives = [node["inputs"]["text"] for node in api.values() if node["_meta"]["title"] == "Negative prompt"]
     assert negatives == [NEGATIVE_PROMPT]
-
-
-def test_every_ui_workflow_has_its_template_thumbnail():
-    """The template browser shows `<name>.jpg` beside `<name>.json`; the builder draws it."""
-    from PIL import Image
-
-    names = sorted(p.stem for p in (ROOT / "workflows").glob("*.json"))
-    assert names == sorted(build_workflows.SPECS) == sorted(build_workflows.TITLES)
-    for name in names:
-        with Image.open(ROOT / "workflows" / f"{name}.jpg") as image:
-            assert (image.format, image.size) == ("JPEG", build_workflows.THUMBNAIL_SIZE), name
-        ui = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
-        assert build_workflows.thumbnail(ui, build_workflows.TITLES[name]).size == build_workflows.THUMBNAIL_SIZE

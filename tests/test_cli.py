@@ -5,12 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+import numpy as np
 
 from lumix_engine.apps.cli import EXIT_MISSING_MODEL, main
 from lumix_engine.apps.loading import quiet_libraries
 from lumix_engine.modalities import MAP_NAMES
-from lumix_engine.tiny_random import write_tiny_models
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,18 +43,8 @@ def test_missing_model_gives_the_documented_message_and_a_nonzero_exit(tmp_path,
     assert not (tmp_path / "out").exists()
 
 
-@pytest.fixture(scope="module")
-def config_file(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cli_models")
-    with quiet_libraries():
-        write_tiny_models(folder, seed=0)
-    config = folder / "lumix.toml"
-    config.write_text('flux_dir = "FLUX.1-dev"\nlumix = "lumix.safetensors"\n')   # relative to the file
-    return config
-
-
-def test_generate_then_decompose_write_maps_contact_sheet_and_settings(config_file, tmp_path, capsys):
-    common = ["--config", str(config_file), "--device", "cpu", "--no-progress", "--steps", "2"]
+def test_generate_then_decompose_write_maps_contact_sheet_and_settings(tiny_model_config, tmp_path, capsys):
+    common = ["--config", str(tiny_model_config), "--device", "cpu", "--no-progress", "--steps", "2"]
     generated = tmp_path / "generated"
     with quiet_libraries():
         assert main(["generate", "--prompt", "a red sphere", "--out", str(generated), "--width", "32",
@@ -69,7 +58,63 @@ def test_generate_then_decompose_write_maps_contact_sheet_and_settings(config_fi
     decomposed = tmp_path / "decomposed"
     with quiet_libraries():
         assert main(["decompose", "--image", str(generated / "color.png"), "--map",
-                     f"depth={generated / 'depth.png'}", "--out", str(decomposed), *common]) == 0
+                     f"depth={generated / 'depth.png'}", "--out", str(decomposed), "--width", "32", "--height", "32",
+                     *common]) == 0
     settings = json.loads((decomposed / "settings.json").read_text())
     assert settings["given"] == ["color", "depth"] and settings["guidance"] == 1.0 and settings["width"] == 32
     assert all((decomposed / f"{m}.png").is_file() for m in MAP_NAMES)
+
+
+def test_generate_writes_float_exr_and_a_mesh(config_file, tmp_path, capsys):
+    from lumix_engine.formats.exr import CHANNELS, read_exr
+    out = tmp_path / "exr"
+    with quiet_libraries():
+        code = main(["generate", "--prompt", "a red sphere", "--out", str(out), "--width", "32", "--height", "32",
+                     "--format", "exr", "--precision", "half", "--mesh", "--fov", "60", "--config", str(config_file),
+                     "--device", "cpu", "--no-progress", "--steps", "2"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    for name in MAP_NAMES:
+        channels = read_exr(out / f"{name}.exr")
+        assert sorted(channels) == sorted(CHANNELS[name]) and channels[CHANNELS[name][0]].dtype.name == "float16"
+    assert (out / "mesh.glb").read_bytes()[:4] == b"glTF" and f"wrote {out / 'mesh.glb'}" in captured.out
+    assert [path.name for path in out.glob("*.png")] == ["contact_sheet.png"]   # no PNG maps beside the EXRs
+
+
+def test_bad_fov_on_the_command_line_is_an_input_error(config_file, tmp_path, capsys):
+    with quiet_libraries():
+        code = main(["generate", "--prompt", "x", "--out", str(tmp_path / "o"), "--width", "32", "--height", "32",
+                     "--mesh", "--fov", "180", "--config", str(config_file), "--device", "cpu", "--no-progress",
+                     "--steps", "1"])
+    assert code == 2 and "fov must be" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "mesh.glb").exists()
+
+
+def test_decompose_a_portrait_photo_at_its_own_size_with_an_ensemble(config_file, tmp_path, capsys):
+    from PIL import Image
+    photo = tmp_path / "portrait.png"
+    Image.fromarray((np.random.default_rng(0).random((301, 187, 3)) * 255).astype(np.uint8)).save(photo)
+    out = tmp_path / "out"
+    with quiet_libraries():
+        assert main(["decompose", "--image", str(photo), "--out", str(out), "--megapixels", "0.0625", "--seeds",
+                     "2", "--config", str(config_file), "--device", "cpu", "--no-progress", "--steps", "2"]) == 0
+    for name in (*MAP_NAMES, *(f"{m}_uncertainty" for m in MAP_NAMES if m != "color")):
+        with Image.open(out / f"{name}.png") as written:
+            assert written.size == (187, 301), name
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["photo_size"] == [187, 301] and settings["seeds"] == 2 and settings["working_size"][0] % 16 == 0
+
+
+def test_bad_photos_fail_before_loading_models_and_write_nothing(config_file, tmp_path, capsys):
+    from PIL import Image
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "albedo.png").write_bytes(b"earlier result")
+    strip = tmp_path / "strip.png"
+    Image.new("RGB", (900, 1)).save(strip)
+    notes = tmp_path / "notes.png"
+    notes.write_text("not an image")
+    for path, message in ((strip, "crop or pad"), (notes, "cannot read")):
+        assert main(["decompose", "--image", str(path), "--out", str(out), "--config", str(config_file)]) == 2
+        assert message in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["albedo.png"] and (out / "albedo.png").read_bytes() == b"earlier result"

@@ -1,4 +1,4 @@
-"""The performance paths (issue 6) against the spec's plain float64 formulas.
+"""The performance paths against the plain float64 formulas.
 
 Fold-and-sum Tensor LoRA, the query projection restricted to the color rows, and the image
 queries written straight into the joint query tensor: each must be the plain function.
@@ -12,10 +12,9 @@ from lumix_engine.flux.linear import split_linear
 from lumix_engine.method.adapters import DOUBLE, SINGLE
 from lumix_engine.method.patch import block_patches
 from lumix_engine.method.qba import QUERY_SOURCE_ROWS
-from lumix_engine.method.reference import plain_double_block, plain_single_block
-from lumix_engine.method.tensor_lora import TensorLoRA, tensor_lora_reference
-from lumix_engine.tiny_random import random_adapters, random_bfl_flux
-from tests.factories import TEST_FLUX, adapters_roundtrip, scene_inputs
+from lumix_engine.method.reference import plain_double_block, plain_single_block, tensor_lora_plain
+from lumix_engine.method.tensor_lora import TensorLoRA
+from tests.factories import scene_inputs
 
 
 def rel(a, b):
@@ -30,17 +29,13 @@ def random_lora(d_in, d_out, rank, dtype, seed=0):
     return lora
 
 
-def plain(lora, x, strength=1.0):
-    return torch.cat([tensor_lora_reference(scene, lora.G1, lora.G2, lora.G3, lora.scale * strength)
-                      for scene in x.split(5)])
-
 
 @pytest.mark.parametrize("scenes", [1, 2, 4])
 @pytest.mark.parametrize("strength", [1.0, 0.35])
 def test_tensor_lora_sum_over_source_maps_matches_plain_sum_float64(scenes, strength):
     lora = random_lora(24, 40, 3, torch.float64)
     x = torch.randn(5 * scenes, 7, 24, dtype=torch.float64)
-    assert rel(lora(x, strength), plain(lora, x, strength)) <= 1e-12
+    assert rel(lora(x, strength), tensor_lora_plain(lora, x, strength)) <= 1e-12
 
 
 def test_tensor_lora_reads_g3_in_place_when_dtypes_match():
@@ -56,7 +51,7 @@ def test_tensor_lora_cast_once_to_another_compute_dtype_matches_plain_sum():
     core, readout = lora.folded(torch.device("cpu"), torch.float64)
     assert readout.dtype == torch.float64 and readout.data_ptr() != lora.G3.data_ptr()
     assert lora.folded(torch.device("cpu"), torch.float64)[0] is core  # cached, not cast per call
-    assert rel(out, plain(lora, x)) <= 1e-6  # the core folds in float32, the parameters' dtype
+    assert rel(out, tensor_lora_plain(lora, x)) <= 1e-6  # the core folds in float32, the parameters' dtype
 
 
 @pytest.mark.parametrize("scenes", [1, 3])
@@ -72,33 +67,27 @@ def test_split_linear_projects_the_head_for_the_color_rows_only(scenes):
     assert torch.allclose(tail, full[..., 9:], rtol=1e-12, atol=1e-12)
 
 
-@pytest.fixture(scope="module")
-def model64():
-    return random_bfl_flux(TEST_FLUX, dtype=torch.float64)
 
 
-@pytest.fixture(scope="module")
-def adapters64(tmp_path_factory):
-    return adapters_roundtrip(tmp_path_factory.mktemp("fast"), random_adapters(TEST_FLUX), dtype=torch.float64)
 
 
 @pytest.mark.parametrize("scenes", [1, 3])
-def test_double_block_fast_path_matches_plain_formula_float64(model64, adapters64, scenes):
+def test_double_block_fast_path_matches_plain_formula_float64(flux64, adapters64, scenes):
     img, txt, vec, pe = scene_inputs(scenes=scenes, dtype=torch.float64)
-    patch = block_patches(model64, adapters64)[("double_block", 1)]
+    patch = block_patches(flux64, adapters64)[("double_block", 1)]
     out = patch({"img": img, "txt": txt, "vec": vec, "pe": pe, "attn_mask": None, "transformer_options": {}}, {})
     lora = adapters64.processor(DOUBLE, 1)
-    ref_img, ref_txt = plain_double_block(model64.double_blocks[1], img, txt, vec, pe, lora.kv_tt_lora,
+    ref_img, ref_txt = plain_double_block(flux64.double_blocks[1], img, txt, vec, pe, lora.kv_tt_lora,
                                           lora.proj_tt_lora)
     assert rel(out["img"], ref_img) <= 1e-10 and rel(out["txt"], ref_txt) <= 1e-10
 
 
 @pytest.mark.parametrize("scenes", [1, 3])
-def test_single_block_fast_path_matches_plain_formula_float64(model64, adapters64, scenes):
+def test_single_block_fast_path_matches_plain_formula_float64(flux64, adapters64, scenes):
     img, txt, vec, pe = scene_inputs(scenes=scenes, dtype=torch.float64)
     x = torch.cat((txt, img), 1)
-    patch = block_patches(model64, adapters64)[("single_block", 0)]
+    patch = block_patches(flux64, adapters64)[("single_block", 0)]
     out = patch({"img": x, "vec": vec, "pe": pe, "attn_mask": None, "transformer_options": {}}, {})["img"]
     lora = adapters64.processor(SINGLE, 0)
-    ref = plain_single_block(model64.single_blocks[0], x, vec, pe, lora.kv_tt_lora, lora.proj_tt_lora)
+    ref = plain_single_block(flux64.single_blocks[0], x, vec, pe, lora.kv_tt_lora, lora.proj_tt_lora)
     assert rel(out, ref) <= 1e-10

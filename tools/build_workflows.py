@@ -5,8 +5,8 @@
 Each workflow is written once here, as an API-format graph with readable node names; this
 script numbers the nodes, writes `workflows/api/<name>.json` (POST /prompt format) and
 `workflows/<name>.json` (the UI format the frontend loads and the template browser lists),
-laying the nodes out left to right by depth, and `workflows/<name>.jpg` (the template
-browser's thumbnail: a diagram of the graph). Widget order comes from the live server's
+laying the nodes out left to right by depth (thumbnails, `workflows/<name>.jpg`, are drawn
+from rendered maps by `tools/make_pictures.py`). Widget order comes from the live server's
 /object_info, so the UI files match the nodes' real schemas.
 """
 from __future__ import annotations
@@ -19,6 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / "workflows"
 NEGATIVE = "blurry, low quality, artifacts, distorted, noisy, pixelated, jpeg artifacts"
 MAPS = ("albedo", "irradiance", "color", "depth", "normal")
+
+# Widgets the frontend adds to a node on top of its schema, serialized after the schema's
+# own widgets and sent with the prompt (Preview 3D's viewer keeps its state in "image",
+# empty until a model is shown; the server ignores it).
+FRONTEND_WIDGETS = {"Preview3D": {"image": ""}}
 
 MODELS = {
     "flux1-dev.safetensors": ("diffusion_models",
@@ -60,12 +65,13 @@ def sampler(width: int, height: int, seed: int, given: dict[str, str] | None = N
             "Split maps": ("SplitIntrinsics", {"images": ("Decode", 0)})}
 
 
-def save_maps(prefix: str, sixteen_bit: tuple[str, ...] = ("depth", "normal")) -> dict:
+def save_maps(prefix: str, sixteen_bit: tuple[str, ...] = ("depth", "normal"), source: str = "Split maps",
+              maps: tuple[str, ...] = MAPS) -> dict:
     nodes = {}
-    for slot, name in enumerate(MAPS):
-        nodes[f"Save {name}"] = ("SaveImage", {"images": ("Split maps", slot), "filename_prefix": f"{prefix}/{name}"})
+    for slot, name in enumerate(maps):
+        nodes[f"Save {name}"] = ("SaveImage", {"images": (source, slot), "filename_prefix": f"{prefix}/{name}"})
         if name in sixteen_bit:
-            nodes[f"Save {name} 16-bit"] = ("LumiXSaveImage16", {"images": ("Split maps", slot),
+            nodes[f"Save {name} 16-bit"] = ("LumiXSaveImage16", {"images": (source, slot),
                                                                  "filename_prefix": f"{prefix}/{name}_16bit"})
     return nodes
 
@@ -79,13 +85,17 @@ def text_to_maps() -> dict:
 
 
 def image_to_maps() -> dict:
+    """A photo of any size -> its maps at its own size (LumiXDecomposePhoto: no crop, no
+    negative prompt since decomposition runs without CFG)."""
     caption = "a photo of a living room with a grey sofa, a coffee table and plants by a bright window"
-    nodes = flux_and_lumix(caption, negative="")
+    nodes = flux_and_lumix(caption)
+    del nodes["Negative prompt"]
     nodes["Input image"] = ("LoadImage", {"image": "example.png"})
-    nodes["Fit to 1024x768"] = ("ImageScale", {"image": ("Input image", 0), "upscale_method": "lanczos",
-                                               "width": 1024, "height": 768, "crop": "center"})
-    nodes.update(sampler(1024, 768, 7, given={"color": "Fit to 1024x768"}))
-    nodes.update(save_maps("LumiX/image_to_maps"))
+    nodes["Decompose photo"] = ("LumiXDecomposePhoto", {
+        "model": ("LumiX", 0), "positive": ("Prompt", 0), "vae": ("FLUX VAE", 0), "image": ("Input image", 0),
+        "seed": 7, "steps": 50, "seeds": 1, "upsample": "guided", "sampler_name": "euler", "scheduler": "published"})
+    nodes.update(save_maps("LumiX/image_to_maps", source="Decompose photo",
+                           maps=("albedo", "irradiance", "depth", "normal")))
     return nodes
 
 
@@ -130,18 +140,34 @@ def relight() -> dict:
     return nodes
 
 
-TITLES = {
-    "lumix_text_to_maps": "LumiX: text to maps",
-    "lumix_image_to_maps": "LumiX: image to maps",
-    "lumix_maps_to_depth_control": "LumiX: depth to FLUX depth control",
-    "lumix_relight": "LumiX: relight",
-}
+def maps_to_exr_and_mesh() -> dict:
+    """The maps as float EXR, a relightable GLB and an environment relight. No Preview 3D node:
+    its schema differs between ComfyUI 0.3.64 and 0.29, and one file must load in both; connect
+    the Save Mesh node's model_file to a Preview 3D to look at the mesh."""
+    prompt = "a ceramic vase with dried flowers on a wooden table in front of a white wall, soft daylight"
+    nodes = {**flux_and_lumix(prompt), **sampler(1024, 768, 11), **save_maps("LumiX/exr_glb", sixteen_bit=())}
+    for slot, name in enumerate(MAPS):
+        nodes[f"EXR {name}"] = ("LumiXSaveEXR", {"images": ("Split maps", slot), "map": name, "precision": "float32",
+                                                  "depth_range": 10.0, "filename_prefix": f"LumiX/exr/{name}"})
+    nodes.update({
+        "Mesh": ("LumiXSaveMesh", {"depth": ("Split maps", 3), "albedo": ("Split maps", 0),
+                                   "normal": ("Split maps", 4), "fov": 50.0, "depth_range": 10.0, "max_side": 512,
+                                   "edge_threshold": 0.05, "size_budget_mb": 30.0, "filename_prefix": "3d/LumiX"}),
+        "Relight (environment)": ("LumiXRelightEnvironment", {"albedo": ("Split maps", 0),
+                                                              "normal": ("Split maps", 4), "environment_file": "none",
+                                                              "rotation": 0.0, "intensity": 1.0, "exposure": 0.0}),
+        "Save relit": ("SaveImage", {"images": ("Relight (environment)", 0),
+                                     "filename_prefix": "LumiX/exr_glb/relit_environment"}),
+    })
+    return nodes
+
 
 SPECS = {
     "lumix_text_to_maps": text_to_maps,
     "lumix_image_to_maps": image_to_maps,
     "lumix_maps_to_depth_control": maps_to_depth_control,
     "lumix_relight": relight,
+    "lumix_maps_to_exr_glb": maps_to_exr_and_mesh,
 }
 
 
@@ -217,7 +243,12 @@ def to_ui(api: dict, object_info: dict, models: dict) -> dict:
             value = node["inputs"].get(name)
             if _is_widget(spec):
                 if isinstance(value, list):
-                    raise ValueError(f"{node['class_type']}.{name}: a widget fed by a link is not supported here")
+                    # A widget fed by a link (Preview3D's model_file from a node): the frontend
+                    # keeps the widget (with its default) and marks the input as the widget's.
+                    link = len(links) + 1
+                    links.append([link, int(value[0]), value[1], int(node_id), len(inputs), spec[0]])
+                    inputs.append({"name": name, "type": spec[0], "widget": {"name": name}, "link": link})
+                    value = None
                 widgets.append(options.get("default") if value is None else value)
                 if options.get("control_after_generate"):
                     widgets.append("fixed")
@@ -229,6 +260,7 @@ def to_ui(api: dict, object_info: dict, models: dict) -> dict:
                 link = len(links) + 1
                 links.append([link, int(value[0]), value[1], int(node_id), len(inputs), spec[0]])
             inputs.append({"name": name, "type": spec[0], "link": link})
+        widgets += list(FRONTEND_WIDGETS.get(node["class_type"], {}).values())
         column = depth[node_id]
         rows[column] = rows.get(column, 0) + 1
         properties = {"Node name for S&R": node["class_type"]}
@@ -261,53 +293,10 @@ def build(object_info: dict) -> dict[str, tuple[dict, dict]]:
     out = {}
     for name, make in SPECS.items():
         api = with_widget_defaults(to_api(make()), object_info)
+        for node in api.values():
+            node["inputs"].update(FRONTEND_WIDGETS.get(node["class_type"], {}))
         out[name] = (api, to_ui(api, object_info, model_entries()))
     return out
-
-
-THUMBNAIL_SIZE = (480, 360)
-PACK_NODE_COLOR, CORE_NODE_COLOR, LINK_COLOR = (222, 164, 64), (92, 96, 104), (150, 150, 150)
-
-
-def thumbnail(ui: dict, title: str):
-    """A diagram of the workflow (its nodes where the file places them, LumiX nodes in amber,
-    its links) for the template browser, which shows `<name>.jpg` beside `<name>.json`.
-    Returns a PIL image; Pillow is imported here so that building the JSON files needs
-    nothing beyond the standard library."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    def font(size: int):
-        try:
-            return ImageFont.load_default(size)
-        except TypeError:       # Pillow < 10.1: one bitmap size
-            return ImageFont.load_default()
-
-    width, height = THUMBNAIL_SIZE
-    image = Image.new("RGB", THUMBNAIL_SIZE, (32, 33, 36))
-    draw = ImageDraw.Draw(image)
-    draw.text((16, 12), title, fill=(235, 235, 235), font=font(22))
-    boxes = {node["id"]: (*node["pos"], node["pos"][0] + node["size"][0], node["pos"][1] + node["size"][1])
-             for node in ui["nodes"]}
-    left, top = min(b[0] for b in boxes.values()), min(b[1] for b in boxes.values())
-    right, bottom = max(b[2] for b in boxes.values()), max(b[3] for b in boxes.values())
-    scale = min((width - 32) / (right - left), (height - 64) / (bottom - top))
-
-    def at(x: float, y: float) -> tuple[float, float]:
-        return 16 + (x - left) * scale, 48 + (y - top) * scale
-    for _, source, _, target, _, _ in ui["links"]:
-        (x0, y0), (x1, y1) = at(boxes[source][2], boxes[source][1] + 20), at(boxes[target][0], boxes[target][1] + 20)
-        draw.line([(x0, y0), (x1, y1)], fill=LINK_COLOR, width=1)
-    label = font(max(8, int(22 * scale)))
-    for node in ui["nodes"]:
-        x0, y0 = at(*boxes[node["id"]][:2])
-        x1, y1 = at(*boxes[node["id"]][2:])
-        pack = node["type"].startswith("LumiX") or node["type"] in ("SplitIntrinsics", "Recompose")
-        draw.rounded_rectangle([x0, y0, x1, y1], radius=3, fill=PACK_NODE_COLOR if pack else CORE_NODE_COLOR)
-        text = node["title"]
-        while len(text) > 1 and draw.textlength(text, font=label) > x1 - x0 - 6:
-            text = text[:-1]
-        draw.text((x0 + 3, y0 + 2), text, fill=(20, 20, 20) if pack else (230, 230, 230), font=label)
-    return image
 
 
 def main() -> None:
@@ -319,8 +308,7 @@ def main() -> None:
     for name, (api, ui) in built.items():
         (WORKFLOWS / "api" / f"{name}.json").write_text(json.dumps(api, indent=2) + "\n")
         (WORKFLOWS / f"{name}.json").write_text(json.dumps(ui, indent=2) + "\n")
-        thumbnail(ui, TITLES[name]).save(WORKFLOWS / f"{name}.jpg", quality=88)
-        print(f"wrote workflows/{name}.json, .jpg and workflows/api/{name}.json")
+        print(f"wrote workflows/{name}.json and workflows/api/{name}.json")
 
 
 if __name__ == "__main__":

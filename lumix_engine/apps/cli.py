@@ -1,7 +1,9 @@
-"""`python -m lumix_engine generate | decompose | demo`.
+"""`python -m lumix_engine generate | decompose | batch | demo`.
 
-generate and decompose write the five maps (PNG), a contact sheet and settings.json to
---out and print what they wrote. Model paths come from flags, or from a JSON / TOML
+generate and decompose write the five maps (16-bit PNG, or float EXR with --format exr;
+a GLB mesh per scene with --mesh), a contact sheet and settings.json to --out and print
+what they wrote; batch decomposes a folder, glob or list file, resumably (see batch.py), in
+one process or on Ray workers. Model paths come from flags, or from a JSON / TOML
 config file whose keys are the flag names (`lumix`, `flux_dir`, `transformer`, `vae`,
 `clip_l`, `t5xxl`, `models`; relative paths are relative to the file). Nothing is ever
 downloaded: a missing file exits with code 3 and a message naming what to put where.
@@ -17,12 +19,20 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ..errors import LumiXError
+from ..formats.mesh import DEFAULT_FOV
+from ..intrinsics.depth import DEPTH_RANGE
+from ..intrinsics.upsample import METHODS
+from ..method.resolution import DEFAULT_MEGAPIXELS, MAX_MEGAPIXELS, MAX_OUTPUT_MEGAPIXELS, MIN_MEGAPIXELS
 from ..method.sampling import DECOMPOSITION, TEXT_TO_MAPS
 from ..modalities import MAP_NAMES
-from .loading import MissingModelError, ModelFiles
+from .batch import DEFAULT_MAX_PIXELS
+from .loading import MissingModelError, ModelFiles, quiet_libraries
+from .photo import prepare_photos
 
 EXIT_INPUT_ERROR = 2
 EXIT_MISSING_MODEL = 3
+EXIT_SOME_FAILED = 4     # batch: finished, but some images could not be decomposed (see the manifest)
+EXIT_STOPPED = 5         # batch: a write failed (e.g. a full disk); rerun the same command to resume
 MODEL_KEYS = ("lumix", "flux_dir", "transformer", "vae", "clip_l", "t5xxl", "models")
 
 
@@ -75,6 +85,9 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--offload-text-encoders", action="store_true",
                      help="keep CLIP and T5 on the CPU between prompts (saves ~10 GB of GPU memory)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--numerics", choices=("engine", "authors"), default="engine",
+                     help="'authors': draw the noise, keep the state, combine CFG and run the VAE and T5 as the "
+                          "authors' scripts do, to match their outputs seed for seed (default: engine)")
 
 
 def _add_sampling_options(parser: argparse.ArgumentParser, defaults) -> None:
@@ -101,21 +114,70 @@ def build_parser() -> argparse.ArgumentParser:
                                                f"{TEXT_TO_MAPS.cfg}, guidance {TEXT_TO_MAPS.guidance}.")
     generate.add_argument("--prompt", required=True)
     generate.add_argument("--scenes", type=int, default=1, help="scenes from one prompt (one noise each)")
-    generate.add_argument("--out", required=True, help="output folder")
+    _add_output_options(generate)
     _add_sampling_options(generate, TEXT_TO_MAPS)
     _add_model_options(generate)
 
     decompose = commands.add_parser("decompose", help="an image -> the other maps",
-                                    description="Image -> the other maps (guidance 1.0, no CFG; the image's size "
-                                                "unless --width/--height).")
+                                    description="Image -> the other maps at the image's own size (guidance 1.0, no "
+                                                "CFG; worked on at --megapixels, aspect kept, brought back edge-aware "
+                                                "unless --width/--height fix the size).")
     decompose.add_argument("--image", help="the image of the map named by --given (default: a color photo)")
     decompose.add_argument("--given", default="color", choices=MAP_NAMES, help="which map --image is")
     decompose.add_argument("--map", action="append", default=[], metavar="NAME=PATH",
                            help="another given map, e.g. --map depth=depth.png (repeatable)")
     decompose.add_argument("--prompt", default="", help="a caption of the image (the published runs use one)")
-    decompose.add_argument("--out", required=True, help="output folder")
+    _add_output_options(decompose)
+    photo = decompose.add_argument_group("photo size and ensembles")
+    photo.add_argument("--megapixels", type=float, default=DEFAULT_MEGAPIXELS,
+                       help=f"working area in megapixels, aspect kept, sides multiples of 16 (default "
+                            f"{DEFAULT_MEGAPIXELS:.2f} = the published 1536x1152; {MIN_MEGAPIXELS} to {MAX_MEGAPIXELS}); "
+                            f"the maps come back at the image's own size. --width/--height fix the size instead")
+    photo.add_argument("--seeds", type=int, default=1,
+                       help="ensemble: N runs (one noise each, from --seed) combined per map, plus "
+                            "NAME_uncertainty.png files (default 1: no ensemble)")
+    photo.add_argument("--upsample", choices=METHODS, default="guided",
+                       help="working size -> image size: guided (edge-aware, albedo x irradiance = the image "
+                            "exactly; default) or bilinear")
+    photo.add_argument("--max-output-megapixels", dest="max_output_megapixels", type=float,
+                       default=MAX_OUTPUT_MEGAPIXELS,
+                       help=f"larger images come back downscaled to this area, with a warning (default "
+                            f"{MAX_OUTPUT_MEGAPIXELS:g})")
     _add_sampling_options(decompose, DECOMPOSITION)
     _add_model_options(decompose)
+
+    batch = commands.add_parser("batch", help="a folder, glob or list of photos -> their maps, resumable",
+                                description="Decompose many photos: a folder (recursive), a glob ('photos/**/*.jpg', "
+                                            "quoted) or a list file (.txt: one path per line). Writes the maps in a "
+                                            "mirror of the input tree, manifest.jsonl and summary.json. Run the same "
+                                            "command again after an interruption: finished photos are skipped.")
+    batch.add_argument("input", help="folder, glob pattern or list file")
+    batch.add_argument("--out", required=True, help="output folder (not the input folder)")
+    batch.add_argument("--prompt", default="", help="one caption for every photo")
+    batch.add_argument("--captions", action="store_true",
+                       help="use NAME.txt beside each photo as its prompt where it exists (else --prompt)")
+    batch.add_argument("--maps", default=",".join(MAP_NAMES), help="maps to write (comma-separated; default all five,"
+                                                                   " color being the model's reconstruction)")
+    batch.add_argument("--batch-size", dest="batch_size", type=int, default=1,
+                       help="photos (scenes) per forward when their working sizes match (default 1: each scene is "
+                            "already a batch of five maps)")
+    batch.add_argument("--max-pixels", dest="max_pixels", type=float, default=DEFAULT_MAX_PIXELS,
+                       help="photos with more pixels fail (recorded) instead of being loaded (default 64e6)")
+    batch.add_argument("--no-scores", action="store_true", help="skip the coherence scores in the manifest")
+    batch.add_argument("--no-recursive", action="store_true", help="a folder's top level only")
+    batch.add_argument("--verify", action="store_true",
+                       help="on resume, re-hash sources and outputs instead of trusting size + modification time")
+    batch.add_argument("--threads", type=int, help="CPU threads per pipeline (results are bit-identical only at "
+                                                   "equal thread counts)")
+    scale = batch.add_argument_group("Ray scale-out (pip install ray)")
+    scale.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                       help="run on Ray: 'local' (default: start one here), 'auto' (join the cluster this machine is "
+                            "part of) or ray://host:10001")
+    scale.add_argument("--workers", type=int, help="pipelines (Ray actors); default: one per GPU, else 2")
+    scale.add_argument("--gpus-per-worker", dest="gpus_per_worker", type=float, help="default 1 on cuda, else 0")
+    scale.add_argument("--cpus-per-worker", dest="cpus_per_worker", type=int, default=1)
+    _add_sampling_options(batch, DECOMPOSITION)
+    _add_model_options(batch)
 
     demo = commands.add_parser("demo", help="no model files needed: ground truth, the shipped tiny trained model, "
                                             "and a smoke run on tiny components",
@@ -142,13 +204,31 @@ def _pipeline(args: argparse.Namespace):
     from .pipeline import LumiXPipeline
     files = model_files(args).check()   # before importing diffusers: a missing file fails fast
     return LumiXPipeline.from_files(files, device=args.device, dtype=args.dtype,
-                                    offload_text_encoders=args.offload_text_encoders, progress=not args.no_progress)
+                                    offload_text_encoders=args.offload_text_encoders, progress=not args.no_progress,
+                                    numerics=args.numerics)
 
 
-def _write(maps, out_dir: Path, title: str) -> list[Path]:
-    from ..image_io import write_maps
-    from .outputs import contact_sheet, maps_rows, write_json
-    files = write_maps(maps.as_dict(), out_dir)
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output")
+    group.add_argument("--out", required=True, help="output folder")
+    group.add_argument("--format", choices=("png", "exr"), default="png",
+                       help="png: 16-bit PNGs as the model outputs them (default); exr: float OpenEXR in physical "
+                            "units (scene-linear R,G,B; depth Z + disparity; normals N.X,N.Y,N.Z in [-1, 1])")
+    group.add_argument("--precision", choices=("float32", "half"), default="float32", help="EXR sample type")
+    group.add_argument("--depth-range", dest="depth_range", type=float, default=DEPTH_RANGE,
+                       help=f"far / near for depth in EXR and mesh (depth is relative; default {DEPTH_RANGE:g})")
+    group.add_argument("--mesh", action="store_true",
+                       help="also write a relightable 2.5D mesh per scene (mesh.glb: depth + albedo + normals)")
+    group.add_argument("--fov", type=float, default=DEFAULT_FOV,
+                       help=f"vertical field of view for --mesh, degrees in (1, 179) (default {DEFAULT_FOV:g})")
+
+
+def _write(maps, args: argparse.Namespace, title: str) -> list[Path]:
+    from ..image_io import contact_sheet, maps_rows, write_json
+    out_dir = Path(args.out)
+    files = maps.save(out_dir, args.format, precision=args.precision, depth_range=args.depth_range)
+    if args.mesh:
+        files += maps.save_meshes(out_dir, fov=args.fov, depth_range=args.depth_range)
     sheet = out_dir / "contact_sheet.png"
     contact_sheet(maps_rows(title, maps.as_dict())).save(sheet)
     return files + [sheet, write_json(maps.settings, out_dir / "settings.json")]
@@ -157,7 +237,7 @@ def _write(maps, out_dir: Path, title: str) -> list[Path]:
 def run_generate(args: argparse.Namespace) -> list[Path]:
     pipe = _pipeline(args)
     maps = pipe.generate(args.prompt, scenes=args.scenes, **_sampling_kwargs(args))
-    return _write(maps, Path(args.out), f"LumiX: {args.prompt[:80]}")
+    return _write(maps, args, f"LumiX: {args.prompt[:80]}")
 
 
 def run_decompose(args: argparse.Namespace) -> list[Path]:
@@ -174,9 +254,55 @@ def run_decompose(args: argparse.Namespace) -> list[Path]:
     for name, path in given.items():
         if not Path(path).is_file():
             raise LumiXError(f"the {name} image {path} does not exist")
+    if (args.width is None) != (args.height is None):
+        raise LumiXError("give --width and --height together (a fixed size), or neither (the image's own size)")
+    # Read and check the images before loading any model: a bad photo fails in a second.
+    prepare_photos(given, args.megapixels, args.seeds, args.max_output_megapixels,
+                   None if args.width is None else (args.width, args.height))
     pipe = _pipeline(args)
-    maps = pipe.decompose(given=given, prompt=args.prompt, **_sampling_kwargs(args))
-    return _write(maps, Path(args.out), f"LumiX decomposition of {', '.join(given.values())}")
+    maps = pipe.decompose(given=given, prompt=args.prompt, megapixels=args.megapixels, seeds=args.seeds,
+                          upsample=args.upsample, max_output_megapixels=args.max_output_megapixels,
+                          **_sampling_kwargs(args))
+    for warning in maps.settings.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+    written = _write(maps, args, f"LumiX decomposition of {', '.join(given.values())}")
+    if args.seeds > 1:
+        from ..image_io import write_maps
+        written[-2:-2] = write_maps(maps.uncertainty, Path(args.out))
+    return written
+
+
+def run_batch_command(args: argparse.Namespace) -> int:
+    from .batch import BatchSettings, BatchStopped, Decomposer, find_inputs, local_executor, run_batch
+    settings = BatchSettings(prompt=args.prompt, captions=args.captions, seed=args.seed, steps=args.steps,
+                             cfg=args.cfg, guidance=args.guidance, width=args.width, height=args.height,
+                             negative_prompt=args.negative_prompt, token_count=args.token_count,
+                             maps=tuple(name.strip() for name in args.maps.split(",") if name.strip()),
+                             batch_size=args.batch_size, max_pixels=int(args.max_pixels),
+                             scores=not args.no_scores).check()
+    out = Path(args.out)
+    inputs = find_inputs(args.input, out, recursive=not args.no_recursive)
+    files = model_files(args).check()
+    models = {key: str(Path(value).resolve()) for key, value in vars(files).items() if value is not None}
+    models["dtype"] = args.dtype or "default"
+    if args.ray:
+        from .batch_ray import ray_executor
+        factory = ray_executor(files, settings, address=args.ray, workers=args.workers, device=args.device,
+                               dtype=args.dtype, gpus_per_worker=args.gpus_per_worker,
+                               cpus_per_worker=args.cpus_per_worker, threads=args.threads)
+    else:
+        def factory():
+            with quiet_libraries():
+                return local_executor(Decomposer(_pipeline(args), settings, threads=args.threads))
+    try:
+        summary = run_batch(inputs, out, settings, models, factory, verify=args.verify,
+                            progress=not args.no_progress)
+    except BatchStopped as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_STOPPED
+    for line in summary.lines():
+        print(line)
+    return EXIT_SOME_FAILED if summary.failed else 0
 
 
 def run_demo_command(args: argparse.Namespace, started: float) -> list[Path]:
@@ -194,6 +320,8 @@ def main(argv: Optional[Sequence[str]] = None, started: Optional[float] = None) 
     args = build_parser().parse_args(argv)
     started = time.perf_counter() if started is None else started
     try:
+        if args.command == "batch":
+            return run_batch_command(args)
         if args.command == "demo":
             written = run_demo_command(args, started)
         else:

@@ -36,9 +36,8 @@ class DemoResult:
 def run_demo(out_dir: Path, seed: int = 0, size: int = 128, smoke_size: int = 64, steps: int = 4,
              device: str = "cpu", prompt: Optional[str] = None) -> DemoResult:
     """Render, smoke-run the pipeline, relight, score, write a contact sheet. See the module docstring."""
-    from ..image_io import resize_images, write_maps
+    from ..image_io import contact_sheet, maps_rows, resize_images, write_json, write_maps
     from ..intrinsics import Light, coherence_report, make_scene, recompose, relight, render
-    from .outputs import contact_sheet, maps_rows, write_json
     from .pipeline import LumiXPipeline
 
     start = time.perf_counter()
@@ -66,7 +65,7 @@ def run_demo(out_dir: Path, seed: int = 0, size: int = 128, smoke_size: int = 64
                                         dtype="fp32", progress=False)
         generated = pipe.generate(caption, seed=seed, steps=steps, width=smoke_size, height=smoke_size)
         photo = resize_images(truth_maps["color"], smoke_size, smoke_size)
-        decomposed = pipe.decompose(photo, prompt=caption, seed=seed, steps=steps)
+        decomposed = pipe.decompose(photo, prompt=caption, seed=seed, steps=steps, width=smoke_size, height=smoke_size)
         pipe.close()
     lines.append(f"[2] {SMOKE_LABEL}: text -> five maps ({smoke_size}x{smoke_size}, {steps} steps, true CFG "
                  f"{generated.settings['cfg']} with the published negative prompt = 10 transformer passes per step) "
@@ -86,9 +85,10 @@ def run_demo(out_dir: Path, seed: int = 0, size: int = 128, smoke_size: int = 64
     # 4. Coherence scores: the oracle is near the best values, the random smoke maps are not.
     scores = {"ground truth": coherence_report(**truth_maps).text,
               "smoke run (random weights)": coherence_report(**generated.as_dict()).text}
-    lines.append("[4] coherence scores (structural alignment is measured beyond chance, so pure noise scores ~0; the "
-                 "smoke run's five maps come out nearly identical from one shared noise, so their edges do line up "
-                 "and it stays high there; its recomposition and normal-depth scores show it is random)")
+    lines.append("[4] coherence scores (structural alignment is measured beyond chance, so pure noise scores ~0, and "
+                 "penalises maps that copy each other's edges: the smoke run's five maps come out nearly identical "
+                 "from one shared noise, so albedo x irradiance cannot add up to color; its recomposition and "
+                 "normal-depth scores show it is random too)")
     for name, text in scores.items():
         lines.append(f"    {name}:")
         lines.extend(f"      {line}" for line in text.splitlines())

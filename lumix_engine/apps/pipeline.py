@@ -2,10 +2,10 @@
 
 Built from the ecosystem's own parts: a diffusers `FluxTransformer2DModel` patched in
 place by `patch_diffusers`, a diffusers `AutoencoderKL`, and transformers' CLIP-L and
-T5-XXL encoders. The sampling is the engine's (`sampling.py`, spec: Sampling as
-published), so the ComfyUI nodes and this pipeline integrate the same equations.
+T5-XXL encoders. The sampling is the engine's (`method/sampling.py`, the authors' published
+settings), so the ComfyUI nodes and this pipeline integrate the same equations.
 
-    from lumix_engine.apps.pipeline import LumiXPipeline
+    from lumix_engine import LumiXPipeline
     pipe = LumiXPipeline.from_files(flux_dir="models/FLUX.1-dev", lumix="models/lumix/lumix.safetensors")
     maps = pipe.generate("a red chair in a sunlit room", seed=7)
     maps.albedo   # [1, 512, 512, 3] float in [0, 1]
@@ -14,21 +14,28 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
 import torch
 
 from ..errors import InputError, ModelMismatchError
-from ..flux.model import pack_latent, unpack_latent
-from ..image_io import ImageLike, load_image, resize_images
+from ..flux.velocity import diffusers_flux_velocity
+from ..formats.exr import write_maps_exr
+from ..image_io import ImageLike, write_maps
+from ..intrinsics.depth import DEPTH_RANGE
 from ..method.adapters import LumiXAdapters
 from ..method.checkpoint import load_adapters
 from ..method.patch import patch_diffusers
+from ..method.resolution import DEFAULT_MEGAPIXELS, MAX_OUTPUT_MEGAPIXELS
 from ..method.sampling import (
     DECOMPOSITION,
+    NUMERICS,
     TEXT_TO_MAPS,
     GivenMaps,
+    Numerics,
     Settings,
+    authors_noise,
     check_size,
     guided_velocity,
     sample_euler,
@@ -37,6 +44,7 @@ from ..method.sampling import (
 )
 from ..modalities import MAP_NAMES, NUM_MAPS, map_index, split_maps
 from .loading import ModelFiles, load_text_encoders, load_transformer, load_vae
+from .photo import finish_photos, prepare_photos
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 StepCallback = Callable[[int, int, torch.Tensor], None]
@@ -49,7 +57,8 @@ class LumiXMaps:
     albedo, irradiance and color are sRGB-encoded images, depth is near-white disparity,
     normal is an OpenGL-encoded normal image (conventions: `lumix_engine.intrinsics`).
     `latents` holds the final FLUX latents [5 * scenes, 16, H/8, W/8], scene-major in map
-    order; `settings` everything needed to run it again.
+    order; `settings` everything needed to run it again. `uncertainty` (decompose):
+    `{name}_uncertainty` grey images, the spread of an ensemble's runs (zero for one run).
     """
     albedo: torch.Tensor
     irradiance: torch.Tensor
@@ -58,6 +67,7 @@ class LumiXMaps:
     normal: torch.Tensor
     settings: dict[str, Any] = field(default_factory=dict)
     latents: Optional[torch.Tensor] = None
+    uncertainty: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, torch.Tensor]:
         """{name: image} in map order."""
@@ -66,6 +76,27 @@ class LumiXMaps:
     @property
     def scenes(self) -> int:
         return self.color.shape[0]
+
+    def save(self, out_dir: Union[str, Path], format: str = "png", *, precision: str = "float32",
+             depth_range: float = DEPTH_RANGE) -> list[Path]:
+        """Write the maps: 16-bit PNGs as the model outputs them, or float EXRs in physical
+        units (scene-linear colour, Z and disparity, unit normals; see lumix_engine.formats.exr)."""
+        if format == "png":
+            return write_maps(self.as_dict(), Path(out_dir))
+        if format == "exr":
+            return write_maps_exr(self.as_dict(), Path(out_dir), precision=precision, depth_range=depth_range)
+        raise InputError(f"map format {format!r} is unknown; use 'png' (16-bit) or 'exr' (float).")
+
+    def save_meshes(self, out_dir: Union[str, Path], **options: Any) -> list[Path]:
+        """One relightable GLB per scene, `mesh.glb` or `mesh_{k}.glb` (options: see
+        lumix_engine.formats.mesh.write_glb: fov, depth_range, max_side, edge_threshold, size_budget_mb)."""
+        from ..formats.mesh import write_glb
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = [out_dir / ("mesh.glb" if self.scenes == 1 else f"mesh_{k}.glb") for k in range(self.scenes)]
+        for k, path in enumerate(paths):
+            write_glb(path, self.depth[k:k + 1], self.albedo[k:k + 1], self.normal[k:k + 1], **options)
+        return paths
 
 
 def resolve_dtype(dtype: Union[str, torch.dtype, None], device: torch.device) -> torch.dtype:
@@ -79,21 +110,37 @@ def resolve_dtype(dtype: Union[str, torch.dtype, None], device: torch.device) ->
 
 
 class LumiXPipeline:
-    """FLUX.1-dev + LumiX: `generate` (text -> maps) and `decompose` (image(s) -> the other maps)."""
+    """FLUX.1-dev + LumiX: `generate` (text -> maps) and `decompose` (image(s) -> the other maps).
+
+    `numerics` chooses how the arithmetic around the transformer is done:
+    - "engine" (default): noise drawn on the CPU in float32 (the same seed gives the same
+      noise on every device), the latent state and the CFG combination in float32, the VAE
+      in the pipeline's dtype, T5 padded to at most the tokenizer's length;
+    - "authors": as the authors' inference scripts (MIT, github.com/xhanxu/LumiX, eval/):
+      noise drawn with a generator on the model's device directly in the model's dtype, the
+      state kept and CFG combined in the model's dtype (so per-entry timesteps are rounded
+      to it too), the schedule in float32, the VAE in float32, T5 padded to 512 tokens.
+      Use it to compare outputs with theirs seed for seed. (Their decomposition samples the
+      VAE posterior with an unseeded generator, which no seed reproduces; both modes use
+      the posterior mode.)
+    """
 
     def __init__(self, transformer: torch.nn.Module, vae: torch.nn.Module, text_encoder: torch.nn.Module,
                  tokenizer: Any, text_encoder_2: torch.nn.Module, tokenizer_2: Any, adapters: LumiXAdapters, *,
                  device: Union[str, torch.device, None] = None, dtype: Union[str, torch.dtype, None] = None,
                  offload_text_encoders: bool = False, progress: bool = True, strength: float = 1.0,
-                 max_sequence_length: int = 512, clip_max_length: int = 77) -> None:
+                 max_sequence_length: int = 512, clip_max_length: int = 77, numerics: Numerics = "engine") -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = resolve_dtype(dtype, self.device)
+        if numerics not in NUMERICS:
+            raise InputError(f"numerics {numerics!r} is unknown; use one of {', '.join(NUMERICS)}")
+        self.numerics = numerics
         self.offload_text_encoders = offload_text_encoders
         self.progress = progress
         self.max_sequence_length, self.clip_max_length = max_sequence_length, clip_max_length
         self.tokenizer, self.tokenizer_2 = tokenizer, tokenizer_2
         self.transformer = _place(transformer, self.device, self.dtype)
-        self.vae = _place(vae, self.device, self.dtype)
+        self.vae = _place(vae, self.device, torch.float32 if numerics == "authors" else self.dtype)
         encoders_at = torch.device("cpu") if offload_text_encoders else self.device
         self.text_encoder = _place(text_encoder, encoders_at, self.dtype)
         self.text_encoder_2 = _place(text_encoder_2, encoders_at, self.dtype)
@@ -111,7 +158,8 @@ class LumiXPipeline:
     def from_files(cls, files: Union[ModelFiles, Mapping[str, Any], None] = None, *,
                    device: Union[str, torch.device, None] = None, dtype: Union[str, torch.dtype, None] = None,
                    offload_text_encoders: bool = False, progress: bool = True, strength: float = 1.0,
-                   max_sequence_length: int = 512, **paths: Any) -> "LumiXPipeline":
+                   max_sequence_length: int = 512, numerics: Numerics = "engine",
+                   **paths: Any) -> "LumiXPipeline":
         """Load from local files only (see `ModelFiles`); `paths` are ModelFiles fields.
 
         Every missing file is reported at once, with where to put it and where to get it,
@@ -129,7 +177,7 @@ class LumiXPipeline:
         clip, clip_tokenizer, t5, t5_tokenizer = load_text_encoders(files, torch_dtype)
         return cls(transformer, vae, clip, clip_tokenizer, t5, t5_tokenizer, adapters, device=target,
                    dtype=torch_dtype, offload_text_encoders=offload_text_encoders, progress=progress,
-                   strength=strength, max_sequence_length=max_sequence_length)
+                   strength=strength, max_sequence_length=max_sequence_length, numerics=numerics)
 
     def close(self) -> None:
         """Remove the LumiX patch from the transformer (it is plain FLUX.1-dev again)."""
@@ -158,8 +206,8 @@ class LumiXPipeline:
         """(T5 context [B, T, 4096], CLIP pooled vector [B, 768]), as FLUX.1-dev is conditioned.
 
         Both tokenizers pad to their full length (CLIP 77, T5 512 for FLUX.1-dev, or less if a
-        tokenizer says so) and no attention mask is used, as in BFL's reference and diffusers'
-        FluxPipeline.
+        tokenizer says so, except with authors' numerics) and no attention mask is used, as in
+        BFL's reference and diffusers' FluxPipeline.
         """
         prompts = list(prompts)
         with self._text_encoders_on_device():
@@ -167,7 +215,9 @@ class LumiXPipeline:
             clip_ids = self.tokenizer(prompts, padding="max_length", max_length=self.clip_max_length,
                                       truncation=True, return_tensors="pt").input_ids
             pooled = self.text_encoder(clip_ids.to(at)).pooler_output
-            t5_length = min(self.max_sequence_length, self.tokenizer_2.model_max_length)
+            t5_length = self.max_sequence_length
+            if self.numerics == "engine":
+                t5_length = min(t5_length, self.tokenizer_2.model_max_length)
             t5_ids = self.tokenizer_2(prompts, padding="max_length", max_length=t5_length,
                                       truncation=True, return_tensors="pt").input_ids
             context = self.text_encoder_2(t5_ids.to(at)).last_hidden_state
@@ -192,7 +242,7 @@ class LumiXPipeline:
         scale, shift = self._vae_factors()
         latents = []
         for image in images:
-            pixels = (image.permute(2, 0, 1)[None] * 2 - 1).to(self.device, self.dtype)
+            pixels = (image.permute(2, 0, 1)[None] * 2 - 1).to(self.device, self.vae.dtype)
             latents.append(self.vae.encode(pixels).latent_dist.mode().float())
         return (torch.cat(latents) - shift) * scale
 
@@ -203,52 +253,53 @@ class LumiXPipeline:
         scale, shift = self._vae_factors()
         images = []
         for latent in latents:
-            decoded = self.vae.decode((latent[None] / scale + shift).to(self.vae.dtype)).sample
+            decoded = self.vae.decode((latent[None].float() / scale + shift).to(self.vae.dtype)).sample
             images.append(((decoded.float() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).cpu())
         return torch.cat(images)
 
     # -- the model --------------------------------------------------------------------
     def velocity(self, latents: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor,
                  pooled: torch.Tensor, guidance: float) -> torch.Tensor:
-        """The LumiX transformer on unpacked latents [B, 16, h, w] -> velocity, float32.
-
-        Latents are packed 2x2 into tokens [B, (h/2)(w/2), 64] with (0, row, col) ids, the
-        layout FLUX.1-dev was trained on; text ids are zero. B is a whole number of scenes.
-        """
-        height, width = latents.shape[-2:]
-        tokens, img_ids = pack_latent(latents.float())
-        txt_ids = torch.zeros(context.shape[1], 3, device=latents.device)
+        """The LumiX transformer on unpacked latents [B, 16, h, w] -> velocity, float32 (in
+        the model's dtype with authors' numerics). B is a whole number of scenes."""
         with torch.no_grad():
-            out = self.transformer(hidden_states=tokens.to(self.dtype), encoder_hidden_states=context,
-                                   pooled_projections=pooled, timestep=timesteps.to(self.dtype),
-                                   img_ids=img_ids[0], txt_ids=txt_ids,
-                                   guidance=torch.full((latents.shape[0],), float(guidance), device=latents.device,
-                                                       dtype=self.dtype),
-                                   return_dict=False)[0]
-        return unpack_latent(out.float(), height, width)
+            return diffusers_flux_velocity(self.transformer, latents, timesteps, context, pooled, guidance,
+                                           out_dtype=None if self.numerics == "authors" else torch.float32)
 
-    def _sample(self, prompts: Sequence[str], settings: Settings, seed: int, given: GivenMaps,
-                callback: Optional[StepCallback]) -> torch.Tensor:
+    def _sample(self, prompts: Sequence[str], settings: Settings, seed: Union[int, Sequence[int]],
+                given: GivenMaps, callback: Optional[StepCallback]) -> torch.Tensor:
         scenes = len(prompts)
         latent_shape = (self.latent_channels, settings.height // 8, settings.width // 8)
         context, pooled = self._conditioning(prompts)
         true_cfg = settings.cfg != 1.0
         if true_cfg:
-            # One batch: [negative scenes..., positive scenes...], each chunk scene-major (spec: Maps).
+            # One batch: [negative scenes..., positive scenes...], each chunk scene-major .
             negative_context, negative_pooled = self._conditioning([settings.negative_prompt] * scenes)
             context, pooled = torch.cat([negative_context, context]), torch.cat([negative_pooled, pooled])
+
+        authors = self.numerics == "authors"
 
         def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             if not true_cfg:
                 return self.velocity(x, t, context, pooled, settings.guidance)
-            negative, positive = self.velocity(torch.cat([x, x]), torch.cat([t, t]), context, pooled,
-                                               settings.guidance).chunk(2)
+            if authors:   # their scripts: two calls, positive then negative
+                half = len(context) // 2
+                positive = self.velocity(x, t, context[half:], pooled[half:], settings.guidance)
+                negative = self.velocity(x, t, context[:half], pooled[:half], settings.guidance)
+            else:
+                negative, positive = self.velocity(torch.cat([x, x]), torch.cat([t, t]), context, pooled,
+                                                   settings.guidance).chunk(2)
             return guided_velocity(positive, negative, settings.cfg)
 
-        timesteps = schedule(settings.steps, settings.width, settings.height, settings.token_count)
-        noise = shared_noise(scenes, latent_shape, seed, dtype=torch.float32, device=self.device)
+        if authors:
+            timesteps = schedule(settings.steps, settings.width, settings.height, settings.token_count,
+                                 dtype=torch.float32)
+            noise = authors_noise(scenes, latent_shape, seed, self.dtype, self.device)
+        else:
+            timesteps = schedule(settings.steps, settings.width, settings.height, settings.token_count)
+            noise = shared_noise(scenes, latent_shape, seed, dtype=torch.float32, device=self.device)
         given = GivenMaps({name: latent.to(self.device) for name, latent in given.latents.items()})
-        progress = _progress_bar(settings.steps, self.progress)
+        progress = progress_bar(settings.steps, self.progress)
 
         def on_step(step: int, x: torch.Tensor) -> None:
             progress.update(1)
@@ -275,14 +326,14 @@ class LumiXPipeline:
     def _record(self, mode: str, settings: Settings, **extra: Any) -> dict[str, Any]:
         return {"mode": mode, **extra, **asdict(settings), "dtype": str(self.dtype).replace("torch.", ""),
                 "device": str(self.device), "lumix": getattr(self.adapters, "source", "<in memory>"),
-                "strength": self.strength}
+                "strength": self.strength, "numerics": self.numerics}
 
     # -- public API -------------------------------------------------------------------
     def generate(self, prompt: Union[str, Sequence[str]], seed: int = 0, steps: Optional[int] = None,
                  cfg: Optional[float] = None, guidance: Optional[float] = None, width: Optional[int] = None,
                  height: Optional[int] = None, scenes: Optional[int] = None, negative_prompt: Optional[str] = None,
                  token_count: Optional[str] = None, callback: Optional[StepCallback] = None) -> LumiXMaps:
-        """Text -> the five maps of `scenes` scenes (spec: Sampling as published).
+        """Text -> the five maps of `scenes` scenes with the published settings.
 
         Unset arguments take the published settings (`sampling.TEXT_TO_MAPS`): 50 steps,
         true CFG 3.0 with the published negative prompt, guidance 3.5, 512 x 512, the
@@ -301,52 +352,71 @@ class LumiXPipeline:
         return self._maps(latents, self._record("generate", settings, prompt=prompts, seed=seed, scenes=scenes))
 
     def decompose(self, image: Optional[ImageLike] = None, prompt: Union[str, Sequence[str]] = "",
-                  given: Union[str, Sequence[str], Mapping[str, ImageLike]] = "color", seed: int = 0,
+                  given: Union[str, Sequence[str], Mapping[str, ImageLike]] = "color",
+                  seed: Union[int, Sequence[int]] = 0,
                   steps: Optional[int] = None, cfg: Optional[float] = None, guidance: Optional[float] = None,
                   width: Optional[int] = None, height: Optional[int] = None, negative_prompt: Optional[str] = None,
-                  token_count: Optional[str] = None, callback: Optional[StepCallback] = None) -> LumiXMaps:
-        """Image(s) -> the other maps (spec: Image -> maps as published).
+                  token_count: Optional[str] = None, callback: Optional[StepCallback] = None,
+                  megapixels: Optional[float] = None, seeds: int = 1, upsample: str = "guided",
+                  max_output_megapixels: float = MAX_OUTPUT_MEGAPIXELS) -> LumiXMaps:
+        """Image(s) of any size -> the other maps at the image's own size as the authors decompose: given maps held at t = 0.
 
         `given` names the map that `image` is (default "color": decompose a photo), or maps
         names to images, e.g. {"depth": depth_image} or {"color": photo, "normal": normals}.
-        Each given map enters as its VAE latent, is held at t = 0 and comes out unchanged.
+        Each given map enters as its VAE latent, is held at t = 0 and comes back unchanged.
         A batch of B images is B scenes. Unset arguments take the published decomposition
-        settings (`sampling.DECOMPOSITION`: guidance 1.0, no true CFG), and the size is the
-        image's own unless width/height are given (the image is then resized). The
-        published runs use a caption of the image as the prompt.
+        settings (`sampling.DECOMPOSITION`: guidance 1.0, no true CFG). The published runs
+        use a caption of the image as the prompt.
+
+        Size: the model works at a size chosen from the image (`method.resolution`: aspect
+        kept, sides multiples of 16, `megapixels` of area, default the published 1536 x 1152)
+        and the maps are brought back to the image's size, edge-aware and guided by it, with
+        albedo x irradiance = the photo exactly (`intrinsics.upsample`; upsample="bilinear"
+        for plain resizing). Images above `max_output_megapixels` come back downscaled, with
+        a warning in the log and in settings["warnings"]. width and height together fix
+        the working and output size instead (the image is resized to it).
+
+        seeds: N > 1 runs an ensemble, N scenes per image from one noise draw each, combined
+        per map (`intrinsics.ensemble`); `uncertainty` holds the spread per map.
+
+        `seed` is one seed for the batch, or one per image (each image then gets the noise a
+        one-image run with its seed draws; an ensemble's runs of that image use seed, seed + 1, ...).
         """
         if isinstance(given, Mapping):
             if image is not None:
                 raise InputError("give either `image` with `given` naming its map, or `given` as {map: image}, "
                                  "not both")
-            images = {name: load_image(value) for name, value in given.items()}
+            images = dict(given)
         else:
             names = [given] if isinstance(given, str) else list(given)
             if len(names) != 1 or image is None:
                 raise InputError(f"`image` is one map; name it with given='color' (or 'depth', ...). For several "
                                  f"given maps pass given={{'color': image, 'depth': depth_image}}; got {names}")
-            images = {names[0]: load_image(image)}
-        if not images:
-            raise InputError("decompose needs at least one given map")
-        for name in images:
-            map_index(name)
-        first = next(iter(images.values()))
-        scenes = first.shape[0]
-        width, height = width or first.shape[2], height or first.shape[1]
-        settings = self._settings(DECOMPOSITION, steps=steps, cfg=cfg, guidance=guidance, width=width, height=height,
-                                  negative_prompt=negative_prompt, token_count=token_count)
-        latents = {}
-        for name, picture in images.items():
-            if picture.shape[0] != scenes:
-                raise InputError(f"{picture.shape[0]} {name} image(s) but {scenes} {next(iter(images))} image(s); "
-                                 f"give one image per scene for every given map")
-            latents[name] = self.encode_images(resize_images(picture, settings.width, settings.height))
-        prompts = [prompt] * scenes if isinstance(prompt, str) else list(prompt)
-        if len(prompts) != scenes:
-            raise InputError(f"{len(prompts)} prompts for {scenes} images; give one prompt, or one per image")
-        sampled = self._sample(prompts, settings, seed, GivenMaps(latents), callback)
-        return self._maps(sampled, self._record("decompose", settings, prompt=prompts, seed=seed, scenes=scenes,
-                                                given=sorted(latents, key=map_index)))
+            images = {names[0]: image}
+        if (width is None) != (height is None):
+            raise InputError("give width and height together (a fixed size), or neither (the image's own size)")
+        prepared = prepare_photos(images, DEFAULT_MEGAPIXELS if megapixels is None else megapixels, seeds,
+                                  max_output_megapixels, None if width is None else (width, height))
+        settings = self._settings(DECOMPOSITION, steps=steps, cfg=cfg, guidance=guidance, width=prepared.plan.working[0],
+                                  height=prepared.plan.working[1], negative_prompt=negative_prompt,
+                                  token_count=token_count)
+        prompts = [prompt] * prepared.photos if isinstance(prompt, str) else list(prompt)
+        if len(prompts) != prepared.photos:
+            raise InputError(f"{len(prompts)} prompts for {prepared.photos} images; give one prompt, or one per image")
+        # One VAE encoding per photo; its runs share it (they differ only by their noise).
+        latents = {name: self.encode_images(pictures[::prepared.runs]).repeat_interleave(prepared.runs, 0)
+                   for name, pictures in prepared.working.items()}
+        runs = [p for p in prompts for _ in range(prepared.runs)]
+        if not isinstance(seed, int):
+            seed = [int(s) + k for s in seed for k in range(prepared.runs)]
+        sampled = self._sample(runs, settings, seed, GivenMaps(latents), callback)
+        decoded = split_maps(self.decode_latents(sampled))
+        maps, uncertainty = finish_photos(decoded, prepared, upsample)
+        record = self._record("decompose", settings, prompt=prompts, seed=seed if isinstance(seed, int) else list(seed), scenes=prepared.photos,
+                              given=sorted(latents, key=map_index), seeds=prepared.runs, upsample=upsample,
+                              **prepared.plan.as_dict())
+        return LumiXMaps(**{name: image.contiguous() for name, image in maps.items()}, settings=record,
+                         latents=sampled.cpu(), uncertainty=uncertainty)
 
 
 def _place(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
@@ -360,12 +430,16 @@ class _NoProgress:
     def update(self, n: int) -> None:
         pass
 
+    def set_postfix(self, **_: Any) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
 
-def _progress_bar(total: int, enabled: bool):
-    if not enabled:
+def progress_bar(total: int, enabled: bool, desc: str = "LumiX", unit: str = "step"):
+    """A tqdm bar (its rate and remaining-time estimate), or nothing when disabled or empty."""
+    if not enabled or not total:
         return _NoProgress()
     from tqdm.auto import tqdm
-    return tqdm(total=total, desc="LumiX", unit="step")
+    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True)

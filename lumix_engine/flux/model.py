@@ -8,8 +8,8 @@ here unchanged. Used by the tests and by anything that wants the BFL layout in p
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from dataclasses import dataclass, field
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -42,9 +42,6 @@ class FluxConfig:
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_heads
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     @staticmethod
     def from_state_dict(state: dict[str, torch.Tensor], axes_dim: Optional[list[int]] = None,

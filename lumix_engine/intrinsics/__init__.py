@@ -2,9 +2,10 @@
 and a procedural ground-truth renderer. Pure torch/numpy, no ComfyUI.
 
 Images are ComfyUI-style channels-last float tensors [B, H, W, C] in [0, 1], kept in
-float end to end. Conventions are stated once, in render.py.
+float end to end. Conventions are stated once, in conventions.py.
 """
 from .color_space import linear_to_srgb, srgb_to_linear
+from .conventions import Light, PinholeCamera
 from .depth import depth_to_disparity, depth_to_image, invert, normalize_per_image
 from .normals import (
                       convert_convention,
@@ -15,7 +16,7 @@ from .normals import (
                       normals_from_depth,
 )
 from .recompose import irradiance_from_lights, linear_product, material_edit, recompose, relight, residual
-from .render import Light, PinholeCamera, RenderedScene, SceneDescription, SceneObject, make_scene, render, render_scene
+from .render import RenderedScene, SceneDescription, SceneObject, make_scene, render, render_scene
 from .scores import CoherenceReport, coherence_report
 
 __all__ = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import InputError
+from .color_space import srgb_to_linear
 
 
 def as_image(image: torch.Tensor, name: str, channels: int = 3, expand_grey: bool = False) -> torch.Tensor:
@@ -85,7 +86,6 @@ def same_size(**maps: torch.Tensor) -> tuple[int, int, int]:
 def parse_rgb(text: str) -> tuple[float, float, float]:
     """A colour from a node's text field: '#RRGGBB' (sRGB, returned linear) or three
     numbers 'r, g, b' (taken as linear multipliers as given)."""
-    from .color_space import srgb_to_linear  # color_space has no dependencies; avoids a cycle at import
     cleaned = text.strip()
     if cleaned.startswith("#") and len(cleaned) == 7:
         try:

@@ -16,6 +16,10 @@ from ..errors import InputError
 from .checks import as_depth
 
 NORMALIZATIONS = ("percentile", "minmax")
+# A LumiX depth map is relative: normalised disparity fixes depth only up to scale and an
+# offset. To place points in 3D we assume the white end lies at distance 1 and the black
+# end at DEPTH_RANGE (far / near); the ratio is an input wherever depth becomes geometry.
+DEPTH_RANGE = 10.0
 SOURCES = ("metric", "near_white", "near_dark")
 
 
@@ -74,3 +78,36 @@ def depth_to_image(depth: torch.Tensor, *, source: str = "metric", normalization
     if invert_output:
         image = invert(image)
     return image[..., None].expand(*image.shape, 3).contiguous()
+
+
+def check_disparity(values: torch.Tensor, name: str = "depth") -> torch.Tensor:
+    """Refuse a depth image [B, H, W] that carries no geometry: NaN / Inf, all zeros, or
+    constant. Returns it unchanged."""
+    if not torch.isfinite(values).all():
+        bad = int((~torch.isfinite(values)).sum())
+        raise InputError(f"{name} has {bad} NaN or infinite pixel(s); connect a finite depth image (the depth "
+                         f"output of Split Intrinsics, or LumiX Depth Convert to clean an external one).")
+    for index, image in enumerate(values):
+        if not bool((image != 0).any()):
+            raise InputError(f"{name} image {index} is all zeros (black): it has no depth to export. Connect the "
+                             f"depth map itself (near = white), not an empty or masked image.")
+        if bool((image == image.reshape(-1)[0]).all()):
+            raise InputError(f"{name} image {index} is constant ({float(image.reshape(-1)[0]):.4g} everywhere): a "
+                             f"flat map has no geometry. Connect a real depth map, or normalise it first with "
+                             f"LumiX Depth Convert.")
+    return values
+
+
+def disparity_to_depth(disparity: torch.Tensor, depth_range: float = DEPTH_RANGE) -> torch.Tensor:
+    """Normalised disparity (1 = near, 0 = far) -> distance along the view axis in units of
+    the nearest distance, in [1, depth_range].
+
+    Disparity is inverse depth, so it is interpolated linearly between the two planes:
+    1 / z = d / near + (1 - d) / far with near = 1 and far = depth_range. A min-max
+    normalised disparity of a metric depth z (as `depth_to_image` writes it) comes back
+    exactly as z / min(z) when depth_range = max(z) / min(z).
+    """
+    if not depth_range > 1.0:
+        raise InputError(f"depth_range (far / near) must be > 1, got {depth_range}; 10 suits most scenes.")
+    d = disparity.clamp(0.0, 1.0)
+    return 1.0 / (d + (1.0 - d) / depth_range)

@@ -10,9 +10,14 @@ import torch
 
 from ..errors import InputError
 from .checks import as_depth, as_image
-from .render import PinholeCamera
+from .conventions import PinholeCamera
 
 CONVENTIONS = ("opengl", "directx")
+# A decoded normal shorter than this has no direction: exact grey (0.5, 0.5, 0.5), a blank
+# or masked image. It is set below the 8-bit quantisation step (2 / 255 per channel), so a
+# stored map is refused only where it really holds zero vectors; a short but non-zero
+# vector (a blurred or VAE-decoded map) is renormalised.
+ZERO_LENGTH = 1e-3
 
 
 def normalize_normals(normal: torch.Tensor) -> torch.Tensor:
@@ -33,6 +38,23 @@ def decode_normals(image: torch.Tensor) -> torch.Tensor:
     """Normal image [B, H, W, 3] in [0, 1] -> unit vectors. Generated maps are not exactly
     unit length after VAE decoding, so they are renormalised here."""
     return normalize_normals(as_image(image, "normal image") * 2.0 - 1.0)
+
+
+def unit_normals(image: torch.Tensor, name: str = "normal") -> torch.Tensor:
+    """Normal image [B, H, W, 3] in [0, 1] -> unit vectors, refusing pixels whose decoded
+    vector 2 * rgb - 1 has (near) zero length: there is no direction to export there, and
+    substituting one would hide a wrong input (a grey or blank image)."""
+    raw = as_image(image, name) * 2.0 - 1.0
+    if not torch.isfinite(raw).all():
+        raise InputError(f"{name} has NaN or infinite pixels; connect a finite normal map.")
+    short = raw.norm(dim=-1) < ZERO_LENGTH
+    if short.any():
+        raise InputError(
+            f"{name} has {int(short.sum())} pixel(s) whose vector 2 * rgb - 1 has zero length (rgb near 0.5, "
+            f"0.5, 0.5); a normal map encodes unit vectors as (n + 1) / 2 (a flat surface facing the camera "
+            f"is 0.5, 0.5, 1.0). Connect the normal output of Split Intrinsics or LumiX Normal Convert."
+        )
+    return raw / raw.norm(dim=-1, keepdim=True)
 
 
 def convert_convention(image: torch.Tensor, source: str = "opengl", target: str = "directx") -> torch.Tensor:

@@ -16,8 +16,9 @@ import torch
 from ..errors import InputError
 from .checks import as_image, same_size
 from .color_space import linear_to_srgb, srgb_to_linear
+from .conventions import Light
+from .environment import sh9_coefficients, sh9_irradiance
 from .normals import decode_normals
-from .render import Light
 
 
 def linear_product(albedo: torch.Tensor, irradiance: torch.Tensor, exposure: float = 0.0) -> torch.Tensor:
@@ -51,16 +52,26 @@ def residual(albedo: torch.Tensor, irradiance: torch.Tensor, color: torch.Tensor
 
 
 def irradiance_from_lights(normal: torch.Tensor, lights: Sequence[Light],
-                           ambient: Sequence[float] = (0.1, 0.1, 0.1)) -> torch.Tensor:
+                           ambient: Sequence[float] = (0.1, 0.1, 0.1), *,
+                           environment: torch.Tensor | None = None, rotation: float = 0.0,
+                           environment_intensity: float = 1.0) -> torch.Tensor:
     """Lambertian irradiance from an OpenGL-encoded normal image [B, H, W, 3] in [0, 1]:
-    E = ambient + sum over lights of colour x intensity x max(0, n . l), linear light.
+    E = ambient + sum over lights of colour x intensity x max(0, n . l)
+    (+ environment_intensity x the SH9 irradiance of `environment`), linear light.
     Returns it sRGB-encoded, unclipped. Directional lights only, no shadows: a normal map
-    alone does not say where the occluders are.
+    alone does not say where the occluders are. `environment`: equirectangular linear
+    radiance [H, W, 3] (conventions and scale in environment.py), turned by `rotation`
+    degrees about the vertical axis.
     """
     unit = decode_normals(normal)
     if len(ambient) != 3:
         raise InputError(f"ambient must be an RGB triple, got {len(ambient)} values.")
     linear = unit.new_tensor(ambient).expand_as(unit).clone()
+    if environment is not None:
+        if not environment_intensity >= 0:
+            raise InputError(f"environment_intensity must be >= 0, got {environment_intensity}.")
+        coefficients = sh9_coefficients(environment, rotation)
+        linear = linear + (environment_intensity * sh9_irradiance(unit, coefficients)).to(linear.dtype)
     for light in lights:
         if light.kind != "directional":
             raise InputError(
@@ -77,17 +88,20 @@ def irradiance_from_lights(normal: torch.Tensor, lights: Sequence[Light],
 
 def relight(albedo: torch.Tensor, normal: torch.Tensor | None = None, lights: Sequence[Light] = (), *,
             ambient: Sequence[float] = (0.1, 0.1, 0.1), irradiance: torch.Tensor | None = None,
-            exposure: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+            exposure: float = 0.0, environment: torch.Tensor | None = None, rotation: float = 0.0,
+            environment_intensity: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """New color under new light: (color, irradiance), both sRGB-encoded.
 
-    Either give `normal` and `lights` (the irradiance is computed with
-    `irradiance_from_lights`) or a ready `irradiance` image, which takes precedence.
+    Either give `normal` and `lights` and/or an `environment` map (the irradiance is
+    computed with `irradiance_from_lights`) or a ready `irradiance` image, which takes
+    precedence.
     """
     if irradiance is None:
         if normal is None:
             raise InputError("relight needs either a normal map and lights, or an irradiance map; got neither.")
         same_size(albedo=as_image(albedo, "albedo"), normal=as_image(normal, "normal"))
-        irradiance = irradiance_from_lights(normal, lights, ambient)
+        irradiance = irradiance_from_lights(normal, lights, ambient, environment=environment, rotation=rotation,
+                                            environment_intensity=environment_intensity)
     return recompose(albedo, irradiance, exposure=exposure), irradiance
 
 

@@ -5,21 +5,7 @@ two planes (a checkered floor and a back wall) from a seed, shades them Lamberti
 one directional light, one point light and ambient light, with hard shadows, and can add
 a non-diffuse (Blinn-Phong specular) residual.
 
-Conventions (stated once, used by the whole `intrinsics` subpackage):
-- color = albedo x irradiance (+ residual), in LINEAR light, per RGB channel.
-- `albedo`, `irradiance` and `color` are stored sRGB-encoded, [B, H, W, 3] in [0, 1], like
-  the published LumiX maps (the model decodes every map through the same VAE as an
-  image). Irradiance is sRGB-encoded too: it is a displayable image in the published
-  maps, and the encoding spends its code values on the shadows, where irradiance lives.
-  The lights are budgeted so that irradiance never exceeds 1, so the encoding is exact.
-- `residual` is linear and signed (zero unless `specular > 0`): the part of color that
-  albedo x irradiance does not explain, after clipping color to [0, 1].
-- `depth` is the camera-space distance along the view axis (-Z of the hit point, scene
-  units), [B, H, W, 1]; `normal` holds unit vectors in camera space, [B, H, W, 3] in
-  [-1, 1]: +X right, +Y up, +Z toward the viewer (OpenGL). `RenderedScene.images()` gives
-  the five maps as the model outputs them (depth as near-white disparity, normals encoded).
-- Pinhole camera at the origin looking down -Z; pixel (row i, column j) has its centre at
-  (j + 0.5, i + 0.5) in pixel units; intrinsics in `RenderedScene.camera`.
+Map conventions and the camera and light types are in `conventions.py`.
 """
 from __future__ import annotations
 
@@ -31,6 +17,9 @@ import torch
 
 from ..errors import InputError
 from .color_space import linear_to_srgb, srgb_to_linear
+from .conventions import Light, PinholeCamera
+from .depth import depth_to_image
+from .normals import encode_normals
 
 # Named sRGB colours, so that a scene description reads as a caption ("a red sphere").
 PALETTE: dict[str, tuple[float, float, float]] = {
@@ -43,30 +32,6 @@ FLOOR_Y = -1.0        # the floor plane y = FLOOR_Y; objects rest on it
 WALL_Z = -11.0        # the back wall z = WALL_Z closes the view: every ray hits something
 CHECKER_SIZE = 1.0    # floor checker period in scene units
 _FAR = 1e9
-
-
-@dataclass(frozen=True)
-class PinholeCamera:
-    """Pinhole intrinsics in pixels; camera at the origin looking down -Z, +Y up."""
-    width: int
-    height: int
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-
-    @classmethod
-    def from_fov(cls, width: int, height: int, fov_y_degrees: float = 50.0) -> "PinholeCamera":
-        focal = (height / 2) / math.tan(math.radians(fov_y_degrees) / 2)
-        return cls(width, height, focal, focal, width / 2, height / 2)
-
-    def rays(self, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-        """Ray directions [H, W, 3] with z = -1, so a hit at ray parameter t has depth t."""
-        cols = (torch.arange(self.width, dtype=dtype) + 0.5 - self.cx) / self.fx
-        rows = -(torch.arange(self.height, dtype=dtype) + 0.5 - self.cy) / self.fy  # +Y up
-        a = cols[None, :].expand(self.height, self.width)
-        b = rows[:, None].expand(self.height, self.width)
-        return torch.stack([a, b, -torch.ones_like(a)], dim=-1)
 
 
 @dataclass(frozen=True)
@@ -94,16 +59,6 @@ class SceneObject:
 
     def _is_cube(self) -> bool:
         return self.kind == "box" and max(self.half_size) - min(self.half_size) < 1e-9
-
-
-@dataclass(frozen=True)
-class Light:
-    """A light. kind 'directional': `vector` points TOWARD the light. kind 'point': `vector`
-    is its position. `color` is linear RGB (max channel 1), scaled by `intensity`."""
-    kind: str
-    vector: tuple[float, float, float]
-    color: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    intensity: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -148,8 +103,6 @@ class RenderedScene:
     def images(self) -> dict[str, torch.Tensor]:
         """The five maps as ComfyUI images [1, H, W, 3] in [0, 1], in LumiX's map order:
         depth as min-max near-white disparity, normals OpenGL-encoded."""
-        from .depth import depth_to_image  # local import: depth.py is a sibling, not a base
-        from .normals import encode_normals
         return {
             "albedo": self.albedo, "irradiance": self.irradiance, "color": self.color,
             "depth": depth_to_image(self.depth, normalization="minmax"),
@@ -353,3 +306,25 @@ def render(scene: SceneDescription, width: int = 512, height: int = 512, *, spec
 def render_scene(seed: int, width: int = 512, height: int = 512, **options) -> RenderedScene:
     """make_scene(seed) then render(...): the one-call oracle used by tests and the demo."""
     return render(make_scene(seed), width, height, **options)
+
+
+def environment_irradiance(normal: torch.Tensor, environment: torch.Tensor, rotation: float = 0.0,
+                           chunk: int = 4096) -> torch.Tensor:
+    """Exact diffuse irradiance from an equirectangular environment, by brute force.
+
+    E(n) / pi = (1 / pi) sum over environment pixels of L(w) max(0, n . w) dw, for unit
+    normals [..., 3] -> linear [..., 3] in float64; no visibility (every direction of the
+    upper hemisphere is seen), the same assumption as the SH9 fit it checks. Direction and
+    scale conventions: `environment.py`.
+    """
+    from .environment import check_environment, environment_directions  # sibling, not a base
+    environment = check_environment(environment).double()
+    directions, solid_angle = environment_directions(*environment.shape[:2], rotation=rotation)
+    weighted = (environment * solid_angle[..., None]).reshape(-1, 3) / math.pi
+    directions = directions.reshape(-1, 3)
+    flat = normal.reshape(-1, 3).double()
+    out = torch.empty_like(flat)
+    for start in range(0, len(flat), chunk):
+        cosine = (flat[start:start + chunk] @ directions.T).clamp_min(0)
+        out[start:start + chunk] = cosine @ weighted
+    return out.reshape(normal.shape)

@@ -4,33 +4,41 @@ The paper's alignment metric is not public, so LumiX-for-ComfyUI defines these (
 docs/coherence.md). Each is a plain number in a documented range; on exact ground truth
 (render.py) they are at or near their best value.
 
-1. Structural alignment, in [0, 1], 1 = best, 0 = no better than chance. Edges are found
-   per map (below) and matched with a soft pixel tolerance: an edge pixel at chessboard
-   distance d (pixels) from the nearest edge of the other map earns credit
-   max(0, 1 - d / radius_px), radius 16 px by default. The linear falloff keeps the score
-   falling with misalignment up to the radius, instead of saturating after a few pixels
-   as a hard tolerance would.
-   - albedo, irradiance, depth, normal: PRECISION against color, from the mean credit of
-     the map's edges (every reflectance change, shadow boundary, occlusion and crease must
-     be visible in the image; the image may have edges the map lacks, e.g. texture in depth);
-   - color: RECALL, from the mean credit of color's edges against the union of albedo and
-     irradiance edges (every image edge must be explained by the decomposition).
-   Together albedo, irradiance (precision) and color (recall) score both directions of the
-   decomposition's edges against the image's.
-   Chance correction: the mean credit alone rewards dense edges (noise has edges
-   everywhere, so every edge is near another one and random maps scored 0.999). Each value
-   is therefore (observed - chance) / (1 - chance), clamped to [0, 1], where chance is the
-   reference's mean credit over ALL pixels: what the same number of edge pixels placed at
-   random would earn. Edge sets are also capped at the strongest 25% of pixels per image
-   (MAX_EDGE_DENSITY; rendered maps use <= 13%), so a saturated reference still leaves
-   room between chance and 1. Noise maps score ~0.
-   The score is the mean of the five. A map with no edges while color has some scores 0.
-   Edge detectors: albedo, irradiance, color: gradient magnitude of log linear light
-   (log(x + 0.01)) above 0.15 per pixel, because in log space color = albedo x irradiance
-   is a sum, so an edge has the same strength in the map and in color; depth: second
-   difference of the min-max normalised near-white disparity above 0.02 (disparity is
-   linear in pixel coordinates across any plane, so only occlusions and folds respond);
-   normal: gradient magnitude of the unit normals above 0.25 (creases and occlusions).
+1. Structural alignment, in [0, 1], 1 = best, 0 = no better than chance. Per map it is
+   SUPPORT x INTEGRITY: support asks that the map's edges are where the image says they
+   should be; integrity asks that they are the right KIND of edge, so that a map copied
+   from the image (which has every edge) cannot score well.
+   Support (soft matching, chance-corrected): an edge pixel at chessboard distance d from
+   the nearest reference edge earns max(0, 1 - d / radius_px), radius 16 px; the mean
+   credit of a map's edges is corrected for chance as (observed - chance) / (1 - chance),
+   clamped, with chance = the reference credit averaged over all pixels (what the same
+   edges placed at random would earn). albedo, irradiance, depth, normal: precision against
+   color's edges; color: recall against the union of albedo and irradiance edges.
+   Integrity:
+   - albedo, irradiance, color: log-gradient additivity. In log linear light
+     color = albedo x irradiance is a sum, so at every edge pixel the log-gradients must
+     add up: g_C = g_A + g_I (6-vectors: x and y of three channels; a global gain or any
+     exposure split between albedo and irradiance has no gradient, so it is free). The
+     mismatch |g_C - g_A - g_I| / ((|g_A| + |g_I| + |g_C|) / 2), clamped to [0, 1], is
+     averaged over the map's own edge pixels; integrity = 1 - that. A copy of color in
+     albedo leaves every shadow edge unexplained (mismatch 2/3 there), a copy in irradiance
+     every texture edge; blurred, shifted and swapped maps break the sum at their edges.
+   - depth, normal: no leak of texture or cast shading. Texture edges are albedo edges with
+     no irradiance edge within 1 px; shading-only edges the reverse (cast shadows, creases).
+     A depth edge pixel within 1 px of either, or a normal edge pixel within 1 px of a
+     texture edge, is suspicious unless the OTHER geometry map has an edge within 2 px (an
+     occlusion between equally lit surfaces, a crease: both depth and normal show it; a
+     texture copied into one of them does not). Normals skip the shading-only test: their
+     edges legitimately cover the shading bands of curved surfaces, which depth's second
+     difference does not see. Integrity = 1 - the suspicious fraction of the map's edge
+     pixels, chance-corrected like support.
+   The score is the mean of the five. A map with no edges while its reference has some
+   scores 0. Edge sets are capped at the strongest 25% of pixels per image
+   (MAX_EDGE_DENSITY; rendered maps use <= 13%), so noise cannot saturate the reference.
+   Edge detectors: albedo, irradiance, color: gradient magnitude of log(linear + 0.01)
+   above 0.15 per pixel; depth: second difference of the min-max normalised near-white
+   disparity above 0.02 (only occlusions and folds respond); normal: gradient magnitude of
+   the unit normals above 0.25 (creases and occlusions).
 2. Recomposition error, RMSE in [0, 1], 0 = best: sRGB-encoded color against
    albedo x irradiance recomposed in linear light, after one least-squares gain on the
    product (generated albedo and irradiance share an arbitrary exposure split).
@@ -54,12 +62,20 @@ from .color_space import linear_to_srgb, srgb_to_linear
 from .depth import normalize_per_image
 from .normals import decode_normals, depth_gradients
 
+# Version of the structural-alignment definition, for results computed with an older one:
+# 1 = precision of every map's edges against color (copying color scored perfectly);
+# 2 = support x integrity (log-gradient additivity, no texture or shading leak into geometry).
+SCORE_VERSION = 2
 LOG_EDGE_THRESHOLD = 0.15
 DEPTH_EDGE_THRESHOLD = 0.02
 NORMAL_EDGE_THRESHOLD = 0.25
 MATCH_RADIUS_PX = 16
 MAX_EDGE_DENSITY = 0.25
 MIN_TILT = 0.2
+ADDITIVITY_OFFSET = 1e-3
+SOLE_CHANGE_RATIO = 0.5
+LEAK_RADIUS_PX = 1
+VETO_RADIUS_PX = 2
 
 
 @dataclass
@@ -69,15 +85,26 @@ class CoherenceReport:
     alignment_per_map: dict[str, float] = field(default_factory=dict)  # each [0, 1]
     recomposition_rmse: float = 0.0      # [0, 1], 0 best
     normal_depth_error_degrees: float = 0.0  # [0, 180], 0 best
+    score_version: int = SCORE_VERSION
 
     @property
     def text(self) -> str:
         per_map = ", ".join(f"{name} {value:.3f}" for name, value in self.alignment_per_map.items())
         return (
-            f"structural alignment {self.structural_alignment:.3f} (0..1, 1 best; {per_map})\n"
+            f"structural alignment v{self.score_version} {self.structural_alignment:.3f} (0..1, 1 best; {per_map})\n"
             f"recomposition RMSE {self.recomposition_rmse:.4f} (0..1, 0 best)\n"
             f"normal-depth error {self.normal_depth_error_degrees:.2f} deg (0..180, 0 best)"
         )
+
+
+def _log_gradients(image: torch.Tensor, offset: float) -> torch.Tensor:
+    """Central differences of log(linear + offset) of an sRGB-encoded [B, H, W, C] image ->
+    [B, H, W, 2C] (x then y per channel), replicated borders."""
+    values = torch.log(srgb_to_linear(image) + offset).permute(0, 3, 1, 2)
+    padded = F.pad(values, (1, 1, 1, 1), mode="replicate")
+    along_x = (padded[:, :, 1:-1, 2:] - padded[:, :, 1:-1, :-2]) / 2
+    along_y = (padded[:, :, 2:, 1:-1] - padded[:, :, :-2, 1:-1]) / 2
+    return torch.cat([along_x, along_y], dim=1).permute(0, 2, 3, 1)
 
 
 def _gradient_magnitude(values: torch.Tensor) -> torch.Tensor:
@@ -137,6 +164,14 @@ def edge_credit(reference_edges: torch.Tensor, radius_px: int = MATCH_RADIUS_PX)
     return credit[:, 0] / radius_px
 
 
+def dilate(edges: torch.Tensor, radius_px: int) -> torch.Tensor:
+    """Pixels within chessboard distance `radius_px` of bool [B, H, W] edges."""
+    if radius_px <= 0:
+        return edges
+    size = 2 * radius_px + 1
+    return F.max_pool2d(edges[:, None].float(), size, stride=1, padding=radius_px)[:, 0] > 0
+
+
 def matched_fraction(edges: torch.Tensor, reference_credit: torch.Tensor, reference_has_edges: bool) -> float:
     """Alignment beyond chance, in [0, 1], of the pixels of `edges` against a reference's
     `edge_credit`: observed = their mean credit; chance = the mean credit over ALL pixels
@@ -152,21 +187,69 @@ def matched_fraction(edges: torch.Tensor, reference_credit: torch.Tensor, refere
     return float(((observed - chance) / (1 - chance).clamp_min(1e-6)).clamp(0, 1))
 
 
+def leaked_fraction(edges: torch.Tensor, forbidden: torch.Tensor) -> float:
+    """How much of `edges` lies on `forbidden` pixels beyond chance, in [0, 1]:
+    (observed - chance) / (1 - chance) clamped, observed = the fraction of edge pixels that
+    are forbidden, chance = the fraction of ALL pixels that are (random placement)."""
+    if not edges.any() or not forbidden.any():
+        return 0.0
+    observed = forbidden[edges].float().mean()
+    chance = forbidden.float().mean()
+    return float(((observed - chance) / (1 - chance).clamp_min(1e-6)).clamp(0, 1))
+
+
+def additivity(edges: torch.Tensor, mismatch: torch.Tensor) -> float:
+    """Mean of 1 - mismatch over the pixels of `edges` (1.0 when there are none)."""
+    return float((1 - mismatch[edges]).mean()) if edges.any() else 1.0
+
+
+def log_mismatch(albedo: torch.Tensor, irradiance: torch.Tensor, color: torch.Tensor) -> torch.Tensor:
+    """Per pixel, how far log-gradients break color = albedo x irradiance, in [0, 1]:
+    |g_C - g_A - g_I| / ((|g_A| + |g_I| + |g_C|) / 2), clamped (g: the 6-vector of x and y
+    log-gradients of the three channels). 0 where the maps add up; a copy of color in
+    albedo leaves |g_I| unexplained at every shadow edge (2/3)."""
+    g_a, g_i, g_c = (_log_gradients(x, ADDITIVITY_OFFSET) for x in (albedo, irradiance, color))
+    residual = (g_c - g_a - g_i).norm(dim=-1)
+    scale = (g_a.norm(dim=-1) + g_i.norm(dim=-1) + g_c.norm(dim=-1)) / 2
+    return (residual / scale.clamp_min(1e-6)).clamp(0, 1)
+
+
 def structural_alignment(albedo: torch.Tensor, irradiance: torch.Tensor, color: torch.Tensor,
                          depth: torch.Tensor, normal: torch.Tensor,
-                         radius_px: int = MATCH_RADIUS_PX) -> dict[str, float]:
-    """Per-map edge alignment with color beyond chance, each in [0, 1] (see the module docstring)."""
+                         radius_px: int = MATCH_RADIUS_PX, parts: dict | None = None) -> dict[str, float]:
+    """Per-map structural alignment, each in [0, 1] (see the module docstring). `parts`, if
+    given, receives {map: (support, integrity)} whose products are the values."""
     color_e = image_edges(color)
     albedo_e, irradiance_e = image_edges(albedo), image_edges(irradiance)
+    depth_e, normal_e = depth_edges(depth), normal_edges(normal)
     color_credit, color_any = edge_credit(color_e, radius_px), bool(color_e.any())
     explained = albedo_e | irradiance_e
-    return {
-        "albedo": matched_fraction(albedo_e, color_credit, color_any),
-        "irradiance": matched_fraction(irradiance_e, color_credit, color_any),
-        "color": matched_fraction(color_e, edge_credit(explained, radius_px), bool(explained.any())),
-        "depth": matched_fraction(depth_edges(depth), color_credit, color_any),
-        "normal": matched_fraction(normal_edges(normal), color_credit, color_any),
+    mismatch = log_mismatch(albedo, irradiance, color)
+    # Texture: reflectance changes where shading does not change; shading-only: the
+    # reverse (cast shadows, and creases, which geometry may legitimately share).
+    texture = albedo_e & ~dilate(irradiance_e, LEAK_RADIUS_PX)
+    shading = irradiance_e & ~dilate(albedo_e, LEAK_RADIUS_PX)
+    # Geometry may sit on such an edge only where the OTHER geometry map corroborates it
+    # (an occlusion between two equally lit surfaces is an albedo-only edge, but it is in
+    # both depth and normal); a texture or shadow copied into one geometry map is not.
+    # Normals skip shading-only edges: the shading bands of curved surfaces (spheres near
+    # the terminator) are where normals change, and depth's second difference does not
+    # respond there to excuse them.
+    suspicious = dilate(texture | shading, LEAK_RADIUS_PX)
+    depth_forbidden = suspicious & ~dilate(normal_e, VETO_RADIUS_PX)
+    normal_forbidden = dilate(texture, LEAK_RADIUS_PX) & ~dilate(depth_e, VETO_RADIUS_PX)
+    found = {
+        "albedo": (matched_fraction(albedo_e, color_credit, color_any), additivity(albedo_e, mismatch)),
+        "irradiance": (matched_fraction(irradiance_e, color_credit, color_any), additivity(irradiance_e, mismatch)),
+        "color": (matched_fraction(color_e, edge_credit(explained, radius_px), bool(explained.any())),
+                  additivity(color_e, mismatch)),
+        "depth": (matched_fraction(depth_e, color_credit, color_any), 1 - leaked_fraction(depth_e, depth_forbidden)),
+        "normal": (matched_fraction(normal_e, color_credit, color_any),
+                   1 - leaked_fraction(normal_e, normal_forbidden)),
     }
+    if parts is not None:
+        parts.update(found)
+    return {name: support * integrity for name, (support, integrity) in found.items()}
 
 
 def recomposition_rmse(albedo: torch.Tensor, irradiance: torch.Tensor, color: torch.Tensor,

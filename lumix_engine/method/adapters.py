@@ -101,6 +101,27 @@ class LumiXAdapters(nn.Module):
                     f"{beyond[:5]}, but {model_name} has only {count} {kind} (0..{count - 1}). "
                     f"The published checkpoint needs FLUX.1-dev's 19 double and 38 single blocks.")
 
+    def missing_blocks(self, num_double: int, num_single: int) -> dict[str, list[int]]:
+        """Blocks of a model with num_double / num_single blocks that this checkpoint has no
+        adapters for: {"double_blocks": [...], "single_blocks": [...]}."""
+        return {DOUBLE: [i for i in range(num_double) if str(i) not in self.double_blocks],
+                SINGLE: [i for i in range(num_single) if str(i) not in self.single_blocks]}
+
+    def coverage_report(self, num_double: int, num_single: int, qba: bool = True) -> str:
+        """One sentence on which blocks run without Tensor LoRA adapters ("holes"), and what
+        still applies there. A checkpoint with holes is valid: the authors' loader attaches
+        adapters only where the file has them, and the query broadcast, which has no
+        weights, acts in every block."""
+        missing = self.missing_blocks(num_double, num_single)
+        holes = [f"{kind} {_ranges(ids)}" for kind, ids in missing.items() if ids]
+        if not holes:
+            return (f"{self.source}: adapters on all {num_double} double and {num_single} single blocks.")
+        there = ("Query-Broadcast Attention still applies there (it has no weights), so those blocks run QBA "
+                 "without a Tensor LoRA delta" if qba else
+                 "QBA is off, so those blocks run as plain FLUX")
+        return (f"{self.source} has no adapters for {' and '.join(holes)} "
+                f"({sum(len(ids) for ids in missing.values())} of {num_double + num_single} blocks); {there}.")
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
@@ -114,3 +135,14 @@ def new_adapters(hidden_size: int, num_double: int, num_single: int, rank: int =
                  alpha: float | None = None) -> LumiXAdapters:
     """Freshly initialised adapters on every block (a no-op until trained: G3 = 0)."""
     return LumiXAdapters(hidden_size, num_maps, rank, list(range(num_double)), list(range(num_single)), alpha)
+
+
+def _ranges(ids: list[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] -> '0-2, 5, 7-8'."""
+    runs: list[list[int]] = []
+    for i in ids:
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return ", ".join(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)

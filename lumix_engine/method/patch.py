@@ -6,13 +6,18 @@ transformer_options for double blocks (returning {"img", "txt"}) and img (= [txt
 vec, pe, ... for single blocks (returning {"img"}). `block_patches` builds those patches;
 `patch_diffusers` does the same for a diffusers `FluxTransformer2DModel` by overriding the
 blocks' forwards. Neither touches the model's weights, and removing the patches restores it.
+Block patches find their block on the model being sampled (`SampledModel`, `sampling`), so
+a MODEL whose clones rebuild or replace the diffusion model stays correct.
 """
 from __future__ import annotations
 
+import inspect
+import logging
 import types
 import weakref
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from contextvars import ContextVar
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 from torch import nn
@@ -25,32 +30,144 @@ from ..flux.rotary import BflRotary, DiffusersRotary
 from .adapters import DOUBLE, SINGLE, LumiXAdapters
 from .layouts.bfl import BflDoubleBlock, BflSingleBlock
 from .layouts.diffusers import DiffusersDoubleBlock, DiffusersSingleBlock
-from .qba import lumix_double_block, lumix_single_block
+from .qba import AttentionHooks, lumix_double_block, lumix_single_block
 
 PATCHED_MARK = "_lumix_patched"
+log = logging.getLogger("lumix_engine")
 
 
-def check_model(model: nn.Module, adapters: LumiXAdapters, require_dev: bool = True) -> FluxArchitecture:
-    """The model's architecture after checking the checkpoint fits it (clear errors otherwise)."""
+def check_model(model: nn.Module, adapters: LumiXAdapters, require_dev: bool = True,
+                qba: bool = True) -> FluxArchitecture:
+    """The model's architecture after checking the checkpoint fits it (clear errors otherwise);
+    blocks the checkpoint has no adapters for are logged as a warning."""
     arch = describe_flux(model)
     if require_dev:
         require_guidance(arch)
     adapters.check_fits(arch.hidden_size, arch.num_heads, len(arch.double_blocks), len(arch.single_blocks),
                         arch.name)
+    if any(adapters.missing_blocks(len(arch.double_blocks), len(arch.single_blocks)).values()):
+        log.warning(adapters.coverage_report(len(arch.double_blocks), len(arch.single_blocks), qba))
     return arch
+
+
+# The diffusion model being sampled right now, in this thread / task (set by SampledModel).
+_SAMPLED_MODEL: ContextVar[Optional[nn.Module]] = ContextVar("lumix_sampled_model", default=None)
+
+
+@contextmanager
+def sampling(model: nn.Module) -> Iterator[nn.Module]:
+    """`with sampling(flux): ...`: LumiX patches called inside run the blocks of `flux`."""
+    token = _SAMPLED_MODEL.set(model)
+    try:
+        yield model
+    finally:
+        _SAMPLED_MODEL.reset(token)
+
+
+def _reference_latents(model: nn.Module, args: tuple, kwargs: dict) -> Any:
+    """The `ref_latents` argument of a FLUX forward call, read through its signature."""
+    if "ref_latents" in kwargs:
+        return kwargs["ref_latents"]
+    forward = getattr(model, "_forward", None) or getattr(model, "forward", None)
+    try:
+        bound = inspect.signature(forward).bind_partial(*args, **kwargs)
+    except (TypeError, ValueError):
+        return None
+    return bound.arguments.get("ref_latents")
+
+
+class SampledModel:
+    """A diffusion-model wrapper (ComfyUI's `WrappersMP.DIFFUSION_MODEL` convention:
+    `wrapper(executor, *args, **kwargs)`, `executor.class_obj` = the model being run) that
+    makes LumiX's block patches resolve their blocks on that model at call time.
+
+    A MODEL's patches travel with every clone, including clones that rebuild or replace the
+    model (a torch.compile copy, one copy per GPU, model_override); looking the block up on the
+    model that is actually running is what makes each of those run its own weights.
+    """
+
+    def __deepcopy__(self, memo: dict) -> "SampledModel":
+        return self
+
+    def __call__(self, executor: Any, *args: Any, **kwargs: Any) -> Any:
+        model = executor.class_obj
+        if _reference_latents(model, args, kwargs):
+            raise ModelMismatchError(
+                "reference images reached the LumiX-patched model (FLUX.1 Kontext-style editing, e.g. a "
+                "ReferenceLatent node on the conditioning). LumiX was trained on FLUX.1-dev without them: remove the "
+                "reference from the conditioning and give the image to LumiXSampler as its `color` input instead.")
+        with sampling(model):
+            return executor(*args, **kwargs)
+
+
+def _forward_applies(block: nn.Module, patch_name: str) -> bool:
+    """Whether this block's own forward applies transformer_options["patches"][patch_name]."""
+    forward = getattr(type(block), "forward", None)
+    code = getattr(forward, "__code__", None)
+    return code is not None and patch_name in code.co_consts
+
+
+class ComfyAttentionPatches:
+    """A stock FLUX block's attention patches (`attn1_patch`, `attn1_output_patch` in
+    transformer_options["patches"]), applied to a LumiX block as the stock block applies them.
+
+    attn1_patch: p(q, k, v, pe=pe, attn_mask=mask, extra_options=...) -> dict that may replace
+    any of q, k, v, pe, attn_mask (q, k before rope); attn1_output_patch: p(attn, extra_options).
+    `extra_options` is a copy of transformer_options with `img_slice` = [text length, sequence
+    length], as the stock double block sets it.
+    """
+
+    def __init__(self, before: list, after: list, options: dict, txt_len: Optional[int]) -> None:
+        self.before_patches, self.after_patches = before, after
+        self.options, self.txt_len = options, txt_len
+
+    def _extra(self, length: int) -> dict:
+        extra = dict(self.options)
+        if self.txt_len is not None:
+            extra["img_slice"] = [self.txt_len, length]
+        return extra
+
+    def before(self, q, k, v, rotary, mask):
+        pe = None if rotary is None else rotary.pe
+        extra = self._extra(q.shape[2])
+        for patch in self.before_patches:
+            out = patch(q, k, v, pe=pe, attn_mask=mask, extra_options=extra)
+            q, k, v = out.get("q", q), out.get("k", k), out.get("v", v)
+            pe, mask = out.get("pe", pe), out.get("attn_mask", mask)
+        return q, k, v, (None if pe is None else BflRotary(pe)), mask
+
+    def after(self, attn):
+        extra = self._extra(attn.shape[1])
+        for patch in self.after_patches:
+            attn = patch(attn, extra)
+        return attn
+
+    @staticmethod
+    def for_block(block: nn.Module, options: Any, txt_len: Optional[int]) -> Optional[AttentionHooks]:
+        patches = (options or {}).get("patches", {}) if isinstance(options, dict) else {}
+        before = list(patches.get("attn1_patch", ())) if _forward_applies(block, "attn1_patch") else []
+        after = list(patches.get("attn1_output_patch", ())) if _forward_applies(block, "attn1_output_patch") else []
+        if not before and not after:
+            return None
+        hooks = ComfyAttentionPatches(before, after, options, txt_len)
+        return AttentionHooks(hooks.before if before else None, hooks.after if after else None)
 
 
 class LumiXBlockPatch:
     """One block's replacement, in ComfyUI's `patches_replace["dit"]` calling convention.
 
-    Holds the block weakly (the model owns it) and the adapters by reference: deep copies
-    (ComfyUI clones model_options at every MODEL node) return the same object.
+    The block it runs is looked up at call time on the model being sampled (bound by
+    `SampledModel` / `sampling`), so clones that rebuild the model run their own weights.
+    Outside such a binding it falls back to the block it was made on, held weakly (the model
+    owns it). Adapters are held by reference: deep copies (ComfyUI clones model_options at
+    every MODEL node) return the same object.
     """
 
     def __init__(self, kind: str, index: int, block: nn.Module, adapters: LumiXAdapters, strength: float,
                  qba: bool, attention: AttentionFn, weights: LinearWeights) -> None:
         self.kind, self.index = kind, index
         self._block = weakref.ref(block)
+        self.hidden_size, self.num_heads = block.hidden_size, block.num_heads
         self.adapters = adapters
         self.block_adapters = adapters.block(kind, index, strength, qba)
         self.attention = attention
@@ -59,10 +176,28 @@ class LumiXBlockPatch:
     def __deepcopy__(self, memo: dict) -> "LumiXBlockPatch":
         return self
 
-    def _layout(self):
-        block = self._block()
-        if block is None:
-            raise ModelMismatchError("the FLUX model this LumiX patch was made for is gone; run LumiXLoader again")
+    def block(self) -> nn.Module:
+        """The block this patch runs now: on the model being sampled, else the one it was made on."""
+        model = _SAMPLED_MODEL.get()
+        if model is None:
+            block = self._block()
+            if block is None:
+                raise ModelMismatchError("the FLUX model this LumiX patch was made for is gone and no model is being "
+                                         "sampled through ComfyUI's wrappers; run LumiXLoader again")
+            return block
+        blocks = getattr(model, "double_blocks" if self.kind == DOUBLE else "single_blocks", None)
+        block = blocks[self.index] if blocks is not None and self.index < len(blocks) else None
+        if block is None or getattr(block, "hidden_size", None) != self.hidden_size or \
+                getattr(block, "num_heads", None) != self.num_heads:
+            found = "has no such block" if block is None else \
+                f"has hidden {getattr(block, 'hidden_size', '?')}, {getattr(block, 'num_heads', '?')} heads there"
+            raise ModelMismatchError(
+                f"the model being sampled ({type(model).__name__}) {found}, but this LumiX patch was made for a FLUX "
+                f"{self.kind.split('_')[0]} block {self.index} of hidden {self.hidden_size}, {self.num_heads} heads: a node between "
+                f"LumiXLoader and the sampler replaced the model. Put LumiXLoader after that node.")
+        return block
+
+    def _layout(self, block: nn.Module):
         layout = BflDoubleBlock if self.kind == DOUBLE else BflSingleBlock
         return layout(block, self.weights)
 
@@ -70,12 +205,20 @@ class LumiXBlockPatch:
         pe = args.get("pe")
         rotary = None if pe is None else BflRotary(pe)
         options = args.get("transformer_options")
+        if isinstance(options, dict) and options.get("reference_image_num_tokens"):
+            raise ModelMismatchError(
+                "reference images reached the LumiX-patched model (FLUX.1 Kontext-style editing). LumiX was trained on "
+                "FLUX.1-dev without them: remove the reference from the conditioning and give the image to "
+                "LumiXSampler as its `color` input instead.")
+        block = self.block()
         if self.kind == DOUBLE:
-            img, txt = lumix_double_block(self._layout(), self.block_adapters, args["img"], args["txt"], args["vec"],
-                                          rotary, self.attention, args.get("attn_mask"), options)
+            hooks = ComfyAttentionPatches.for_block(block, options, args["txt"].shape[1])
+            img, txt = lumix_double_block(self._layout(block), self.block_adapters, args["img"], args["txt"],
+                                          args["vec"], rotary, self.attention, args.get("attn_mask"), options, hooks)
             return {"img": img, "txt": txt}
-        x = lumix_single_block(self._layout(), self.block_adapters, args["img"], args["vec"], rotary,
-                               self.attention, args.get("attn_mask"), options)
+        hooks = ComfyAttentionPatches.for_block(block, options, None)
+        x = lumix_single_block(self._layout(block), self.block_adapters, args["img"], args["vec"], rotary,
+                               self.attention, args.get("attn_mask"), options, hooks)
         return {"img": x}
 
 
@@ -101,7 +244,7 @@ def block_patches(model: nn.Module, adapters: LumiXAdapters, strength: float = 1
     With qba=True every block is patched (QBA applies everywhere); with qba=False only the
     blocks the checkpoint adapts. Keys are ComfyUI's ("double_block" | "single_block", i).
     """
-    arch = check_model(model, adapters, require_dev)
+    arch = check_model(model, adapters, require_dev, qba)
     if arch.layout != BFL:
         raise ModelMismatchError(f"block_patches needs the BFL layout (ComfyUI / flux1-dev.safetensors); "
                                  f"{arch.name} is in the {arch.layout} layout: use patch_diffusers.")
@@ -136,7 +279,7 @@ def patch_diffusers(transformer: nn.Module, adapters: LumiXAdapters, strength: f
                     attention: AttentionFn = sdpa_attention, weights: LinearWeights = plain_linear_weights,
                     require_dev: bool = True) -> Callable[[], None]:
     """Patch a diffusers FluxTransformer2DModel in place; returns a function that unpatches it."""
-    arch = check_model(transformer, adapters, require_dev)
+    arch = check_model(transformer, adapters, require_dev, qba)
     if arch.layout != DIFFUSERS:
         raise ModelMismatchError(f"patch_diffusers needs a diffusers FluxTransformer2DModel; {arch.name} is in the "
                                  f"{arch.layout} layout: use block_patches.")

@@ -1,4 +1,4 @@
-"""The LumiX block math, written once for both FLUX layouts (spec: Where the adapters sit).
+"""The LumiX block math, written once for both FLUX layouts (paper Sec. 3: Query-Broadcast Attention and Tensor LoRA in every block).
 
 A layout adapter (`layouts/bfl.py`, `layouts/diffusers.py`) exposes a block's own
 submodules under one vocabulary: modulation, norms, projections, MLP. The functions here
@@ -11,12 +11,12 @@ add the two LumiX changes to an unpatched FLUX block:
   output projection gets another.
 
 Maps interact only through those two; attention itself stays within each map.
-Tensors are [B, L, D] with B = 5 * scenes, scene-major, in the spec's map order.
+Tensors are [B, L, D] with B = 5 * scenes, scene-major, maps ordered albedo, irradiance, color, depth, normal.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 import torch
 
@@ -67,7 +67,7 @@ class SingleBlockLayout(Protocol):
 class BlockAdapters:
     """The two Tensor LoRAs of one block and how to apply them.
 
-    `strength` scales both deltas (the spec's lora_weight); `qba=False` keeps each map's own
+    `strength` scales both deltas (the authors' lora_weight); `qba=False` keeps each map's own
     queries, for ablations. With no adapters and qba=False the block is the unpatched one.
     """
     kv: Optional[TensorLoRA] = None
@@ -87,6 +87,27 @@ class BlockAdapters:
         if self.proj is None or self.strength == 0:
             return p
         return p + self.proj(p, self.strength)
+
+
+@dataclass
+class AttentionHooks:
+    """Other code's changes to a block's attention, applied where a stock FLUX block applies them.
+
+    `before(q, k, v, rotary, mask)` sees the joint q, k, v [B, H, S, Dh] before rope (q is
+    already the broadcast query under QBA) and returns all five, possibly replaced; rope then
+    rotates the whole joint sequence with the rotary it returned. `after(attn)` sees the
+    attention output [B, S, H*Dh]. Without a `before` hook the cheaper path (rope on the color
+    queries only, then broadcast) is kept.
+    """
+    before: Optional[Callable[..., tuple]] = None
+    after: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+
+
+def _rotate_joint(q: torch.Tensor, k: torch.Tensor, rotary: Optional[Rotary]) -> tuple[torch.Tensor, torch.Tensor]:
+    if rotary is None:
+        return q, k
+    everything = slice(0, None)
+    return rotary(q, everything), rotary(k, everything)
 
 
 # Batch rows of each scene's color map (2, 7, 12, ...) as a strided slice: indexing with it
@@ -125,8 +146,10 @@ def lumix_double_block(
     attention: AttentionFn = sdpa_attention,
     mask: Optional[torch.Tensor] = None,
     transformer_options: Any = None,
+    hooks: Optional[AttentionHooks] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One double block with QBA and Tensor LoRA (spec: Double block, steps 1-10)."""
+    """One double block with QBA and Tensor LoRA: LoRA deltas on k and v after the q/k norm, every map
+    attends with the color map's image queries, proj output plus its LoRA delta."""
     batch, txt_len = img.shape[0], txt.shape[1]
     scene_count(batch)
     rows = QUERY_SOURCE_ROWS if adapters.qba else None
@@ -141,15 +164,23 @@ def lumix_double_block(
 
     txt_q, txt_k, txt_v = layout.txt_qkv(txt_mod1.apply(layout.txt_norm1(txt)))
 
-    image_positions, text_positions = slice(txt_len, None), slice(0, txt_len)
-    if rotary is not None:
-        img_q = rotary(img_q, image_positions, rows)
-        img_k = rotary(img_k, image_positions)
-        txt_q = rotary(txt_q, text_positions)
-        txt_k = rotary(txt_k, text_positions)
-    q = torch.cat((txt_q, img_q), dim=2) if rows is None else _text_then_scene_queries(txt_q, img_q)
-    attn = attention(q, torch.cat((txt_k, img_k), dim=2), torch.cat((txt_v, img_v), dim=2), mask,
-                     transformer_options)
+    if hooks is not None and hooks.before is not None:
+        q = torch.cat((txt_q, img_q), dim=2) if rows is None else _text_then_scene_queries(txt_q, img_q)
+        q, k, v, rotary, mask = hooks.before(q, torch.cat((txt_k, img_k), dim=2), torch.cat((txt_v, img_v), dim=2),
+                                             rotary, mask)
+        q, k = _rotate_joint(q, k, rotary)
+    else:
+        image_positions, text_positions = slice(txt_len, None), slice(0, txt_len)
+        if rotary is not None:
+            img_q = rotary(img_q, image_positions, rows)
+            img_k = rotary(img_k, image_positions)
+            txt_q = rotary(txt_q, text_positions)
+            txt_k = rotary(txt_k, text_positions)
+        q = torch.cat((txt_q, img_q), dim=2) if rows is None else _text_then_scene_queries(txt_q, img_q)
+        k, v = torch.cat((txt_k, img_k), dim=2), torch.cat((txt_v, img_v), dim=2)
+    attn = attention(q, k, v, mask, transformer_options)
+    if hooks is not None and hooks.after is not None:
+        attn = hooks.after(attn)
     txt_attn, img_attn = attn[:, :txt_len], attn[:, txt_len:]
 
     img = img + img_mod1.gate * adapters.proj_delta(layout.img_proj(img_attn))
@@ -169,8 +200,10 @@ def lumix_single_block(
     attention: AttentionFn = sdpa_attention,
     mask: Optional[torch.Tensor] = None,
     transformer_options: Any = None,
+    hooks: Optional[AttentionHooks] = None,
 ) -> torch.Tensor:
-    """One single block on x = [txt; img] with QBA and Tensor LoRA (spec: Single block)."""
+    """One single block on x = [txt; img] with QBA and Tensor LoRA: LoRA deltas on k and v over all
+    tokens, every map attends with the color map's queries (text and image), linear2 plus its delta."""
     batch = x.shape[0]
     scene_count(batch)
     rows = QUERY_SOURCE_ROWS if adapters.qba else None
@@ -180,11 +213,19 @@ def lumix_single_block(
     delta = adapters.kv_delta(h, layout.num_heads)
     if delta is not None:
         k, v = k + delta[0], v + delta[1]
-    if rotary is not None:
-        everything = slice(0, None)
-        q, k = rotary(q, everything, rows), rotary(k, everything)
-    if rows is not None:
-        q = broadcast_to_scene(q)
+    if hooks is not None and hooks.before is not None:
+        if rows is not None:
+            q = broadcast_to_scene(q)
+        q, k, v, rotary, mask = hooks.before(q, k, v, rotary, mask)
+        q, k = _rotate_joint(q, k, rotary)
+    else:
+        if rotary is not None:
+            everything = slice(0, None)
+            q, k = rotary(q, everything, rows), rotary(k, everything)
+        if rows is not None:
+            q = broadcast_to_scene(q)
     attn = attention(q, k, v, mask, transformer_options)
+    if hooks is not None and hooks.after is not None:
+        attn = hooks.after(attn)
     out = adapters.proj_delta(layout.output(attn, mlp))
     return _fp16_safe(x + mod.gate * out)

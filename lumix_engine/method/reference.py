@@ -1,4 +1,4 @@
-"""The LumiX blocks computed the plain way, straight from the spec, for tests and benchmarks.
+"""The LumiX blocks computed the plain way, straight from the paper's formulas (Sec. 3), for tests and benchmarks.
 
 Full q/k/v for every map, the query broadcast done by copying, Tensor LoRA in the authors'
 contraction order, one scene at a time. Shares no code with `qba.py` beyond the block's
@@ -12,7 +12,31 @@ from einops import rearrange
 from torch import nn
 
 from ..modalities import NUM_MAPS, QUERY_SOURCE
-from .tensor_lora import TensorLoRA, tensor_lora_authors_order
+from .tensor_lora import TensorLoRA
+
+
+def tensor_lora_reference(
+    x: torch.Tensor, g1: torch.Tensor, g2: torch.Tensor, g3: torch.Tensor, scale: float
+) -> torch.Tensor:
+    """Y[i,l,o] = s sum_{j,u,r,q} x[j,l,u] G2[i,u,r,q] G1[i,j,q] G3[i,o,r] as written, for one
+    scene x [M, L, d_in], in float64."""
+    x, g1, g2, g3 = (t.double() for t in (x, g1, g2, g3))
+    return scale * torch.einsum("jlu,iurq,ijq,ior->ilo", x, g2, g1, g3)
+
+
+def tensor_lora_authors_order(x: torch.Tensor, g1: torch.Tensor, g2: torch.Tensor, g3: torch.Tensor,
+                              scale: float) -> torch.Tensor:
+    """The authors' contraction order (x with G2 first), for benchmarks: x [M, L, d_in]."""
+    b = torch.einsum("jlu,iurq->ijlrq", x, g2)
+    h = torch.einsum("ijlrq,ijq->ijlr", b, g1)
+    per_source = torch.einsum("ijlr,ior->ijlo", h, g3)  # materialised, as the authors do
+    return per_source.sum(dim=1) * scale
+
+
+def tensor_lora_plain(adapter: TensorLoRA, x: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
+    """The adapter's output for a batch x [B, L, d_in] of whole scenes, by the float64 sum."""
+    return torch.cat([tensor_lora_reference(scene, adapter.G1, adapter.G2, adapter.G3, adapter.scale * strength)
+                      for scene in x.split(adapter.num_maps)])
 
 
 def _lora(adapter: TensorLoRA | None, x: torch.Tensor, strength: float) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Sampling math shared by the ComfyUI sampler and the standalone pipeline (spec: Sampling).
+"""Sampling math shared by the ComfyUI sampler and the standalone pipeline: FLUX's rectified-flow schedule, Euler steps, true CFG, shared noise and held maps.
 
 Pure functions: the published schedule (with its token-count quirk), the Euler flow step,
 true classifier-free guidance, one shared noise per scene, and condition maps held at t = 0.
@@ -15,12 +15,14 @@ from ..errors import InputError
 from ..modalities import MAP_NAMES, NUM_MAPS, map_index
 
 TokenCount = Literal["published", "true"]
+Numerics = Literal["engine", "authors"]
+NUMERICS = ("engine", "authors")
 NEGATIVE_PROMPT = "blurry, low quality, artifacts, distorted, noisy, pixelated, jpeg artifacts"
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Published sampling settings (spec: Sampling as published / Image -> maps)."""
+    """Published sampling settings (the authors' inference configs for text -> maps and image -> maps)."""
     steps: int = 50
     cfg: float = 3.0
     guidance: float = 3.5
@@ -66,19 +68,22 @@ def check_steps(steps: int) -> None:
 
 
 def token_count(width: int, height: int, mode: TokenCount = "published") -> float:
-    """The n in mu(n). 'published' reproduces the authors' scripts, (W/8)(H/8)/256 (16 at
-    512 x 512); 'true' is the real image token count (W/16)(H/16) that FLUX's reference uses."""
+    """The n in mu(n). 'published' reproduces the authors' scripts, (W//8)(H//8)//256 in
+    integer division (16 at 512 x 512; 16, not 16.5, at 528 x 512); 'true' is the real image
+    token count (W/16)(H/16) that FLUX's reference uses."""
     if mode == "published":
-        return (width / 8) * (height / 8) / 256
+        return float((width // 8) * (height // 8) // 256)
     if mode == "true":
         return (width / 16) * (height / 16)
     raise InputError(f"token_count must be 'published' or 'true', got {mode!r}")
 
 
 def mu_for_tokens(n: float, base_shift: float = 0.5, max_shift: float = 1.15) -> float:
-    """mu linear in n through (256, 0.5) and (4096, 1.15)."""
+    """mu linear in n through (256, 0.5) and (4096, 1.15), evaluated as slope * n + intercept
+    (the authors' and BFL's order of operations, so the float64 value is theirs to the bit)."""
     slope = (max_shift - base_shift) / (4096 - 256)
-    return base_shift + slope * (n - 256)
+    intercept = base_shift - slope * 256
+    return slope * n + intercept
 
 
 def time_shift(mu: float, t: torch.Tensor) -> torch.Tensor:
@@ -87,10 +92,13 @@ def time_shift(mu: float, t: torch.Tensor) -> torch.Tensor:
         return torch.where(t > 0, math.exp(mu) / (math.exp(mu) + (1 / t.clamp_min(1e-12) - 1)), torch.zeros_like(t))
 
 
-def schedule(steps: int, width: int, height: int, mode: TokenCount = "published") -> torch.Tensor:
-    """Timesteps from 1 to 0 for `steps` Euler steps, float64 [steps + 1]."""
+def schedule(steps: int, width: int, height: int, mode: TokenCount = "published",
+             dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Timesteps from 1 to 0 for `steps` Euler steps, [steps + 1] in `dtype`. float64 by
+    default; float32 is the authors' scripts to the bit (a float32 linspace shifted in
+    float32 arithmetic, as BFL's get_schedule computes it)."""
     check_steps(steps)
-    t = torch.linspace(1, 0, steps + 1, dtype=torch.float64)
+    t = torch.linspace(1, 0, steps + 1, dtype=dtype)
     return time_shift(mu_for_tokens(token_count(width, height, mode)), t)
 
 
@@ -104,16 +112,40 @@ def guided_velocity(positive: torch.Tensor, negative: torch.Tensor, scale: float
     return negative + scale * (positive - negative)
 
 
-def shared_noise(scenes: int, shape: Sequence[int], seed: int, dtype: torch.dtype = torch.float32,
+def shared_noise(scenes: int, shape: Sequence[int], seed: int | Sequence[int], dtype: torch.dtype = torch.float32,
                  device: torch.device | str = "cpu") -> torch.Tensor:
     """One Gaussian noise per scene, repeated for its five maps: [5 * scenes, *shape].
 
     Drawn on the CPU from `seed`, so the same seed gives the same noise on every device.
+    `seed` as a sequence gives one seed per scene, each scene drawn from its own generator:
+    scene k's noise is then what a one-scene run with seed[k] draws, whatever batch it is in.
     """
-    generator = torch.Generator("cpu").manual_seed(int(seed))
-    per_scene = torch.randn((scenes, *shape), generator=generator, dtype=torch.float32)
+    if isinstance(seed, int):
+        generator = torch.Generator("cpu").manual_seed(int(seed))
+        per_scene = torch.randn((scenes, *shape), generator=generator, dtype=torch.float32)
+    else:
+        seeds = [int(s) for s in seed]
+        if len(seeds) != scenes:
+            raise InputError(f"{len(seeds)} seeds for {scenes} scenes; give one seed, or one per scene")
+        per_scene = torch.cat([shared_noise(1, shape, s)[:1] for s in seeds])
     noise = per_scene.unsqueeze(1).expand(scenes, NUM_MAPS, *shape).reshape(scenes * NUM_MAPS, *shape)
     return noise.to(device=device, dtype=dtype)
+
+
+def authors_noise(scenes: int, shape: Sequence[int], seed: int, dtype: torch.dtype,
+                  device: torch.device | str) -> torch.Tensor:
+    """One noise per scene as the authors' scripts draw it, repeated for its five maps:
+    [5 * scenes, *shape] in `dtype` on `device`.
+
+    Their scripts draw randn(1, *shape) directly in the model's dtype (bf16) with a
+    generator on the model's device seeded with the seed, so the values depend on the
+    device and dtype. Scene k uses seed + k (their scripts draw one scene per run, with
+    `seed`), so scene 0 is the noise of their run with the same seed.
+    """
+    device = torch.device(device)
+    per_scene = [torch.randn((1, *shape), generator=torch.Generator(device).manual_seed(int(seed) + k),
+                             device=device, dtype=dtype) for k in range(scenes)]
+    return torch.cat(per_scene).repeat_interleave(NUM_MAPS, dim=0)
 
 
 @dataclass

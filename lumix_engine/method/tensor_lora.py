@@ -47,7 +47,7 @@ class TensorLoRA(nn.Module):
         self.rank = rank
         self.alpha = alpha
         factory = {"device": device, "dtype": dtype}
-        # Published initialisation (spec: Tensor LoRA).
+        # The authors' initialisation: G1 ~ N(0, 0.02^2), G2 ~ N(0, 1) / sqrt(d_in R), G3 = 0 (a no-op).
         self.G1 = nn.Parameter(torch.randn(num_maps, num_maps, rank, **factory) * 0.02)
         self.G2 = nn.Parameter(
             torch.randn(num_maps, in_features, rank, rank, **factory) / math.sqrt(in_features * rank)
@@ -117,21 +117,4 @@ class TensorLoRA(nn.Module):
         return out.reshape(batch, length, self.out_features).to(x.dtype)
 
 
-def tensor_lora_reference(
-    x: torch.Tensor, g1: torch.Tensor, g2: torch.Tensor, g3: torch.Tensor, scale: float
-) -> torch.Tensor:
-    """The spec's sum as written, for one scene x [M, L, d_in], in float64. Tests only."""
-    x, g1, g2, g3 = (t.double() for t in (x, g1, g2, g3))
-    return scale * torch.einsum("jlu,iurq,ijq,ior->ilo", x, g2, g1, g3)
-
-
-def tensor_lora_authors_order(x: torch.Tensor, g1: torch.Tensor, g2: torch.Tensor, g3: torch.Tensor,
-                              scale: float) -> torch.Tensor:
-    """The authors' contraction order (x with G2 first), for benchmarks: x [M, L, d_in]."""
-    b = torch.einsum("jlu,iurq->ijlrq", x, g2)
-    h = torch.einsum("ijlrq,ijq->ijlr", b, g1)
-    per_source = torch.einsum("ijlr,ior->ijlo", h, g3)  # materialised, as the authors do
-    return per_source.sum(dim=1) * scale
-
-
-__all__ = ["TensorLoRA", "tensor_lora_reference", "tensor_lora_authors_order", "NUM_MAPS"]
+__all__ = ["TensorLoRA", "NUM_MAPS"]

@@ -40,7 +40,7 @@ def tiny_flux_config(hidden: int = 96, heads: int = 4, depth: int = 2, single: i
 
 @dataclass
 class Variant:
-    """How the adapters are used (the ablations of benchmarks/ablation_tiny.py).
+    """How the adapters are used (the ablations of benchmarks.ablation_tiny).
 
     qba: query broadcast from the color map. cross_map: Tensor LoRA reads every map (False:
     G1 kept diagonal, a plain per-map LoRA). shared_noise: one noise and one timestep per
@@ -123,7 +123,7 @@ class TinyLumiX:
     def sample(self, prompts: Sequence[str], seed: int = 0, steps: int = 10,
                given: Optional[dict[str, torch.Tensor]] = None) -> dict[str, torch.Tensor]:
         """Five maps per prompt, {name: [k, H, W, 3]}. `given` {name: images [k, H, W, 3]}
-        are held at t = 0 (decomposition, spec: Image -> maps)."""
+        are held at t = 0 (decomposition)."""
         context, pooled = self.base.encode_prompts(prompts)
         context, pooled = broadcast_to_scene(context), broadcast_to_scene(pooled)
         held = GivenMaps({name: self.base.codec.encode(image) for name, image in (given or {}).items()})

@@ -56,7 +56,7 @@ def run_showcase(prompt: Optional[str] = None, seed: int = 0, steps: int = STEPS
 
 
 def showcase_rows(show: Showcase):
-    from ..apps.outputs import maps_rows
+    from ..image_io import maps_rows
     return (maps_rows("TRAINED tiny LumiX: text -> maps", show.generated)
             + maps_rows("held-out render: exact ground truth", show.heldout_truth)
             + maps_rows("TRAINED tiny LumiX: decomposition of that render's color", show.decomposed))

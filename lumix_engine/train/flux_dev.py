@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from ..flux.model import pack_latent, unpack_latent
+from ..flux.velocity import diffusers_flux_velocity
 from ..modalities import MAP_NAMES, NUM_MAPS, broadcast_to_scene
 from .loop import LoopConfig, Trainer
 from .objective import ConditionPolicy, lumix_batch_loss
@@ -58,20 +58,6 @@ def load_scene_folder(folder: Path, size: int) -> tuple[torch.Tensor, list[str]]
     return torch.stack(scenes), captions
 
 
-def transformer_velocity(transformer, latents, timesteps, context, pooled, guidance: float = 1.0):
-    """The (patched) diffusers FLUX transformer on latents [B, 16, h, w], WITH gradients
-    (LumiXPipeline.velocity is the no-grad sampling version of the same call)."""
-    height, width = latents.shape[-2:]
-    dtype = next(transformer.parameters()).dtype
-    tokens, img_ids = pack_latent(latents.float())
-    txt_ids = torch.zeros(context.shape[1], 3, device=latents.device)
-    out = transformer(hidden_states=tokens.to(dtype), encoder_hidden_states=context.to(dtype),
-                      pooled_projections=pooled.to(dtype), timestep=timesteps.to(dtype), img_ids=img_ids[0],
-                      txt_ids=txt_ids, guidance=torch.full((latents.shape[0],), guidance, device=latents.device,
-                                                           dtype=dtype), return_dict=False)[0]
-    return unpack_latent(out.float(), height, width)
-
-
 def run(args: argparse.Namespace) -> None:
     import tempfile
 
@@ -102,7 +88,7 @@ def run(args: argparse.Namespace) -> None:
         x0 = latents[index].flatten(0, 1).to(device)
         ctx = broadcast_to_scene(context[index.to(context.device)])
         vec = broadcast_to_scene(pooled[index.to(pooled.device)])
-        return lumix_batch_loss(lambda x, t: transformer_velocity(pipe.transformer, x, t.to(device), ctx, vec),
+        return lumix_batch_loss(lambda x, t: diffusers_flux_velocity(pipe.transformer, x, t.to(device), ctx, vec, 1.0),
                                 x0, generator, ConditionPolicy())
 
     trainer = Trainer(adapters, loss, LoopConfig(args.steps, lr=args.lr, warmup=100), Path(args.work))

@@ -5,9 +5,9 @@ the model predicts the velocity v = noise - x0, so an Euler step x <- x + (t_nex
 moves toward the data. t is drawn from a logit-normal distribution (SD3 / FLUX training
 practice), which spends most samples at mid noise levels.
 
-LumiX batches (spec: Maps) are scene-major, five maps per scene. Training choices, matching
+LumiX batches are scene-major, five maps per scene. Training choices, matching
 the published inference: ONE noise per scene, repeated for its five maps, and ONE timestep
-per scene for all its generated maps. Maps held as conditions (decomposition, spec:
+per scene for all its generated maps. Maps held as conditions (decomposition,
 Image -> maps) enter clean, at t = 0, and are left out of the loss.
 """
 from __future__ import annotations
@@ -64,9 +64,6 @@ class ConditionPolicy:
                     held[k] = False
                     held[k, QUERY_SOURCE] = True
         return held
-
-
-NONE_HELD = ConditionPolicy(color=0.0, any_subset=0.0)
 
 
 def lumix_batch_loss(velocity_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x0: torch.Tensor,

@@ -1,9 +1,12 @@
-"""API-format graphs (POST /prompt bodies) used by the real-ComfyUI tests."""
+"""The tiny models the real-ComfyUI tests put in a models folder, and the API-format graphs
+(POST /prompt bodies) that use them."""
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 
-from comfyui_tiny_models import TinyFlux
+from lumix_engine.flux.model import FluxConfig
+from lumix_engine.tiny_random import TINY_FLUX, random_adapters, write_adapters, write_bfl_flux, write_taesd_vae
 
 
 @dataclasses.dataclass(frozen=True)
@@ -13,7 +16,23 @@ class TinyModelNames:
     vae: str
     lumix: str
     lumix_zero: str
-    flux_config: TinyFlux
+    flux_config: FluxConfig
+
+
+def write_tiny_models(models_dir: pathlib.Path, config: FluxConfig = TINY_FLUX) -> TinyModelNames:
+    """Tiny random FLUX (BFL layout), TAESD-layout VAE and LumiX checkpoints (random, and a
+    G3 = 0 no-op) under `models_dir`, as ComfyUI's loaders list them."""
+    names = TinyModelNames(flux="lumix_tiny_flux.safetensors", vae="lumix_tiny_vae.safetensors",
+                           lumix="lumix_tiny.safetensors", lumix_zero="lumix_tiny_zero.safetensors",
+                           flux_config=config)
+    for folder in ("diffusion_models", "vae", "lumix"):
+        (models_dir / folder).mkdir(parents=True, exist_ok=True)
+    write_bfl_flux(models_dir / "diffusion_models" / names.flux, config)
+    write_taesd_vae(models_dir / "vae" / names.vae)
+    write_adapters(models_dir / "lumix" / names.lumix, random_adapters(config, rank=2, seed=2))
+    # G3 = 0: the no-op adapter of a fresh training run.
+    write_adapters(models_dir / "lumix" / names.lumix_zero, random_adapters(config, rank=2, seed=2, g3_std=0.0))
+    return names
 
 
 def conditioning_node(models: TinyModelNames, seed: int, guidance: float = 3.5, tokens: int = 8) -> dict:
@@ -50,7 +69,7 @@ def core_flux_graph(models: TinyModelNames, seed: int = 0, steps: int = 2, cfg: 
 def lumix_graph(models: TinyModelNames, seed: int = 0, steps: int = 2, cfg: float = -1.0, guidance: float = -1.0,
                 width: int = 64, height: int = 64, scenes: int = 1, strength: float = 1.0, qba: bool = True,
                 lumix: str | None = None, scheduler: str = "published", sampler: str = "euler",
-                given: dict[str, str] | None = None, prefix: str = "lumix") -> dict:
+                given: dict[str, str] | None = None, prefix: str = "lumix", numerics: str | None = None) -> dict:
     """UNETLoader -> LumiXLoader -> LumiXSampler -> SaveLatent, VAEDecode -> SplitIntrinsics -> 5 x SaveImage.
 
     `given` maps a map name to an input-folder image file (decomposition)."""
@@ -65,7 +84,7 @@ def lumix_graph(models: TinyModelNames, seed: int = 0, steps: int = 2, cfg: floa
                     "inputs": {"model": ["lumix", 0], "positive": ["positive", 0], "negative": ["negative", 0],
                                "seed": seed, "steps": steps, "cfg": cfg, "guidance": guidance, "width": width,
                                "height": height, "scenes": scenes, "sampler_name": sampler,
-                               "scheduler": scheduler}},
+                               "scheduler": scheduler, **({"numerics": numerics} if numerics else {})}},
         "save_latent": {"class_type": "SaveLatent",
                         "inputs": {"samples": ["sampler", 0], "filename_prefix": f"latents/{prefix}"}},
         "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["sampler", 0], "vae": ["vae", 0]}},

@@ -11,9 +11,8 @@ import logging
 import pathlib
 
 import pytest
-from comfyui_graphs import TinyModelNames
+from comfyui_graphs import TinyModelNames, write_tiny_models
 from comfyui_harness import ComfyUIInstall, ComfyUIServer
-from comfyui_tiny_models import TinyFlux, write_tiny_flux, write_tiny_lumix_adapters, write_tiny_vae
 
 HERE = pathlib.Path(__file__).resolve().parent
 INSTALL, SKIP_REASON = ComfyUIInstall.from_environment()
@@ -61,19 +60,6 @@ def comfyui_install() -> ComfyUIInstall:
     if INSTALL is None:
         pytest.skip(SKIP_REASON)
     return INSTALL
-
-
-def write_tiny_models(models_dir: pathlib.Path, config: TinyFlux = TinyFlux()) -> TinyModelNames:
-    names = TinyModelNames(flux="lumix_tiny_flux.safetensors", vae="lumix_tiny_vae.safetensors",
-                           lumix="lumix_tiny.safetensors", lumix_zero="lumix_tiny_zero.safetensors",
-                           flux_config=config)
-    for folder in ("diffusion_models", "vae", "lumix"):
-        (models_dir / folder).mkdir(parents=True, exist_ok=True)
-    write_tiny_flux(models_dir / "diffusion_models" / names.flux, config)
-    write_tiny_vae(models_dir / "vae" / names.vae)
-    write_tiny_lumix_adapters(models_dir / "lumix" / names.lumix, config)
-    write_tiny_lumix_adapters(models_dir / "lumix" / names.lumix_zero, config, zero_readout=True)
-    return names
 
 
 @pytest.fixture(scope="session")

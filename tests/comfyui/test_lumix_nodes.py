@@ -47,6 +47,21 @@ def test_same_seed_same_maps_and_different_seed_different_maps(comfyui, tiny_mod
     assert (first - other).abs().max() > 1e-2
 
 
+def test_authors_numerics_start_from_the_authors_noise(comfyui, tiny_models):
+    # On the CPU in float32 (the tiny model) their draw of scene 0, randn(1, ...) from the
+    # seed, is the engine's first scene too; scene 1 is their run with seed + 1, which the
+    # engine's one stream of two scenes is not. (On a GPU in bf16 every scene differs.)
+    engine = latent_of(comfyui, comfyui.run(lumix_graph(tiny_models, seed=5, steps=1, scenes=2,
+                                                        prefix="engine5")))
+    authors = latent_of(comfyui, comfyui.run(lumix_graph(tiny_models, seed=5, steps=1, scenes=2, numerics="authors",
+                                                         prefix="authors5")))
+    seed6 = latent_of(comfyui, comfyui.run(lumix_graph(tiny_models, seed=6, steps=1, numerics="authors",
+                                                       prefix="authors6")))
+    assert torch.allclose(authors[:5], engine[:5], atol=1e-5)
+    assert (authors[5:] - engine[5:]).abs().max() > 1e-2
+    assert torch.allclose(authors[5:], seed6, atol=1e-5)
+
+
 def test_strength_zero_with_qba_off_reproduces_the_unpatched_model(comfyui, tiny_models):
     """Each of the five maps equals a plain KSampler run from the same noise and sigmas."""
     lumix = latent_of(comfyui, comfyui.run(lumix_graph(tiny_models, seed=21, steps=3, cfg=2.0, guidance=3.5,

@@ -1,4 +1,4 @@
-"""Reliability in a real ComfyUI (issue 7): bad input through the real nodes, interruption,
+"""Reliability in a real ComfyUI: bad input through the real nodes, interruption,
 graph isolation, long runs and API-mode load.
 
 This module runs its own server (module scope) with extra tiny models (schnell, deeper and
@@ -13,16 +13,17 @@ from __future__ import annotations
 import json
 import pathlib
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
-from comfyui_graphs import conditioning_node, core_flux_graph, lumix_graph
+from comfyui_graphs import conditioning_node, core_flux_graph, lumix_graph, write_tiny_models
 from comfyui_harness import ComfyUIClient, ComfyUIServer, PromptRejected, WorkflowFailed
-from comfyui_tiny_models import TinyFlux, write_tiny_flux
-from conftest import write_tiny_models
 from PIL import Image
 from safetensors.torch import load_file, save_file
+
+from lumix_engine.tiny_random import TINY_FLUX, write_bfl_flux
 
 PROBE_FILE = pathlib.Path(__file__).resolve().parent / "shim" / "lumix_reliability_probe.py"
 MAPS = ("albedo", "irradiance", "color", "depth", "normal")
@@ -36,9 +37,9 @@ def server(comfyui_install, tmp_path_factory):
     base = tmp_path_factory.mktemp("reliability_base")
     models = base / "models"
     names = write_tiny_models(models)
-    write_tiny_flux(models / "diffusion_models" / SCHNELL, TinyFlux(guidance_embed=False))
-    write_tiny_flux(models / "diffusion_models" / DEEPER, TinyFlux(depth=3, depth_single_blocks=3))
-    write_tiny_flux(models / "diffusion_models" / SHALLOW, TinyFlux(depth=2, depth_single_blocks=1))
+    write_bfl_flux(models / "diffusion_models" / SCHNELL, replace(TINY_FLUX, guidance_embed=False))
+    write_bfl_flux(models / "diffusion_models" / DEEPER, replace(TINY_FLUX, depth=3, depth_single_blocks=3))
+    write_bfl_flux(models / "diffusion_models" / SHALLOW, replace(TINY_FLUX, depth=2, depth_single_blocks=1))
     good = models / "lumix" / names.lumix
     state = load_file(str(good))
     state["double_blocks.1.processor.proj_tt_lora.G2"][0, 0, 0, 0] = float("inf")

@@ -1,9 +1,9 @@
 """Train the adapters of the ablation variants (a)-(d) on the frozen base of a trained tiny
 model, each with the same stage-2 recipe (TinyRecipe: steps, scenes per step, learning rate,
-seed), then run benchmarks/ablation_tiny.py on all four. Variant (a) here is exactly the
+seed), then run benchmarks.ablation_tiny on all four. Variant (a) here is exactly the
 shipped model's stage 2 (`python -m lumix_engine.train tiny`) on the same base.
 
-    python benchmarks/train_ablation.py --base lumix_engine/assets/tiny_lumix --runs runs/ablation
+    python -m tools.train_ablation --base lumix_engine/assets/tiny_lumix --runs runs/ablation
 """
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ import time
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lumix_engine.tiny_trained.data import render_scenes  # noqa: E402
 from lumix_engine.tiny_trained.model import load_base  # noqa: E402
@@ -42,7 +40,7 @@ def main() -> int:
         train_adapters(base, data, recipe, variant(name), runs / "work", save_to=runs / f"model_{name}")
         logging.info("variant %s trained in %.0f s", name, time.perf_counter() - started)
     models = [f"--model={n}={runs / f'model_{n}'}" for n in args.variants]
-    return subprocess.call([sys.executable, str(Path(__file__).parent / "ablation_tiny.py"), *models,
+    return subprocess.call([sys.executable, "-m", "benchmarks.ablation_tiny", *models,
                             f"--scenes={args.scenes}", f"--out={args.out}"])
 
 

@@ -1,4 +1,4 @@
-"""Fuzzing the checkpoint loader (issue 7): byte flips and truncations of a valid tiny file.
+"""Fuzzing the checkpoint loader: byte flips and truncations of a valid tiny file.
 
 Fixed seed, 2,400 cases, about 10 s on the 2-core CI machine. Every case must end in one of:
 

@@ -1,6 +1,6 @@
 """Render the README's intrinsic-map figures into docs/images/ from a ground-truth scene.
 
-    python benchmarks/render_readme_images.py [--seed 11] [--size 256]
+    python -m tools.render_readme_images [--seed 11] [--size 256]
 
 Writes the five maps, a relit color, a material edit, a render-time measurement and the
 coherence scores (printed as a markdown table for the README).
@@ -8,7 +8,6 @@ coherence scores (printed as a markdown table for the README).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -16,8 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run from anywhere without installing
 from lumix_engine.intrinsics import Light, coherence_report, material_edit, relight, render_scene
+from lumix_engine.intrinsics.doctored import grey
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "images"
 
@@ -53,7 +52,9 @@ def main() -> None:
     shifted = {**maps, "normal": torch.roll(maps["normal"], 4, dims=2)}
     other = render_scene(args.seed + 1, args.size, args.size).images()
     rows = [("ground truth", report), ("normal shifted 4 px", coherence_report(**shifted)),
-            ("depth from another scene", coherence_report(**{**maps, "depth": other["depth"]}))]
+            ("depth from another scene", coherence_report(**{**maps, "depth": other["depth"]})),
+            ("depth = grey copy of color", coherence_report(**{**maps, "depth": grey(maps["color"])})),
+            ("every map = color", coherence_report(**{name: maps["color"] for name in maps}))]
     print("\n| maps | structural alignment (0..1, 1 best) | recomposition RMSE (0..1, 0 best) "
           "| normal-depth error (deg, 0 best) |\n|---|---|---|---|")
     for label, r in rows:

@@ -1,15 +1,12 @@
 """Record the shipped tiny model's decomposition errors on one fixed held-out render, as the
 regression bounds of tests/test_tiny_model.py (run after retraining the shipped weights):
 
-    python benchmarks/train_record_bounds.py
+    python -m tools.train_record_bounds
 """
 import json
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 torch.set_num_threads(1)
 from lumix_engine.intrinsics import render_scene
 from lumix_engine.tiny_trained.data import HELDOUT_SEED_START

@@ -1,0 +1,115 @@
+"""A photo of any size -> maps at its own size: the steps around the sampler, shared by the
+standalone pipeline, the command line and the ComfyUI node (which only sample in between).
+
+1. `prepare_photos`: read and check the photo(s) (finite values, size, aspect), plan the
+   working size (`method.resolution`), resize to it; every run of an ensemble is one more
+   scene with the same photo.
+2. the caller samples and decodes the maps at the working size;
+3. `finish_photos`: combine the runs of each photo (`intrinsics.ensemble`) and bring maps
+   and uncertainties to the output size (`intrinsics.upsample`, guided by the photo).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+import torch
+
+from ..errors import InputError
+from ..image_io import ImageLike, load_image, resize_images
+from ..intrinsics.ensemble import UNCERTAINTY_SUFFIX, combine_ensemble
+from ..intrinsics.upsample import METHODS, Method, upsample_map, upsample_maps
+from ..method.resolution import DEFAULT_MEGAPIXELS, MAX_OUTPUT_MEGAPIXELS, PhotoPlan, plan_photo
+from ..modalities import map_index
+
+log = logging.getLogger("lumix")
+MAX_RUNS = 16
+
+
+@dataclass
+class PreparedPhotos:
+    """`given` {map: images at the output size [B, H, W, 3]}; `working` {map: the same at the
+    working size, each photo repeated `runs` times, scene-major [B * runs, h, w, 3]}."""
+    given: dict[str, torch.Tensor]
+    working: dict[str, torch.Tensor]
+    plan: PhotoPlan
+    runs: int
+
+    @property
+    def photos(self) -> int:
+        return next(iter(self.given.values())).shape[0]
+
+    @property
+    def scenes(self) -> int:
+        return self.photos * self.runs
+
+
+def check_runs(runs: int) -> int:
+    if not isinstance(runs, int) or not 1 <= runs <= MAX_RUNS:
+        raise InputError(f"seeds (ensemble runs) must be an integer from 1 to {MAX_RUNS}, got {runs!r}; 1 = no "
+                         f"ensemble, Marigold's default is 10")
+    return runs
+
+
+def prepare_photos(given: Mapping[str, ImageLike], megapixels: float = DEFAULT_MEGAPIXELS, runs: int = 1,
+                   max_output_megapixels: float = MAX_OUTPUT_MEGAPIXELS,
+                   size: Optional[tuple[int, int]] = None) -> PreparedPhotos:
+    """Load the given map(s) (a photo as "color", or others), plan and resize (module docstring).
+
+    `size` (width, height): work at exactly that size and return the maps at it too (the
+    photo is resized to it, as a fixed-size sampler does), instead of the photo's own size."""
+    if not given:
+        raise InputError("decomposition needs at least one given map (a photo as 'color')")
+    runs = check_runs(runs)
+    images = {name: load_image(value) for name, value in given.items()}
+    for name in images:
+        map_index(name)
+    first_name, first = next(iter(images.items()))
+    for name, image in images.items():
+        if image.shape != first.shape:
+            raise InputError(f"the {name} image is {tuple(image.shape)} but the {first_name} image is "
+                             f"{tuple(first.shape)} ([B, H, W, 3]); give every map at one size and batch")
+    plan = plan_photo(first.shape[2], first.shape[1], megapixels, max_output_megapixels)
+    if size is not None:
+        plan = PhotoPlan(plan.photo, tuple(size), tuple(size), plan.megapixels)
+    for warning in plan.warnings:
+        log.warning(warning)
+    output = {name: resize_images(image, *plan.output) for name, image in images.items()}
+    working = {name: resize_images(image, *plan.working).repeat_interleave(runs, 0) for name, image in images.items()}
+    return PreparedPhotos(output, working, plan, runs)
+
+
+def finish_photos(decoded: Mapping[str, torch.Tensor], prepared: PreparedPhotos, method: Method = "guided"
+                  ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Decoded maps at the working size {name: [B * runs, h, w, 3]} -> ({name: [B, H, W, 3]}
+    at the output size; {name: uncertainty [B, H, W, 3]} for the maps that were not given).
+
+    Given maps come back as given. With the photo given as color, albedo x irradiance
+    recomposes it exactly; otherwise the first given map guides the upsampling."""
+    if method not in METHODS:
+        raise InputError(f"upsample {method!r} is unknown; use one of {', '.join(METHODS)}")
+    combined, spread = combine_ensemble(dict(decoded), prepared.runs)
+    guide_name = "color" if "color" in prepared.given else next(iter(prepared.given))
+    guide = prepared.given[guide_name]
+    free = {name: image for name, image in combined.items() if name not in prepared.given}
+    if prepared.plan.working != prepared.plan.output:
+        free = upsample_maps(free, guide, method, recompose=guide_name == "color")
+    height, width = guide.shape[1:3]
+    uncertainty = {name + UNCERTAINTY_SUFFIX: upsample_map(spread[name], guide, "bilinear")
+                   if spread[name].shape[1:3] != (height, width) else spread[name]
+                   for name in free}
+    maps = {name: prepared.given.get(name, free.get(name)) for name in decoded}
+    return maps, uncertainty
+
+
+def describe(prepared: PreparedPhotos, method: Optional[str] = None) -> str:
+    """One line for logs and the node's info output."""
+    plan = prepared.plan
+    text = (f"photo {plan.photo[0]}x{plan.photo[1]} -> working {plan.working[0]}x{plan.working[1]} "
+            f"({plan.megapixels:.2f} MP budget) -> maps {plan.output[0]}x{plan.output[1]}")
+    if method:
+        text += f", {method} upsampling"
+    if prepared.runs > 1:
+        text += f", ensemble of {prepared.runs} runs per photo"
+    return "; ".join([text, *plan.warnings])

@@ -1,0 +1,1 @@
+"""File formats for other tools: float OpenEXR maps, GLB meshes, HDR environment maps."""
