@@ -291,3 +291,12 @@ def test_a_full_disk_stops_the_run_keeps_what_is_written_and_resumes(reference, 
     with quiet_libraries():
         assert main(command) == EXIT_SOME_FAILED
     assert tree(out) == tree(expected) and records(out) == records(expected)
+
+
+def test_a_second_run_on_the_same_output_folder_is_refused(tmp_path):
+    folder = photo_set(tmp_path / "in")
+    out = tmp_path / "out"
+    with batch.exclusive(out):
+        with pytest.raises(InputError, match="another batch run is writing to"):
+            batch.run_batch(find_inputs(folder, out), out, BatchSettings(width=32, height=32), {},
+                            lambda: pytest.fail("no model may load"))
