@@ -291,3 +291,26 @@ def test_a_full_disk_stops_the_run_keeps_what_is_written_and_resumes(reference, 
     with quiet_libraries():
         assert main(command) == EXIT_SOME_FAILED
     assert tree(out) == tree(expected) and records(out) == records(expected)
+
+
+def test_a_second_run_on_the_same_output_folder_is_refused(tmp_path):
+    folder = photo_set(tmp_path / "in")
+    out = tmp_path / "out"
+    with batch.exclusive(out):
+        with pytest.raises(InputError, match="another batch run is writing to"):
+            batch.run_batch(find_inputs(folder, out), out, BatchSettings(width=32, height=32), {},
+                            lambda: pytest.fail("no model may load"))
+
+
+def test_photos_are_batched_by_working_size_in_key_order(tmp_path, monkeypatch):
+    """The batches depend only on the inputs and their working sizes (here a rule that sends
+    portrait photos to 32 x 48), never on what is done."""
+    folder = tmp_path / "in"
+    for k, size in enumerate([(40, 56), (64, 40), (40, 56), (64, 40), (40, 56)]):   # (height, width)
+        photo(folder / f"p{k}.png", k, size=size)
+    monkeypatch.setattr(batch, "working_size", lambda size, settings: (32, 32) if size[0] >= size[1] else (32, 48))
+    settings = BatchSettings(width=32, height=32, batch_size=2)
+    plan = batch.plan_work(find_inputs(folder, tmp_path / "out"), Manifest(tmp_path / "none.jsonl"), settings,
+                           "key", tmp_path / "out")
+    assert [([i.key for i in unit.items], unit.size) for unit in plan.units] == [
+        (["p0.png", "p2.png"], (32, 32)), (["p4.png"], (32, 32)), (["p1.png", "p3.png"], (32, 48))]
