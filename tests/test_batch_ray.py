@@ -61,8 +61,8 @@ def test_two_ray_workers_give_the_single_process_bytes_and_resume_by_the_same_ru
     assert tree(on_ray) == tree(single)
     assert records(on_ray) == records(single)
 
-    # Resume on Ray: only the damaged photos again, one in each of the three batches; both
-    # workers are loaded now, so the batches go to both.
+    # Resume on Ray: only the damaged photos again, one in each of the three batches. Which
+    # worker takes which batch depends on timing, so it is not asserted.
     for folder in ("a/x", "b/y", "c"):
         damaged = on_ray / folder / "depth.png"
         damaged.write_bytes(damaged.read_bytes()[:100])
@@ -70,4 +70,4 @@ def test_two_ray_workers_give_the_single_process_bytes_and_resume_by_the_same_ru
     assert (summary.done, summary.skipped) == (3, 2)
     assert tree(on_ray) == tree(single) and records(on_ray) == records(single)
     done = Manifest(on_ray / MANIFEST).records
-    assert len({done[key]["worker"] for key in ("a/x.png", "b/y.jpg", "c.png")}) == 2
+    assert all(done[key]["status"] == "done" for key in ("a/x.png", "b/y.jpg", "c.png"))
