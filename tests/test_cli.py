@@ -65,12 +65,12 @@ def test_generate_then_decompose_write_maps_contact_sheet_and_settings(tiny_mode
     assert all((decomposed / f"{m}.png").is_file() for m in MAP_NAMES)
 
 
-def test_generate_writes_float_exr_and_a_mesh(config_file, tmp_path, capsys):
+def test_generate_writes_float_exr_and_a_mesh(tiny_model_config, tmp_path, capsys):
     from lumix_engine.formats.exr import CHANNELS, read_exr
     out = tmp_path / "exr"
     with quiet_libraries():
         code = main(["generate", "--prompt", "a red sphere", "--out", str(out), "--width", "32", "--height", "32",
-                     "--format", "exr", "--precision", "half", "--mesh", "--fov", "60", "--config", str(config_file),
+                     "--format", "exr", "--precision", "half", "--mesh", "--fov", "60", "--config", str(tiny_model_config),
                      "--device", "cpu", "--no-progress", "--steps", "2"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
@@ -81,23 +81,23 @@ def test_generate_writes_float_exr_and_a_mesh(config_file, tmp_path, capsys):
     assert [path.name for path in out.glob("*.png")] == ["contact_sheet.png"]   # no PNG maps beside the EXRs
 
 
-def test_bad_fov_on_the_command_line_is_an_input_error(config_file, tmp_path, capsys):
+def test_bad_fov_on_the_command_line_is_an_input_error(tiny_model_config, tmp_path, capsys):
     with quiet_libraries():
         code = main(["generate", "--prompt", "x", "--out", str(tmp_path / "o"), "--width", "32", "--height", "32",
-                     "--mesh", "--fov", "180", "--config", str(config_file), "--device", "cpu", "--no-progress",
+                     "--mesh", "--fov", "180", "--config", str(tiny_model_config), "--device", "cpu", "--no-progress",
                      "--steps", "1"])
     assert code == 2 and "fov must be" in capsys.readouterr().err
     assert not (tmp_path / "o" / "mesh.glb").exists()
 
 
-def test_decompose_a_portrait_photo_at_its_own_size_with_an_ensemble(config_file, tmp_path, capsys):
+def test_decompose_a_portrait_photo_at_its_own_size_with_an_ensemble(tiny_model_config, tmp_path, capsys):
     from PIL import Image
     photo = tmp_path / "portrait.png"
     Image.fromarray((np.random.default_rng(0).random((301, 187, 3)) * 255).astype(np.uint8)).save(photo)
     out = tmp_path / "out"
     with quiet_libraries():
         assert main(["decompose", "--image", str(photo), "--out", str(out), "--megapixels", "0.0625", "--seeds",
-                     "2", "--config", str(config_file), "--device", "cpu", "--no-progress", "--steps", "2"]) == 0
+                     "2", "--config", str(tiny_model_config), "--device", "cpu", "--no-progress", "--steps", "2"]) == 0
     for name in (*MAP_NAMES, *(f"{m}_uncertainty" for m in MAP_NAMES if m != "color")):
         with Image.open(out / f"{name}.png") as written:
             assert written.size == (187, 301), name
@@ -105,7 +105,7 @@ def test_decompose_a_portrait_photo_at_its_own_size_with_an_ensemble(config_file
     assert settings["photo_size"] == [187, 301] and settings["seeds"] == 2 and settings["working_size"][0] % 16 == 0
 
 
-def test_bad_photos_fail_before_loading_models_and_write_nothing(config_file, tmp_path, capsys):
+def test_bad_photos_fail_before_loading_models_and_write_nothing(tiny_model_config, tmp_path, capsys):
     from PIL import Image
     out = tmp_path / "out"
     out.mkdir()
@@ -115,6 +115,6 @@ def test_bad_photos_fail_before_loading_models_and_write_nothing(config_file, tm
     notes = tmp_path / "notes.png"
     notes.write_text("not an image")
     for path, message in ((strip, "crop or pad"), (notes, "cannot read")):
-        assert main(["decompose", "--image", str(path), "--out", str(out), "--config", str(config_file)]) == 2
+        assert main(["decompose", "--image", str(path), "--out", str(out), "--config", str(tiny_model_config)]) == 2
         assert message in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["albedo.png"] and (out / "albedo.png").read_bytes() == b"earlier result"
