@@ -33,6 +33,10 @@ from .layouts.diffusers import DiffusersDoubleBlock, DiffusersSingleBlock
 from .qba import AttentionHooks, lumix_double_block, lumix_single_block
 
 PATCHED_MARK = "_lumix_patched"
+REFERENCE_LATENTS_REFUSED = (
+    "reference images reached the LumiX-patched model (FLUX.1 Kontext-style editing, e.g. a ReferenceLatent node on "
+    "the conditioning). LumiX was trained on FLUX.1-dev without them: remove the reference from the conditioning and "
+    "give the image to LumiXSampler as its `color` input instead.")
 log = logging.getLogger("lumix_engine")
 
 
@@ -92,10 +96,7 @@ class SampledModel:
     def __call__(self, executor: Any, *args: Any, **kwargs: Any) -> Any:
         model = executor.class_obj
         if _reference_latents(model, args, kwargs):
-            raise ModelMismatchError(
-                "reference images reached the LumiX-patched model (FLUX.1 Kontext-style editing, e.g. a "
-                "ReferenceLatent node on the conditioning). LumiX was trained on FLUX.1-dev without them: remove the "
-                "reference from the conditioning and give the image to LumiXSampler as its `color` input instead.")
+            raise ModelMismatchError(REFERENCE_LATENTS_REFUSED)
         with sampling(model):
             return executor(*args, **kwargs)
 
@@ -145,8 +146,13 @@ class ComfyAttentionPatches:
     @staticmethod
     def for_block(block: nn.Module, options: Any, txt_len: Optional[int]) -> Optional[AttentionHooks]:
         patches = (options or {}).get("patches", {}) if isinstance(options, dict) else {}
-        before = list(patches.get("attn1_patch", ())) if _forward_applies(block, "attn1_patch") else []
-        after = list(patches.get("attn1_output_patch", ())) if _forward_applies(block, "attn1_output_patch") else []
+        # Every block call comes here: the usual case (no attention patches) returns before any
+        # look at the block's code.
+        before, after = list(patches.get("attn1_patch", ())), list(patches.get("attn1_output_patch", ()))
+        if not before and not after:
+            return None
+        before = before if _forward_applies(block, "attn1_patch") else []
+        after = after if _forward_applies(block, "attn1_output_patch") else []
         if not before and not after:
             return None
         hooks = ComfyAttentionPatches(before, after, options, txt_len)
@@ -206,10 +212,7 @@ class LumiXBlockPatch:
         rotary = None if pe is None else BflRotary(pe)
         options = args.get("transformer_options")
         if isinstance(options, dict) and options.get("reference_image_num_tokens"):
-            raise ModelMismatchError(
-                "reference images reached the LumiX-patched model (FLUX.1 Kontext-style editing). LumiX was trained on "
-                "FLUX.1-dev without them: remove the reference from the conditioning and give the image to "
-                "LumiXSampler as its `color` input instead.")
+            raise ModelMismatchError(REFERENCE_LATENTS_REFUSED)
         block = self.block()
         if self.kind == DOUBLE:
             hooks = ComfyAttentionPatches.for_block(block, options, args["txt"].shape[1])
