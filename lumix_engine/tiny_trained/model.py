@@ -40,16 +40,20 @@ def tiny_flux_config(hidden: int = 96, heads: int = 4, depth: int = 2, single: i
 
 @dataclass
 class Variant:
-    """How the adapters are used (the ablations of benchmarks.ablation_tiny).
+    """How the adapters are trained and used (the ablations of benchmarks.ablation_tiny).
 
     qba: query broadcast from the color map. cross_map: Tensor LoRA reads every map (False:
     G1 kept diagonal, a plain per-map LoRA). shared_noise: one noise and one timestep per
     scene (False: each map is its own generation, with its own noise and timestep).
+    held_maps_in_training: some training scenes hold maps clean at t = 0 (objective.
+    ConditionPolicy); False trains on text -> five maps only, so any decomposition it does
+    is zero-shot, the setting in which the paper credits QBA.
     """
     name: str = "a"
     qba: bool = True
     cross_map: bool = True
     shared_noise: bool = True
+    held_maps_in_training: bool = True
 
 
 VARIANTS = {
@@ -57,6 +61,8 @@ VARIANTS = {
     "b": Variant("b", qba=False, cross_map=True, shared_noise=True),
     "c": Variant("c", qba=True, cross_map=False, shared_noise=True),
     "d": Variant("d", qba=False, cross_map=False, shared_noise=False),
+    "e": Variant("e", qba=True, cross_map=True, shared_noise=True, held_maps_in_training=False),
+    "f": Variant("f", qba=False, cross_map=True, shared_noise=True, held_maps_in_training=False),
 }
 
 

@@ -78,10 +78,13 @@ def keep_per_map(adapters: LumiXAdapters) -> None:
             p.register_hook(lambda grad, eye=eye: grad * eye)
 
 
-def adapter_loss_fn(base: TinyBase, adapters: LumiXAdapters, variant: Variant, data: TinyData, scenes: int,
-                    policy: ConditionPolicy = ConditionPolicy()):
+TEXT_ONLY = ConditionPolicy(color=0.0, any_subset=0.0)
+
+
+def adapter_loss_fn(base: TinyBase, adapters: LumiXAdapters, variant: Variant, data: TinyData, scenes: int):
     """Stage 2: the five maps with the base frozen and the adapters patched in."""
     patches = block_patches(base.flux, adapters, qba=variant.qba)
+    policy = ConditionPolicy() if variant.held_maps_in_training else TEXT_ONLY
 
     def loss(generator: torch.Generator) -> torch.Tensor:
         latents, ids = data.batch(scenes, generator)
