@@ -28,14 +28,14 @@ def main(argv=None) -> int:
     tiny = commands.add_parser("tiny", help="rebuild the shipped tiny model from scratch (data, base, adapters)")
     tiny.add_argument("--out", default="lumix_engine/assets/tiny_lumix", help="model folder to write")
     tiny.add_argument("--work", default="runs/tiny", help="checkpoints and logs (resumed if present)")
-    tiny.add_argument("--variant", default="a", choices="abcd")
+    tiny.add_argument("--variant", default="a", choices="abcdef")
     tiny.add_argument("--threads", type=int, default=1)
     _recipe_options(tiny)
     adapters = commands.add_parser("adapters", help="stage 2 only: adapters of one variant on a trained tiny base")
     adapters.add_argument("--base", required=True, help="a tiny model folder (its base is used, frozen)")
     adapters.add_argument("--out", required=True)
     adapters.add_argument("--work", required=True)
-    adapters.add_argument("--variant", default="a", choices="abcd")
+    adapters.add_argument("--variant", default="a", choices="abcdef")
     adapters.add_argument("--threads", type=int, default=1)
     _recipe_options(adapters)
     from .flux_dev import add_parser as add_flux_dev
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
         from .tiny import prepare_data, train_adapters, variant
         recipe = _recipe(args)
         base = load_base(Path(args.base))
-        data = prepare_data(base, render_scenes(range(recipe.scenes)), fit_codec=False)
+        data = prepare_data(base, render_scenes(range(recipe.scenes)))
         train_adapters(base, data, recipe, variant(args.variant), Path(args.work), save_to=Path(args.out))
     else:
         from .flux_dev import run as run_flux_dev
