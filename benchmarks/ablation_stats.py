@@ -48,7 +48,8 @@ def summarize(values: Sequence[float]) -> dict:
     if not values:
         raise ValueError("summarize needs at least one value")
     n = len(values)
-    mean = math.fsum(values) / n
+    # Equal values give exactly sd 0 (fsum / n may round a hair off the common value).
+    mean = values[0] if min(values) == max(values) else math.fsum(values) / n
     sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None
     return {"mean": mean, "sd": sd, "n": n, "values": values}
 
@@ -133,7 +134,7 @@ def comparison_cell(entry: Optional[Mapping]) -> str:
     if entry is None:
         return ""
     if entry["verdict"] == NOT_TESTED:
-        return f"{_signed(entry['difference'])} ({NOT_TESTED})"
+        return f"{_signed(entry['difference'])} (not tested, n < 2)"
     t = "∞" if math.isinf(entry["t"]) else f"{entry['t']:.1f}"
     if entry["verdict"] == EXCEEDS:
         return f"{_signed(entry['difference'])} (t = {t}, exceeds; ({entry['better']}) better)"

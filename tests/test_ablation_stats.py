@@ -30,6 +30,7 @@ def test_summary_is_mean_and_sample_standard_deviation():
     assert s["mean"] == pytest.approx(0.75, abs=1e-12)
     assert s["sd"] == pytest.approx(0.01, abs=1e-12)   # sample sd: divide by n - 1 = 2
     assert s["n"] == 3 and s["values"] == [0.75, 0.76, 0.74]
+    assert stats.summarize([0.1, 0.1, 0.1])["sd"] == 0.0
     one = stats.summarize([0.6])
     assert one["sd"] is None and one["n"] == 1
     with pytest.raises(ValueError):
@@ -103,6 +104,6 @@ def test_markdown_cells_comparisons_rule_and_trivial_lines():
     qba = next(line for line in lines if line.startswith("| (a) vs (b): QBA"))
     assert "+0.05 (t = 6.1, exceeds; (a) better)" in qba and "(t = 0.0, within)" in qba
     per_map = next(line for line in lines if line.startswith("| (a) vs (c)"))
-    assert per_map.count("not tested (n < 2)") == len(stats.COLUMNS)
+    assert per_map.count("(not tested, n < 2)") == len(stats.COLUMNS)
     assert "- albedo si-RMSE ↓: (a), (c)" in text
     assert "- depth AbsRel ↓: (a), (c)" in text
