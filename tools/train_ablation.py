@@ -38,20 +38,14 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from benchmarks import ablation_tiny
+from lumix_engine.apps.batch import file_sha256
+from lumix_engine.image_io import atomic_path
 from lumix_engine.tiny_trained.data import render_scenes
 from lumix_engine.tiny_trained.model import VARIANTS, load_base
 from lumix_engine.train.tiny import TinyData, TinyRecipe, prepare_data, train_adapters, variant
 
 ROOT = Path(__file__).resolve().parents[1]
 DONE_FILES = ("lumix.safetensors", "config.json")
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def base_recipe(base: Path, overrides: list[str]) -> TinyRecipe:
@@ -103,14 +97,13 @@ def is_trained(folder: Path, recipe: TinyRecipe) -> bool:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
+    with atomic_path(path) as partial:
+        partial.write_text(text)
 
 
 def check_base(runs: Path, base: Path) -> str:
     """The runs folder belongs to one base: record its hash, refuse another."""
-    digest = sha256(base / "base.safetensors")
+    digest = file_sha256(base / "base.safetensors")
     record = runs / "base.json"
     if record.exists():
         recorded = json.loads(record.read_text())
@@ -131,10 +124,9 @@ def cache_data(runs: Path, base_folder: Path, recipe: TinyRecipe, digest: str) -
     base = load_base(base_folder)
     started = time.perf_counter()
     data = prepare_data(base, render_scenes(range(recipe.scenes), base.config.size), fit_codec=False)
-    partial = path.with_name(path.name + ".partial")
-    save_file({"latents": data.latents.contiguous(), "ids": data.ids.contiguous()}, str(partial),
-              metadata={"base_sha256": digest})
-    os.replace(partial, path)
+    with atomic_path(path) as partial:
+        save_file({"latents": data.latents.contiguous(), "ids": data.ids.contiguous()}, str(partial),
+                  metadata={"base_sha256": digest})
     print(f"rendered and encoded {recipe.scenes} training scenes in {time.perf_counter() - started:.0f} s", flush=True)
     return path
 
