@@ -92,3 +92,10 @@ def test_parallel_multi_seed_ablation_resumes(base_folder, tmp_path):
     # Another recipe in the same runs folder is refused, not mixed in.
     with pytest.raises(SystemExit, match="trained with recipe"):
         train_ablation.main(arguments(base_folder, runs, out, "--set=adapter_lr=0.5"))
+
+
+@pytest.mark.parametrize("bad", ["--variants=az", "--seeds=0", "--jobs=0", "--set=seed=3", "--set=steps=3"])
+def test_bad_arguments_are_refused_with_the_fix(base_folder, tmp_path, bad):
+    with pytest.raises(SystemExit, match="--variants|--set"):
+        train_ablation.main([f"--base={base_folder}", f"--runs={tmp_path / 'runs'}", bad])
+    assert not (tmp_path / "runs").exists()   # refused before anything is written

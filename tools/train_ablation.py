@@ -88,11 +88,13 @@ def is_trained(folder: Path, recipe: TinyRecipe) -> bool:
     if not all((folder / name).exists() for name in DONE_FILES):
         return False
     record = folder / "recipe.json"
-    if record.exists():
-        recorded = json.loads(record.read_text())["recipe"]
-        if recorded != dataclasses.asdict(recipe):
-            raise SystemExit(f"{folder} was trained with recipe {recorded}, not {dataclasses.asdict(recipe)}; "
-                             "use another --runs folder or delete that model folder")
+    if not record.exists():   # e.g. a model trained elsewhere and moved here: its recipe cannot be checked
+        print(f"{folder}: no recipe.json; assumed trained with {dataclasses.asdict(recipe)}", flush=True)
+        return True
+    recorded = json.loads(record.read_text())["recipe"]
+    if recorded != dataclasses.asdict(recipe):
+        raise SystemExit(f"{folder} was trained with recipe {recorded}, not {dataclasses.asdict(recipe)}; "
+                         "use another --runs folder or delete that model folder")
     return True
 
 
@@ -208,8 +210,9 @@ def orchestrate(args: argparse.Namespace) -> int:
     base, runs = Path(args.base).resolve(), Path(args.runs).resolve()
     recipe = base_recipe(base, args.set)
     unknown = sorted(set(args.variants) - set(VARIANTS))
-    if unknown or args.seeds < 1:
-        raise SystemExit(f"--variants: unknown {unknown}, expected letters from {''.join(VARIANTS)}; --seeds >= 1")
+    if unknown or args.seeds < 1 or args.jobs < 1:
+        raise SystemExit(f"--variants {args.variants!r} (letters from {''.join(VARIANTS)}), --seeds {args.seeds} and "
+                         f"--jobs {args.jobs} (both at least 1): fix the one that is off")
     digest = check_base(runs, base)
     models = [(name, seed) for name in args.variants for seed in range(args.seeds)]
     recipe_json = json.dumps(dataclasses.asdict(recipe))
