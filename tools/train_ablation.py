@@ -172,34 +172,39 @@ def references_worker(base_folder: Path, runs: Path, scenes: int) -> None:
     write_atomically(references_path(runs, scenes), json.dumps(rows, indent=1) + "\n")
 
 
-def run_pool(tasks: list[tuple[str, list[str]]], jobs: int, logs: Path) -> list[str]:
-    """Run every (name, worker arguments) as `python -m tools.train_ablation ...`, `jobs` at a
-    time, one torch thread each; output to logs/<name>.log. Returns the names that failed."""
+Task = tuple[str, list[str], list]   # name, worker arguments, tasks to queue once it succeeds
+
+
+def run_pool(tasks: list[Task], jobs: int, logs: Path) -> list[str]:
+    """Run every task as `python -m tools.train_ablation <arguments>`, `jobs` at a time, one
+    torch thread each, output to logs/<name>.log; a task's follow-ups join the queue when it
+    succeeds. Returns the names that failed."""
     logs.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     pending, running, failed = list(tasks), {}, []
     try:
         while pending or running:
             while pending and len(running) < jobs:
-                name, argv = pending.pop(0)
+                name, argv, then = pending.pop(0)
                 log = open(logs / f"{name}.log", "w")
                 process = subprocess.Popen([sys.executable, "-m", "tools.train_ablation", *argv], cwd=ROOT,
                                            stdout=log, stderr=subprocess.STDOUT, env=env)
-                running[process] = (name, log, time.perf_counter())
+                running[process] = (name, log, time.perf_counter(), then)
             time.sleep(0.1)
             for process in [p for p in running if p.poll() is not None]:
-                name, log, started = running.pop(process)
+                name, log, started, then = running.pop(process)
                 log.close()
                 seconds = time.perf_counter() - started
                 if process.returncode == 0:
                     print(f"{name}: done in {seconds:.0f} s", flush=True)
+                    pending[:0] = then   # next in line, before the remaining trainings
                 else:
                     failed.append(name)
                     tail = (logs / f"{name}.log").read_text().splitlines()[-15:]
                     print(f"{name}: FAILED (exit {process.returncode}) after {seconds:.0f} s; "
                           f"log {logs / (name + '.log')}:\n  " + "\n  ".join(tail), flush=True)
     finally:
-        for process, (_, log, _) in running.items():   # interrupted: stop only our own workers
+        for process, (_, log, _, _) in running.items():   # interrupted: stop only our own workers
             process.terminate()
             process.wait()
             log.close()
@@ -220,20 +225,27 @@ def orchestrate(args: argparse.Namespace) -> int:
     todo = [(n, s) for n, s in models if not is_trained(model_dir(runs, n, s), dataclasses.replace(recipe, seed=s))]
     print(f"recipe {dataclasses.asdict(recipe)}; {len(models) - len(todo)} of {len(models)} models already "
           f"trained; {args.jobs} workers", flush=True)
-    failed = []
     if todo:
         cache_data(runs, base, recipe, digest)
-        failed += run_pool([(f"train_{n}_s{s}", ["--worker=train", *common, f"--variant={n}", f"--seed={s}",
-                                                 f"--recipe={recipe_json}"]) for n, s in todo], args.jobs, runs / "logs")
-    evaluations = []
+
+    def evaluation(name: str, seed: int) -> Task:
+        return (f"evaluate_{name}_s{seed}", ["--worker=evaluate", f"--model-dir={model_dir(runs, name, seed)}",
+                                             f"--scenes={args.scenes}", f"--steps={args.steps}"], [])
+
+    # Seed-major order (every variant's seed 0 first), each model evaluated as soon as it is
+    # trained: a run stopped early still leaves whole seeds to compare.
+    tasks: list[Task] = []
     if not references_path(runs, args.scenes).exists():
-        evaluations.append(("references", ["--worker=references", *common, f"--scenes={args.scenes}"]))
-    for name, seed in models:
-        folder = model_dir(runs, name, seed)
-        if all((folder / f).exists() for f in DONE_FILES) and not eval_path(folder, args.scenes, args.steps).exists():
-            evaluations.append((f"evaluate_{name}_s{seed}", ["--worker=evaluate", f"--model-dir={folder}",
-                                                             f"--scenes={args.scenes}", f"--steps={args.steps}"]))
-    failed += run_pool(evaluations, args.jobs, runs / "logs")
+        tasks.append(("references", ["--worker=references", *common, f"--scenes={args.scenes}"], []))
+    for seed in range(args.seeds):
+        for name in args.variants:
+            if (name, seed) in todo:
+                tasks.append((f"train_{name}_s{seed}", ["--worker=train", *common, f"--variant={name}",
+                                                        f"--seed={seed}", f"--recipe={recipe_json}"],
+                              [evaluation(name, seed)]))
+            elif not eval_path(model_dir(runs, name, seed), args.scenes, args.steps).exists():
+                tasks.append(evaluation(name, seed))
+    failed = run_pool(tasks, args.jobs, runs / "logs")
     missing = aggregate(args, runs, models, recipe)
     if failed or missing:
         print(f"failed: {failed}; not in the results: {missing}", flush=True)
