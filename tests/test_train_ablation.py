@@ -1,20 +1,21 @@
 """The multi-seed ablation end to end on a tiny base: parallel worker subprocesses train two
 variants on two stage-2 seeds (real training, 3 steps), evaluate them on 2 held-out scenes,
-aggregate over seeds; a second run skips every finished model and evaluation, and a
-half-written model folder does not count as finished."""
+aggregate over seeds; seed 0 equals train_adapters called directly (the shipped stage 2); a
+second run skips every finished model and evaluation, and a half-written model folder does
+not count as finished."""
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 import torch
 
 from benchmarks import ablation_stats
 from lumix_engine.tiny_trained.data import render_scenes
-from lumix_engine.tiny_trained.model import TinyBase, TinyConfig, save_base, tiny_flux_config
-from lumix_engine.train.tiny import prepare_data
+from lumix_engine.tiny_trained.model import TinyBase, TinyConfig, load_base, save_base, tiny_flux_config
+from lumix_engine.train.tiny import TinyRecipe, prepare_data, train_adapters, variant
 from tools import train_ablation
 
 SIZE = 16
@@ -56,6 +57,19 @@ def test_parallel_multi_seed_ablation_resumes(base_folder, tmp_path):
     from safetensors.torch import load_file
     s0, s1 = (load_file(str(runs / f"model_a_s{s}" / "lumix.safetensors")) for s in (0, 1))
     assert any(not torch.equal(s0[k], s1[k]) for k in s0)
+
+    # Seed 0 is exactly stage 2 of the shipped recipe: train_adapters in this process, on data
+    # rendered here, gives the same weights as the worker with the cached data (one thread both).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        base = load_base(base_folder)
+        data = prepare_data(base, render_scenes(range(8), SIZE), fit_codec=False)
+        recipe = replace(TinyRecipe(), scenes=8, adapter_steps=3, adapter_scenes=2, rank=2, hidden=32)
+        direct = train_adapters(base, data, recipe, variant("a"), tmp_path / "direct").state_dict()
+    finally:
+        torch.set_num_threads(threads)
+    assert direct.keys() == s0.keys() and all(torch.equal(direct[k], s0[k]) for k in s0)
 
     results = json.loads(out.read_text())
     assert results["stage2_seeds"] == [0, 1] and results["scenes"] == 2 and results["steps"] == 2
