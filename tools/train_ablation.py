@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Optional
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from benchmarks import ablation_tiny
@@ -134,7 +135,6 @@ def cache_data(runs: Path, base_folder: Path, recipe: TinyRecipe, digest: str) -
 
 
 def load_data(path: Path, digest: str) -> TinyData:
-    from safetensors import safe_open
     with safe_open(str(path), "pt") as handle:
         if (handle.metadata() or {}).get("base_sha256") != digest:
             raise SystemExit(f"{path} was encoded with another base; delete it and rerun")
