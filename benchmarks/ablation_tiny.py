@@ -1,17 +1,23 @@
 """Ablation of the tiny LumiX on held-out scenes: what QBA and cross-map Tensor LoRA buy.
 
-    python -m benchmarks.ablation_tiny --model a=lumix_engine/assets/tiny_lumix --model b=runs/model_b ... \
+    python -m benchmarks.ablation_tiny --model a=lumix_engine/assets/tiny_lumix --model b:1=runs/model_b_s1 ... \
         --scenes 200 --steps 10 --out benchmarks/results/ablation_tiny.json
+
+(`python -m tools.train_ablation` trains every variant on several stage-2 seeds and runs this
+evaluation in parallel workers, then the same aggregation.) A model is named `variant` or
+`variant:seed` (stage-2 training seed, 0 when left out); several seeds of a variant are
+summarised as mean ± sample standard deviation and compared by benchmarks.ablation_stats.
 
 Variants (each adapters-only training on the same frozen base, same steps, batch and seed):
 (a) QBA + Tensor LoRA; (b) Tensor LoRA, no QBA; (c) per-map LoRA (diagonal G1) + QBA;
-(d) per-map LoRA, no QBA, each map its own noise and timestep: five independent generations.
+(d) per-map LoRA, no QBA, each map its own noise and timestep: five independent generations;
+(e), (f): (a), (b) trained on text -> five maps only, so their decomposition is zero-shot.
 Held-out scenes use seeds from tiny.data.HELDOUT_SEED_START (never trained on).
 - text -> maps: coherence scores of the generated maps, scene by scene (edge radius 2 px,
   the 512-px radius scaled to 64 px);
 - decomposition (color given, caption as prompt): errors against the exact ground truth.
-Reference rows: the exact ground truth, and the ground truth passed through the latent
-mapping (the best any model that speaks these latents can do).
+Reference rows: a trivial decomposition, the exact ground truth, and the ground truth passed
+through the latent mapping (the best any model that speaks these latents can do).
 """
 from __future__ import annotations
 
@@ -22,15 +28,18 @@ from pathlib import Path
 
 import torch
 
-from lumix_engine.intrinsics import render_scene  # noqa: E402
-from lumix_engine.modalities import MAP_NAMES  # noqa: E402
-from lumix_engine.tiny_trained.data import HELDOUT_SEED_START  # noqa: E402
-from lumix_engine.tiny_trained.metrics import coherence_per_scene, decomposition_errors  # noqa: E402
-from lumix_engine.tiny_trained.model import TinyLumiX  # noqa: E402
-from lumix_engine.tiny_trained.text import layout_caption  # noqa: E402
+from benchmarks import ablation_stats
+from lumix_engine.intrinsics import render_scene
+from lumix_engine.modalities import MAP_NAMES
+from lumix_engine.tiny_trained.data import HELDOUT_SEED_START
+from lumix_engine.tiny_trained.latent import BlockPCACodec
+from lumix_engine.tiny_trained.metrics import coherence_per_scene, decomposition_errors
+from lumix_engine.tiny_trained.model import TinyLumiX, load_base
+from lumix_engine.tiny_trained.text import layout_caption
 
 
 def heldout(count: int, size: int = 64):
+    """Held-out renders: images {map: [N, H, W, 3]}, exact truth for the errors, captions."""
     scenes = [render_scene(HELDOUT_SEED_START + k, size, size) for k in range(count)]
     images = {name: torch.cat([s.images()[name] for s in scenes]).float() for name in MAP_NAMES}
     truth = {"albedo": images["albedo"], "irradiance": images["irradiance"],
@@ -38,8 +47,13 @@ def heldout(count: int, size: int = 64):
     return images, truth, [layout_caption(s.scene) for s in scenes]
 
 
+TRIVIAL = "trivial decomposition (albedo = color, flat irradiance, row-gradient depth, normals facing camera)"
+SAMPLING_SEED = 0   # every model samples from the same noise seeds: seed + index of the chunk's first scene
+
+
 def mean(values: dict[str, torch.Tensor]) -> dict[str, float]:
-    return {name: round(float(v.mean()), 4) for name, v in values.items()}
+    # Six decimals: the seed spread of some metrics is only a few 1e-4.
+    return {name: round(float(v.mean()), 6) for name, v in values.items()}
 
 
 def chunked(function, count: int, chunk: int):
@@ -62,68 +76,97 @@ def evaluate(model: TinyLumiX, images, truth, captions, steps: int, seed: int, c
             "seconds": {"generate": round(generate_seconds, 1), "decompose": round(decompose_seconds, 1)}}
 
 
-def references(model: TinyLumiX, images, truth) -> dict:
-    codec = model.base.codec
+def references(codec: BlockPCACodec, images, truth) -> dict:
+    """The reference rows: trivial decomposition, exact ground truth, ground truth through `codec`."""
     through = {name: codec.decode(codec.encode(image)) for name, image in images.items()}
     color = images["color"]
     rows = torch.linspace(0, 1, color.shape[1])[None, :, None, None].expand_as(color)   # lower rows nearer
     trivial = {"albedo": color, "irradiance": torch.full_like(color, 0.5), "depth": rows.clone(),
                "normal": torch.tensor([0.5, 0.5, 1.0]).expand_as(color).clone()}
-    return {"trivial decomposition (albedo = color, flat irradiance, row-gradient depth, normals facing camera)":
-            {"decomposition": mean(decomposition_errors(trivial, **truth))},
-            "ground truth (exact, 64 px)": {"generation": mean(coherence_per_scene(images)),
+    return {TRIVIAL: {"decomposition": mean(decomposition_errors(trivial, **truth))},
+            f"ground truth (exact, {color.shape[1]} px)": {"generation": mean(coherence_per_scene(images)),
                                            "decomposition": mean(decomposition_errors(images, **truth))},
             "ground truth through the latent mapping": {"generation": mean(coherence_per_scene(through)),
                                                         "decomposition": mean(decomposition_errors(through, **truth))}}
 
 
-COLUMNS = (("generation", "structural_alignment", "align. ↑"), ("generation", "recomposition_rmse", "recomp. RMSE ↓"),
-           ("generation", "normal_depth_degrees", "normal-depth ° ↓"),
-           ("decomposition", "albedo_si_rmse", "albedo si-RMSE ↓"),
-           ("decomposition", "irradiance_si_rmse", "irradiance si-RMSE ↓"),
-           ("decomposition", "depth_absrel", "depth AbsRel ↓"), ("decomposition", "normal_degrees", "normal ° ↓"))
-LABELS = {"a": "(a) QBA + Tensor LoRA", "b": "(b) Tensor LoRA, no QBA", "c": "(c) per-map LoRA + QBA",
-          "d": "(d) independent per-map LoRAs"}
+
+
+def evaluate_folder(folder: Path | str, scenes: int, steps: int, seed: int = SAMPLING_SEED) -> dict:
+    """One model folder on the first `scenes` held-out scenes, at the model's own size."""
+    model = TinyLumiX.load(folder)
+    images, truth, captions = heldout(scenes, model.base.config.size)
+    result = evaluate(model, images, truth, captions, steps, seed)
+    result["variant"] = vars(model.variant)
+    return result
+
+
+def references_for(base_folder: Path | str, scenes: int) -> dict:
+    """The reference rows for the models trained on the base in `base_folder` (its codec)."""
+    base = load_base(Path(base_folder))
+    images, truth, _ = heldout(scenes, base.config.size)
+    return references(base.codec, images, truth)
+
+
+def report(runs: dict, reference_rows: dict, scenes: int, steps: int, **extra) -> dict:
+    """The results document: every model's evaluation (`runs[variant][seed]`), the summary
+    over seeds, the comparisons of benchmarks.ablation_stats and the reference rows."""
+    runs = {name: {str(seed): result for seed, result in sorted(seeds.items(), key=lambda kv: int(kv[0]))}
+            for name, seeds in runs.items()}
+    summary = ablation_stats.aggregate(runs)
+    trivial = reference_rows.get(TRIVIAL, {}).get("decomposition")
+    return {"scenes": scenes, "steps": steps, "sampling_seed": SAMPLING_SEED,
+            "heldout_seeds": [HELDOUT_SEED_START, HELDOUT_SEED_START + scenes - 1], **extra,
+            "rule": ablation_stats.RULE, "summary": summary, "comparisons": ablation_stats.compare(summary),
+            "below_trivial_on_every_seed": ablation_stats.beats_trivial(runs, trivial) if trivial else {},
+            "references": reference_rows, "runs": runs}
 
 
 def markdown(results: dict) -> str:
-    """The table of benchmarks/RESULTS.md: text -> maps coherence, then decomposition errors."""
-    head = "| | " + " | ".join(label for _, _, label in COLUMNS) + " |\n|---|" + "---:|" * len(COLUMNS) + "\n"
-    rows = []
-    entries = [(LABELS.get(k, k), v) for k, v in results.items() if isinstance(v, dict) and "decomposition" in v
-               and k != "references"] + list(results.get("references", {}).items())
-    for label, entry in entries:
-        cells = [f"{entry[part][key]:.4g}" if part in entry else "" for part, key, _ in COLUMNS]
-        rows.append(f"| {label} | " + " | ".join(cells) + " |")
-    return head + "\n".join(rows) + "\n"
+    """The table of benchmarks/RESULTS.md with the comparisons below it."""
+    return ablation_stats.markdown(results["summary"], results["references"], results["comparisons"],
+                                   results["below_trivial_on_every_seed"], "the trivial decomposition")
+
+
+def write(results: dict, out: Path | str) -> None:
+    """`out` (JSON) and the same name with .md (the markdown tables)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    out.with_suffix(".md").write_text(markdown(results))
+
+
+def parse_model(spec: str) -> tuple[str, int, str]:
+    """'a=folder' or 'a:2=folder' -> (variant, seed, folder)."""
+    name, sep, folder = spec.partition("=")
+    variant, _, seed = name.partition(":")
+    if not sep or not variant or not folder or (seed and not seed.isdigit()):
+        raise SystemExit(f"--model {spec!r}: expected variant=folder or variant:seed=folder, e.g. a:1=runs/model_a_s1")
+    return variant, int(seed or 0), folder
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", action="append", required=True, help="name=folder (repeat)")
+    parser.add_argument("--model", action="append", required=True,
+                        help="variant=folder or variant:seed=folder (repeat); seeds of one variant are aggregated")
     parser.add_argument("--scenes", type=int, default=200)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="benchmarks/results/ablation_tiny.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    images, truth, captions = heldout(args.scenes)
-    results = {"scenes": args.scenes, "steps": args.steps, "heldout_seeds": [HELDOUT_SEED_START,
-                                                                              HELDOUT_SEED_START + args.scenes - 1]}
-    for spec in args.model:
-        name, folder = spec.split("=", 1)
-        model = TinyLumiX.load(folder)
-        if "references" not in results:
-            results["references"] = references(model, images, truth)
-        results[name] = evaluate(model, images, truth, captions, args.steps, args.seed)
-        results[name]["variant"] = vars(model.variant)
-        print(name, json.dumps(results[name]), flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
-    Path(args.out).with_suffix(".md").write_text(markdown(results))
+    models = [parse_model(spec) for spec in args.model]
+    runs: dict[str, dict[int, dict]] = {}
+    for variant, seed, folder in models:
+        result = evaluate_folder(folder, args.scenes, args.steps)
+        if variant in ablation_stats.LABELS and result["variant"]["name"] != variant:
+            raise SystemExit(f"--model names {folder} variant {variant!r}, but its config.json says variant "
+                             f"{result['variant']['name']!r}; name each model by its own variant")
+        runs.setdefault(variant, {})[seed] = result
+        print(f"{variant}:{seed}", json.dumps(runs[variant][seed]), flush=True)
+    results = report(runs, references_for(models[0][2], args.scenes), args.scenes, args.steps)
+    write(results, args.out)
     print(markdown(results))
-    print(json.dumps(results["references"], indent=1))
     return 0
 
 
