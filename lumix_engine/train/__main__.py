@@ -55,7 +55,7 @@ def main(argv=None) -> int:
         from .tiny import prepare_data, train_adapters, variant
         recipe = _recipe(args)
         base = load_base(Path(args.base))
-        data = prepare_data(base, render_scenes(range(recipe.scenes)))
+        data = prepare_data(base, render_scenes(range(recipe.scenes)), fit_codec=False)
         train_adapters(base, data, recipe, variant(args.variant), Path(args.work), save_to=Path(args.out))
     else:
         from .flux_dev import run as run_flux_dev
