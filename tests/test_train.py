@@ -9,9 +9,18 @@ import torch
 
 from lumix_engine.method.adapters import new_adapters
 from lumix_engine.tiny_trained.data import render_scenes
+from lumix_engine.tiny_trained.latent import DeblockingDecoder
 from lumix_engine.tiny_trained.model import VARIANTS, TinyBase, TinyConfig, tiny_flux_config
 from lumix_engine.train import ConditionPolicy, LoopConfig, Trainer
-from lumix_engine.train.tiny import adapter_loss_fn, base_loss_fn, keep_per_map, prepare_data
+from lumix_engine.train.tiny import (
+    TEXT_ONLY,
+    TinyRecipe,
+    adapter_loss_fn,
+    base_loss_fn,
+    keep_per_map,
+    prepare_data,
+    train_decoder,
+)
 
 SIZE = 32
 
@@ -103,3 +112,56 @@ def test_condition_policy_never_holds_all_maps():
     assert not held.all(dim=1).any()
     assert held.any(dim=1).all()
     assert (held.sum(1) == 1).sum() > 0 and (held.sum(1) > 1).sum() > 0
+
+
+def test_text_only_variants_never_hold_a_map_in_training():
+    assert not TEXT_ONLY.sample(200, torch.Generator().manual_seed(0)).any()
+    assert [v.qba for v in (VARIANTS["e"], VARIANTS["f"])] == [True, False]
+    assert not VARIANTS["e"].held_maps_in_training and VARIANTS["a"].held_maps_in_training
+
+
+def test_learned_decoder_starts_as_the_linear_decoding_and_training_beats_it(scenes, tmp_path):
+    base, _ = small_base(scenes)
+    latents = base.codec.encode(scenes.maps[:, 0])
+    linear = base.codec.decode(latents)
+    base.codec.learned = DeblockingDecoder()
+    assert torch.equal(base.codec.decode(latents), linear)   # zero-initialised residual: exactly the transpose
+
+    images = scenes.maps.flatten(0, 1)
+    noisy = base.codec.encode(images) + 0.2 * torch.randn(len(images), 16, SIZE // 4, SIZE // 4,
+                                                            generator=torch.Generator().manual_seed(5))
+    base.codec.learned = None
+    before = float(((base.codec.decode(noisy) - images) ** 2).mean())
+    train_decoder(base, scenes, TinyRecipe(decoder_steps=80, decoder_batch=8, decoder_lr=3e-3), tmp_path / "trained")
+    after = float(((base.codec.decode(noisy) - images) ** 2).mean())
+    assert after < 0.8 * before, (before, after)
+    assert base.config.learned_decoder and not any(p.requires_grad for p in base.codec.parameters())
+
+
+def test_cosine_decay_and_per_prefix_learning_rates():
+    module = torch.nn.ModuleDict({"adapters": torch.nn.Linear(2, 2), "flux": torch.nn.Linear(2, 2)})
+    config = LoopConfig(100, lr=1.0, warmup=10, final_lr_fraction=0.1)
+    trainer = Trainer(module, lambda g: sum((p ** 2).sum() for p in module.parameters()), config,
+                      lr_scales={"flux.": 0.25})
+    assert trainer.lr_at(0) == pytest.approx(0.1) and trainer.lr_at(9) == pytest.approx(1.0)
+    assert trainer.lr_at(55) == pytest.approx(0.55) and trainer.lr_at(99) == pytest.approx(0.1, abs=1e-3)
+    assert LoopConfig(100, lr=1.0, warmup=10).final_lr_fraction == 1.0
+    assert Trainer(module, trainer.loss_fn, LoopConfig(100, lr=1.0, warmup=10)).lr_at(80) == 1.0   # constant
+    trainer.step = 40
+    trainer.train_step()
+    rates = sorted(group["lr"] for group in trainer.optimizer.param_groups)
+    assert rates == pytest.approx([0.25 * trainer.lr_at(40), trainer.lr_at(40)])
+
+
+def test_stage_two_can_fine_tune_the_base_at_its_own_rate(scenes, tmp_path):
+    from lumix_engine.train.tiny import train_adapters
+    base, data = small_base(scenes)
+    before = {k: v.clone() for k, v in base.flux.state_dict().items()}
+    recipe = TinyRecipe(adapter_steps=3, adapter_scenes=2, adapter_base_lr=0.5, rank=4)
+    train_adapters(base, data, recipe, VARIANTS["a"], tmp_path)
+    changed = [k for k, v in base.flux.state_dict().items() if not torch.equal(before[k], v)]
+    assert changed and not any(p.requires_grad for p in base.parameters())
+    frozen_base, frozen_data = small_base(scenes)
+    train_adapters(frozen_base, frozen_data, TinyRecipe(adapter_steps=3, adapter_scenes=2, rank=4), VARIANTS["a"],
+                   tmp_path / "frozen")
+    assert all(torch.equal(before[k], v) for k, v in frozen_base.flux.state_dict().items())

@@ -75,6 +75,7 @@ class TinyConfig:
     size: int = 64
     rank: int = 8
     variant: dict = field(default_factory=lambda: asdict(VARIANTS["a"]))
+    learned_decoder: bool = False   # latent.DeblockingDecoder after the linear decoding
 
     @property
     def flux_config(self) -> FluxConfig:
@@ -91,7 +92,7 @@ class TinyBase(torch.nn.Module):
         config.vocab_size = config.vocab_size or self.tokenizer.get_vocab_size()
         self.text = TinyTextEncoder(config.vocab_size, config.text_dim, config.text_dim, config.max_tokens)
         self.flux = Flux(config.flux_config)
-        self.codec = BlockPCACodec()
+        self.codec = BlockPCACodec(learned_decoder=config.learned_decoder)
 
     def encode_prompts(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         return self.text(tokenize(self.tokenizer, list(prompts)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -32,23 +33,32 @@ class LoopConfig:
     log_every: int = 25
     checkpoint_every: int = 200
     seed: int = 0
+    final_lr_fraction: float = 1.0   # 1.0: constant after warm-up; below 1: cosine decay to lr * fraction
 
 
 class Trainer:
     """Runs `loss_fn(generator) -> loss` for `config.steps` steps on `module`'s trainable
-    parameters (AdamW, linear warm-up then constant). `folder` receives `checkpoint.pt`
+    parameters (AdamW, linear warm-up, then constant or a cosine decay). `folder` receives `checkpoint.pt`
     and `log.jsonl`; if a checkpoint is there, training resumes from it."""
 
     def __init__(self, module: nn.Module, loss_fn: Callable[[torch.Generator], torch.Tensor], config: LoopConfig,
                  folder: Optional[Path] = None,
-                 after_step: Optional[Callable[[], None]] = None) -> None:
+                 after_step: Optional[Callable[[], None]] = None,
+                 lr_scales: Optional[dict[str, float]] = None) -> None:
         self.module, self.loss_fn, self.config = module, loss_fn, config
         self.folder = Path(folder) if folder else None
         if self.folder:
             self.folder.mkdir(parents=True, exist_ok=True)
         self.after_step = after_step
-        self.params = [p for p in module.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)
+        # lr_scales {name prefix: factor}: parameters under that prefix train at factor * lr.
+        groups: dict[float, list[nn.Parameter]] = {}
+        for name, p in module.named_parameters():
+            if p.requires_grad:
+                scale = next((f for prefix, f in (lr_scales or {}).items() if name.startswith(prefix)), 1.0)
+                groups.setdefault(scale, []).append(p)
+        self.params = [p for group in groups.values() for p in group]
+        self.optimizer = torch.optim.AdamW([{"params": ps, "lr_scale": scale} for scale, ps in groups.items()],
+                                           lr=config.lr, weight_decay=config.weight_decay)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
         self.history: list[float] = []
@@ -56,11 +66,16 @@ class Trainer:
             self.load(self.folder / "checkpoint.pt")
 
     def lr_at(self, step: int) -> float:
-        return self.config.lr * min(1.0, (step + 1) / max(1, self.config.warmup))
+        config = self.config
+        if step < config.warmup:
+            return config.lr * (step + 1) / config.warmup
+        progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+        cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return config.lr * (config.final_lr_fraction + (1 - config.final_lr_fraction) * cosine)
 
     def train_step(self) -> float:
         for group in self.optimizer.param_groups:
-            group["lr"] = self.lr_at(self.step)
+            group["lr"] = self.lr_at(self.step) * group["lr_scale"]
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss_fn(self.generator)
         loss.backward()

@@ -106,9 +106,33 @@ class TinyRecipe:
     adapter_steps: int = 1200
     adapter_scenes: int = 6
     adapter_lr: float = 2e-3
+    adapter_final_lr: float = 1.0   # fraction of adapter_lr reached by a cosine decay (1.0: constant)
+    adapter_base_lr: float = 0.0    # > 0: the base transformer is fine-tuned in stage 2 at this fraction of adapter_lr
     rank: int = 8
     hidden: int = 96
+    decoder_steps: int = 0          # 0: linear decoding only; else train latent.DeblockingDecoder
+    decoder_batch: int = 32
+    decoder_lr: float = 2e-3
+    decoder_noise: float = 0.3      # latent noise levels drawn from [0, decoder_noise]
     seed: int = 0
+
+
+def train_decoder(base: TinyBase, scenes: SceneSet, recipe: TinyRecipe, folder: Path) -> None:
+    """Give the fitted latent mapping its learned decoder (latent.DeblockingDecoder) and train
+    it on maps of every kind, the linear encoder frozen."""
+    from ..tiny_trained.latent import DeblockingDecoder
+    codec = base.codec
+    codec.learned = DeblockingDecoder(codec.block)
+    base.config.learned_decoder = True
+    images = scenes.maps.flatten(0, 1)
+
+    def loss(generator: torch.Generator) -> torch.Tensor:
+        index = torch.randint(len(images), (recipe.decoder_batch,), generator=generator)
+        return codec.decoder_loss(images[index], recipe.decoder_noise, generator)
+
+    Trainer(codec.learned, loss, LoopConfig(recipe.decoder_steps, lr=recipe.decoder_lr, warmup=30, seed=recipe.seed,
+                                            final_lr_fraction=0.0), folder / "stage0_decoder").run()
+    codec.learned.requires_grad_(False).eval()
 
 
 def train_base(recipe: TinyRecipe, folder: Path, scenes: Optional[SceneSet] = None) -> tuple[TinyBase, TinyData]:
@@ -121,6 +145,8 @@ def train_base(recipe: TinyRecipe, folder: Path, scenes: Optional[SceneSet] = No
     data = prepare_data(base, scenes)
     log.info("rendered and encoded %d scenes in %.0f s", len(scenes.seeds), time.perf_counter() - started)
     base.codec.requires_grad_(False)
+    if recipe.decoder_steps:
+        train_decoder(base, scenes, recipe, folder)
     trainer = Trainer(base, base_loss_fn(base, data, recipe.base_batch),
                       LoopConfig(recipe.base_steps, lr=recipe.base_lr, warmup=100, seed=recipe.seed),
                       folder / "stage1_base")
@@ -137,10 +163,18 @@ def train_adapters(base: TinyBase, data: TinyData, recipe: TinyRecipe, variant: 
                             base.flux.config.depth_single_blocks, rank=recipe.rank)
     if not variant.cross_map:
         keep_per_map(adapters)
-    trainer = Trainer(adapters, adapter_loss_fn(base, adapters, variant, data, recipe.adapter_scenes),
-                      LoopConfig(recipe.adapter_steps, lr=recipe.adapter_lr, warmup=30, seed=recipe.seed + 1),
-                      folder / f"stage2_adapters_{variant.name}")
+    trained = torch.nn.ModuleDict({"adapters": adapters})
+    if recipe.adapter_base_lr:
+        # The tiny base has only ever seen color images (FLUX.1-dev has seen depth-, normal- and
+        # albedo-like pictures among billions), so it may adapt too, slower than the adapters.
+        base.flux.requires_grad_(True)
+        trained["flux"] = base.flux
+    trainer = Trainer(trained, adapter_loss_fn(base, adapters, variant, data, recipe.adapter_scenes),
+                      LoopConfig(recipe.adapter_steps, lr=recipe.adapter_lr, warmup=30, seed=recipe.seed + 1,
+                                 final_lr_fraction=recipe.adapter_final_lr),
+                      folder / f"stage2_adapters_{variant.name}", lr_scales={"flux.": recipe.adapter_base_lr})
     trainer.run()
+    base.requires_grad_(False)
     adapters.requires_grad_(False)
     if save_to is not None:
         base.config.variant = asdict(variant)
