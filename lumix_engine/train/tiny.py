@@ -103,14 +103,14 @@ class TinyRecipe:
     base_steps: int = 1000
     base_batch: int = 32
     base_lr: float = 1e-3
-    adapter_steps: int = 1200
+    adapter_steps: int = 2000
     adapter_scenes: int = 6
     adapter_lr: float = 2e-3
-    adapter_final_lr: float = 1.0   # fraction of adapter_lr reached by a cosine decay (1.0: constant)
-    adapter_base_lr: float = 0.0    # > 0: the base transformer is fine-tuned in stage 2 at this fraction of adapter_lr
-    rank: int = 8
+    adapter_final_lr: float = 0.0   # fraction of adapter_lr reached by a cosine decay (1.0: constant)
+    adapter_base_lr: float = 0.25   # > 0: the base transformer is fine-tuned in stage 2 at this fraction of adapter_lr
+    rank: int = 16
     hidden: int = 96
-    decoder_steps: int = 0          # 0: linear decoding only; else train latent.DeblockingDecoder
+    decoder_steps: int = 600        # 0: linear decoding only; else train latent.DeblockingDecoder
     decoder_batch: int = 32
     decoder_lr: float = 2e-3
     decoder_noise: float = 0.3      # latent noise levels drawn from [0, decoder_noise]
@@ -122,6 +122,7 @@ def train_decoder(base: TinyBase, scenes: SceneSet, recipe: TinyRecipe, folder: 
     it on maps of every kind, the linear encoder frozen."""
     from ..tiny_trained.latent import DeblockingDecoder
     codec = base.codec
+    torch.manual_seed(recipe.seed + 2)
     codec.learned = DeblockingDecoder(codec.block)
     base.config.learned_decoder = True
     images = scenes.maps.flatten(0, 1)
@@ -131,7 +132,7 @@ def train_decoder(base: TinyBase, scenes: SceneSet, recipe: TinyRecipe, folder: 
         return codec.decoder_loss(images[index], recipe.decoder_noise, generator)
 
     Trainer(codec.learned, loss, LoopConfig(recipe.decoder_steps, lr=recipe.decoder_lr, warmup=30, seed=recipe.seed,
-                                            final_lr_fraction=0.0), folder / "stage0_decoder").run()
+                                            final_lr_fraction=0.0), folder / "stage1b_decoder").run()
     codec.learned.requires_grad_(False).eval()
 
 
@@ -145,13 +146,13 @@ def train_base(recipe: TinyRecipe, folder: Path, scenes: Optional[SceneSet] = No
     data = prepare_data(base, scenes)
     log.info("rendered and encoded %d scenes in %.0f s", len(scenes.seeds), time.perf_counter() - started)
     base.codec.requires_grad_(False)
-    if recipe.decoder_steps:
-        train_decoder(base, scenes, recipe, folder)
     trainer = Trainer(base, base_loss_fn(base, data, recipe.base_batch),
                       LoopConfig(recipe.base_steps, lr=recipe.base_lr, warmup=100, seed=recipe.seed),
                       folder / "stage1_base")
     trainer.run()
-    save_base(base, folder)
+    save_base(base, folder)   # the stage-1 base alone (text -> color): the ablation's frozen base
+    if recipe.decoder_steps:
+        train_decoder(base, scenes, recipe, folder)
     return base.eval(), data
 
 
