@@ -2,7 +2,7 @@
 
 Files (one folder, see `lumix_engine/assets/tiny_lumix/MODEL_CARD.md`):
 - `base.safetensors`: `flux.*` (BFL key names, `load_flux` reads them), `text.*` (the text
-  encoder), `codec.*` (the fixed latent mapping);
+  encoder), `codec.*` (the linear latent mapping and its learned decoder);
 - `lumix.safetensors`: the adapters, in exactly the published checkpoint layout;
 - `tokenizer.json`, `config.json`.
 Sampling is the engine's: `sampling.schedule`, `sampling.shared_noise`, `GivenMaps`,

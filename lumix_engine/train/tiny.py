@@ -3,13 +3,18 @@
     python -m lumix_engine.train tiny --out lumix_engine/assets/tiny_lumix
 
 1. Render `scenes` training scenes at 64 x 64 (seeds 0..scenes-1) with layout captions.
-2. Fit the fixed latent mapping (tiny/latent.py) on the first renders, encode every map.
+2. Fit the linear latent mapping (tiny_trained/latent.py) on the first renders, encode every map.
 3. Stage 1, the base: text encoder + tiny FLUX trained together as text -> color with the
    rectified-flow objective, guidance embedding fed a constant 1.0, captions dropped 10%.
-4. Stage 2, LumiX: the base frozen, QBA + Tensor LoRA trained on 5-map batches (one
-   noise and one timestep per scene; some maps held clean at t = 0, see
-   objective.ConditionPolicy), through the engine's own `block_patches`.
-"""
+   The stage-1 base is saved in the work folder: the ablation's frozen base.
+4. Stage 1b, the learned decoder (latent.DeblockingDecoder) on noisy latents of all maps.
+5. Stage 2, LumiX: QBA + Tensor LoRA trained on 5-map batches (one noise and one timestep
+   per scene; some maps held clean at t = 0, see objective.ConditionPolicy), through the
+   engine's own `block_patches`. The paper freezes FLUX; the tiny recipe also fine-tunes the
+   tiny base at a quarter of the adapters' rate (`adapter_base_lr`; 0 freezes it, as the
+   ablation does), because a base that has only seen color images leaves the adapters alone
+   with everything a 12B base brings from pretraining.
+""""""
 from __future__ import annotations
 
 import logging
