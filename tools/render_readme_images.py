@@ -1,9 +1,12 @@
 """Render the README's intrinsic-map figures into docs/images/ from a ground-truth scene.
 
     python -m tools.render_readme_images [--seed 11] [--size 256]
+    python -m tools.render_readme_images --tiny-sheet     # only the shipped tiny model's sheet
 
 Writes the five maps, a relit color, a material edit, a render-time measurement and the
-coherence scores (printed as a markdown table for the README).
+coherence scores (printed as a markdown table for the README), and the contact sheet of the
+shipped tiny LumiX (`tiny_lumix_sheet.png`: text -> maps, and the decomposition of held-out
+renders beside their exact ground truth; the demo's own sheet shows one of each).
 """
 from __future__ import annotations
 
@@ -27,12 +30,30 @@ def save(name: str, image: torch.Tensor) -> None:
     Image.fromarray(pixels).save(OUT / f"intrinsics_{name}.png", optimize=True)
 
 
+def tiny_model_sheet(scenes: int = 3) -> Path:
+    """Demo seeds 0..scenes-1 of the shipped tiny LumiX (lumix_engine.tiny_trained.showcase)."""
+    from lumix_engine.image_io import contact_sheet
+    from lumix_engine.tiny_trained.showcase import run_showcase, showcase_rows
+    rows = []
+    for seed in range(scenes):
+        show = run_showcase(seed=seed)
+        rows += [(f"{title} (demo seed {seed})", cells) for title, cells in showcase_rows(show)]
+        print("\n".join(show.lines))
+    path = OUT / "tiny_lumix_sheet.png"
+    contact_sheet(rows, cell=128).save(path, optimize=True)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--tiny-sheet", action="store_true", help="only draw the tiny model's contact sheet")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
+    print("wrote", tiny_model_sheet())
+    if args.tiny_sheet:
+        return
 
     scene = render_scene(args.seed, args.size, args.size)
     maps = scene.images()
