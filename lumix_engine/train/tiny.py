@@ -14,7 +14,7 @@
    tiny base at a quarter of the adapters' rate (`adapter_base_lr`; 0 freezes it, as the
    ablation does), because a base that has only seen color images leaves the adapters alone
    with everything a 12B base brings from pretraining.
-""""""
+"""
 from __future__ import annotations
 
 import logging
