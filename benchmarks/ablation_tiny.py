@@ -61,7 +61,10 @@ def chunked(function, count: int, chunk: int):
     return {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
 
 
-def evaluate(model: TinyLumiX, images, truth, captions, steps: int, seed: int, chunk: int = 50) -> dict:
+def sample_heldout(model: TinyLumiX, images, captions, steps: int, seed: int,
+                   chunk: int = 50) -> tuple[dict, dict, dict]:
+    """Text -> maps from every caption and the decomposition of every color image, in chunks
+    (chunk k sampled with seed + its first index): (generated, decomposed, seconds)."""
     count = len(captions)
     started = time.perf_counter()
     generated = chunked(lambda s: model.generate(captions[s], seed=seed + s.start, steps=steps), count, chunk)
@@ -70,10 +73,19 @@ def evaluate(model: TinyLumiX, images, truth, captions, steps: int, seed: int, c
     decomposed = chunked(lambda s: model.decompose(images["color"][s], captions[s], seed=seed + s.start, steps=steps),
                          count, chunk)
     decompose_seconds = time.perf_counter() - started
+    return generated, decomposed, {"generate": round(generate_seconds, 1), "decompose": round(decompose_seconds, 1)}
+
+
+def scores(generated: dict, decomposed: dict, truth, seconds: dict) -> dict:
     return {"generation": mean(coherence_per_scene(generated)),
             "decomposition": mean(decomposition_errors(decomposed, **truth)),
             "decomposition_coherence": mean(coherence_per_scene(decomposed)),
-            "seconds": {"generate": round(generate_seconds, 1), "decompose": round(decompose_seconds, 1)}}
+            "seconds": seconds}
+
+
+def evaluate(model: TinyLumiX, images, truth, captions, steps: int, seed: int, chunk: int = 50) -> dict:
+    generated, decomposed, seconds = sample_heldout(model, images, captions, steps, seed, chunk)
+    return scores(generated, decomposed, truth, seconds)
 
 
 def references(codec: BlockPCACodec, images, truth) -> dict:

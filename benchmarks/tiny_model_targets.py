@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.ablation_tiny import TRIVIAL, evaluate, heldout, mean, references
+from benchmarks.ablation_tiny import TRIVIAL, heldout, mean, references, sample_heldout, scores
 from lumix_engine.intrinsics.color_space import linear_to_srgb, srgb_to_linear
 from lumix_engine.tiny_trained.metrics import si_rmse
 from lumix_engine.tiny_trained.model import ASSETS, TinyLumiX
@@ -35,11 +35,11 @@ def albedo_from_irradiance(color: torch.Tensor, irradiance: torch.Tensor) -> tor
 
 def targets(model: TinyLumiX, scenes: int, steps: int, seed: int = 0) -> dict:
     images, truth, captions = heldout(scenes, model.base.config.size)
-    result = evaluate(model, images, truth, captions, steps, seed)
+    generated, decomposed, seconds = sample_heldout(model, images, captions, steps, seed)
+    result = scores(generated, decomposed, truth, seconds)
     rows = references(model.base.codec, images, truth)
     trivial = rows[TRIVIAL]["decomposition"]
     through = rows["ground truth through the latent mapping"]["generation"]["recomposition_rmse"]
-    decomposed = model.decompose(images["color"], captions, seed=seed, steps=steps)
     derived = mean({"albedo_si_rmse": si_rmse(albedo_from_irradiance(images["color"], decomposed["irradiance"]),
                                               truth["albedo"])})
     beats = {name: result["decomposition"][name] < trivial[name] for name in trivial}

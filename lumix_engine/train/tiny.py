@@ -29,6 +29,7 @@ from ..method.adapters import LumiXAdapters, new_adapters
 from ..method.patch import block_patches
 from ..modalities import NUM_MAPS, QUERY_SOURCE, broadcast_to_scene
 from ..tiny_trained.data import SceneSet, render_scenes
+from ..tiny_trained.latent import DeblockingDecoder
 from ..tiny_trained.model import VARIANTS, TinyBase, TinyConfig, Variant, save_base, save_model
 from ..tiny_trained.text import tokenize
 from .loop import LoopConfig, Trainer
@@ -125,7 +126,6 @@ class TinyRecipe:
 def train_decoder(base: TinyBase, scenes: SceneSet, recipe: TinyRecipe, folder: Path) -> None:
     """Give the fitted latent mapping its learned decoder (latent.DeblockingDecoder) and train
     it on maps of every kind, the linear encoder frozen."""
-    from ..tiny_trained.latent import DeblockingDecoder
     codec = base.codec
     torch.manual_seed(recipe.seed + 2)
     codec.learned = DeblockingDecoder(codec.block)
