@@ -166,3 +166,18 @@ def test_stage_two_can_fine_tune_the_base_at_its_own_rate(scenes, tmp_path):
                    VARIANTS["a"],
                    tmp_path / "frozen")
     assert all(torch.equal(before[k], v) for k, v in frozen_base.flux.state_dict().items())
+
+
+def test_held_share_reaches_the_stage_two_loss_except_for_text_only_variants(scenes):
+    base, data = small_base(scenes)
+    base.requires_grad_(False)
+    adapters = small_adapters(base)
+
+    def loss(name: str, held: ConditionPolicy) -> float:
+        fn = adapter_loss_fn(base, adapters, VARIANTS[name], data, scenes=3, held=held)
+        return float(fn(torch.Generator().manual_seed(3)))
+
+    always_color, never = ConditionPolicy(color=1.0, any_subset=0.0), ConditionPolicy(color=0.0, any_subset=0.0)
+    assert loss("a", always_color) != pytest.approx(loss("a", never), rel=1e-4)
+    assert loss("e", always_color) == loss("e", never)
+    assert TinyRecipe().held_color + TinyRecipe().held_subset <= 1.0

@@ -9,11 +9,12 @@
    The stage-1 base is saved in the work folder: the ablation's frozen base.
 4. Stage 1b, the learned decoder (latent.DeblockingDecoder) on noisy latents of all maps.
 5. Stage 2, LumiX: QBA + Tensor LoRA trained on 5-map batches (one noise and one timestep
-   per scene; some maps held clean at t = 0, see objective.ConditionPolicy), through the
-   engine's own `block_patches`. The paper freezes FLUX; the tiny recipe also fine-tunes the
-   tiny base at a quarter of the adapters' rate (`adapter_base_lr`; 0 freezes it, as the
-   ablation does), because a base that has only seen color images leaves the adapters alone
-   with everything a 12B base brings from pretraining.
+   per scene; some maps held clean at t = 0, see objective.ConditionPolicy: color in 75 %
+   of scenes, `held_color`, because decomposition is what the tiny model is judged on),
+   through the engine's own `block_patches`. The paper freezes FLUX; the tiny recipe also
+   fine-tunes the tiny base at a quarter of the adapters' rate (`adapter_base_lr`; 0 freezes
+   it, as the ablation does), because a base that has only seen color images leaves the
+   adapters alone with everything a 12B base brings from pretraining.
 """
 from __future__ import annotations
 
@@ -87,10 +88,12 @@ def keep_per_map(adapters: LumiXAdapters) -> None:
 TEXT_ONLY = ConditionPolicy(color=0.0, any_subset=0.0)
 
 
-def adapter_loss_fn(base: TinyBase, adapters: LumiXAdapters, variant: Variant, data: TinyData, scenes: int):
-    """Stage 2: the five maps with the base frozen and the adapters patched in."""
+def adapter_loss_fn(base: TinyBase, adapters: LumiXAdapters, variant: Variant, data: TinyData, scenes: int,
+                    held: ConditionPolicy = ConditionPolicy()):
+    """Stage 2: the five maps with the adapters patched in. `held` says which maps are held
+    clean; a variant trained without held maps ignores it."""
     patches = block_patches(base.flux, adapters, qba=variant.qba)
-    policy = ConditionPolicy() if variant.held_maps_in_training else TEXT_ONLY
+    policy = held if variant.held_maps_in_training else TEXT_ONLY
 
     def loss(generator: torch.Generator) -> torch.Tensor:
         latents, ids = data.batch(scenes, generator)
@@ -114,6 +117,8 @@ class TinyRecipe:
     adapter_lr: float = 2e-3
     adapter_final_lr: float = 0.0   # fraction of adapter_lr reached by a cosine decay (1.0: constant)
     adapter_base_lr: float = 0.25   # > 0: the base transformer is fine-tuned in stage 2 at this fraction of adapter_lr
+    held_color: float = 0.75        # share of stage-2 scenes holding the color map (decomposition); v2: 0.35
+    held_subset: float = 0.1        # share holding a random subset of maps (v2: 0.15); the rest: text -> maps
     rank: int = 16
     hidden: int = 96
     decoder_steps: int = 600        # 0: linear decoding only; else train latent.DeblockingDecoder
@@ -175,7 +180,8 @@ def train_adapters(base: TinyBase, data: TinyData, recipe: TinyRecipe, variant: 
         # albedo-like pictures among billions), so it may adapt too, slower than the adapters.
         base.flux.requires_grad_(True)
         trained["flux"] = base.flux
-    trainer = Trainer(trained, adapter_loss_fn(base, adapters, variant, data, recipe.adapter_scenes),
+    trainer = Trainer(trained, adapter_loss_fn(base, adapters, variant, data, recipe.adapter_scenes,
+                                               ConditionPolicy(recipe.held_color, recipe.held_subset)),
                       LoopConfig(recipe.adapter_steps, lr=recipe.adapter_lr, warmup=30, seed=recipe.seed + 1,
                                  final_lr_fraction=recipe.adapter_final_lr),
                       folder / f"stage2_adapters_{variant.name}", lr_scales={"flux.": recipe.adapter_base_lr})
