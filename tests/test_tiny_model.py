@@ -53,15 +53,16 @@ def test_decomposition_of_a_fixed_heldout_render_stays_within_recorded_errors(mo
         assert float(errors[name][0]) <= bound, (name, float(errors[name][0]), bound)
 
 
-def test_decomposition_beats_the_trivial_one_on_irradiance_depth_and_normals(model):
-    """On 8 held-out renders (fixed seeds, so deterministic). Albedo is not asserted: on 200
-    held-out scenes it is 4 % worse than "albedo = the image" (benchmarks/RESULTS.md)."""
+def test_decomposition_beats_the_trivial_one_on_all_four_maps(model):
+    """On 8 held-out renders (fixed seeds, so deterministic): a regression guard. The target
+    itself is measured on 200 (benchmarks/tiny_model_targets.py), where the albedo margin is
+    the smallest of the four (model card)."""
     from benchmarks.ablation_tiny import TRIVIAL, heldout, references
     images, truth, captions = heldout(8)
     maps = model.decompose(images["color"], captions, seed=0, steps=10)
     errors = {name: float(v.mean()) for name, v in decomposition_errors(maps, **truth).items()}
     trivial = references(model.base.codec, images, truth)[TRIVIAL]["decomposition"]
-    for name in ("irradiance_si_rmse", "depth_absrel", "normal_degrees"):
+    for name in ("albedo_si_rmse", "irradiance_si_rmse", "depth_absrel", "normal_degrees"):
         assert errors[name] < trivial[name], (name, errors[name], trivial[name])
 
 
@@ -72,3 +73,4 @@ def test_albedo_from_the_image_and_exact_irradiance_is_the_exact_albedo():
     derived = albedo_from_irradiance(scene["color"].float(), scene["irradiance"].float())
     assert float(si_rmse(derived, scene["albedo"].float())[0]) < 0.01
     assert float(si_rmse(scene["color"].float(), scene["albedo"].float())[0]) > 0.03   # the check can fail
+
