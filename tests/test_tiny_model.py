@@ -74,3 +74,12 @@ def test_albedo_from_the_image_and_exact_irradiance_is_the_exact_albedo():
     assert float(si_rmse(derived, scene["albedo"].float())[0]) < 0.01
     assert float(si_rmse(scene["color"].float(), scene["albedo"].float())[0]) > 0.03   # the check can fail
 
+
+def test_paired_margins_are_zero_for_the_trivial_decomposition_and_negative_for_the_truth():
+    from benchmarks.ablation_tiny import heldout, trivial_decomposition
+    from benchmarks.tiny_model_targets import paired_margins
+    images, truth, _ = heldout(4)
+    same = paired_margins(trivial_decomposition(images["color"]), images["color"], truth)
+    assert all(m["mean"] == 0 and m["model_wins_share"] == 0 for m in same.values())
+    exact = paired_margins(images, images["color"], truth)
+    assert all(m["mean"] < 0 and m["standard_error"] > 0 and m["model_wins_share"] == 1 for m in exact.values()), exact
