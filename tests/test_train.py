@@ -162,9 +162,8 @@ def test_stage_two_can_fine_tune_the_base_at_its_own_rate(scenes, tmp_path):
     changed = [k for k, v in base.flux.state_dict().items() if not torch.equal(before[k], v)]
     assert changed and not any(p.requires_grad for p in base.parameters())
     frozen_base, frozen_data = small_base(scenes)
-    train_adapters(frozen_base, frozen_data, TinyRecipe(adapter_steps=3, adapter_scenes=2, rank=4, adapter_base_lr=0.0),
-                   VARIANTS["a"],
-                   tmp_path / "frozen")
+    frozen = TinyRecipe(adapter_steps=3, adapter_scenes=2, rank=4, adapter_base_lr=0.0)
+    train_adapters(frozen_base, frozen_data, frozen, VARIANTS["a"], tmp_path / "frozen")
     assert all(torch.equal(before[k], v) for k, v in frozen_base.flux.state_dict().items())
 
 
