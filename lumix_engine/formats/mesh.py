@@ -4,8 +4,8 @@ Geometry: one vertex per grid point, unprojected through a pinhole camera at the
 looking down -Z (+X right, +Y up, the maps' camera space, which is also glTF's frame),
 with the vertical field of view `fov` (default 50 degrees, the ground-truth renderer's
 camera; LumiX does not know the real one, so it is an input). Depth comes from the
-near-white disparity map through `disparity_to_depth` (nearest point at distance 1,
-farthest at `depth_range`). Triangles whose corners differ in depth by more than
+near-white disparity map through `distance_from_disparity` (nearest pixel at exactly
+distance 1, farthest at exactly `depth_range`). Triangles whose corners differ in depth by more than
 `edge_threshold` (relative: max / min - 1) and whose face does not agree with the LumiX
 normals at its corners are left out, so a foreground object does not join the background
 with a skin of stretched triangles, while a floor seen at a grazing angle stays whole.
@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from ..errors import InputError
 from ..image_io import atomic_path, to_pil
 from ..intrinsics.checks import as_depth, as_image, same_size
-from ..intrinsics.depth import DEPTH_RANGE, check_disparity, disparity_to_depth
+from ..intrinsics.depth import DEPTH_RANGE, check_disparity, distance_from_disparity
 from ..intrinsics.normals import unit_normals
 
 DEFAULT_FOV = 50.0            # vertical field of view, degrees
@@ -106,7 +106,7 @@ def depth_mesh(depth: torch.Tensor, normal: torch.Tensor, *, fov: float = DEFAUL
                          f"once per image.")
     height, width = disparity.shape[1:]
     rows, cols = grid_size(height, width, max_side)
-    z = disparity_to_depth(_nearest(disparity[0].double(), rows, cols), depth_range)
+    z = _nearest(distance_from_disparity(disparity.double(), depth_range)[0], rows, cols)
     unit = unit_normals(_nearest(normal[0].double(), rows, cols)[None], "normal")[0]
 
     focal = (height / 2) / math.tan(math.radians(fov) / 2)
