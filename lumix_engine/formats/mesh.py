@@ -168,8 +168,28 @@ def _png(image: torch.Tensor) -> bytes:
     return buffer.getvalue()
 
 
+_CONTAINER_BYTES = 4096      # glTF JSON, chunk headers and padding
+
+
 def estimate_bytes(mesh: DepthMesh, texture_bytes: int) -> int:
-    return len(mesh.vertices) * _VERTEX_BYTES + len(mesh.faces) * _FACE_BYTES + texture_bytes + 4096
+    return len(mesh.vertices) * _VERTEX_BYTES + len(mesh.faces) * _FACE_BYTES + texture_bytes + _CONTAINER_BYTES
+
+
+def fitting_max_side(height: int, width: int, albedo_bytes: int, normal_bytes: int, budget: float) -> int | None:
+    """The largest `max_side` whose mesh fits `budget` bytes for maps of height x width, or None
+    when the textures alone do not fit.
+
+    The textures stay at the maps' full resolution whatever the grid, so only the geometry
+    shrinks with max_side; it is bounded by a full grid (every triangle kept). The normal
+    texture carries the detail between vertices and grows as the grid coarsens, so it is
+    counted twice: measured at 1024 x 1024 it grew by half from a 512 to a 308 grid.
+    """
+    textures = albedo_bytes + 2 * normal_bytes + _CONTAINER_BYTES
+    for side in range(max(height, width), 1, -1):
+        rows, cols = grid_size(height, width, side)
+        if rows * cols * _VERTEX_BYTES + 2 * (rows - 1) * (cols - 1) * _FACE_BYTES + textures <= budget:
+            return side
+    return None
 
 
 def glb_bytes(mesh: DepthMesh, albedo: torch.Tensor, normal: torch.Tensor, *,
@@ -184,8 +204,9 @@ def glb_bytes(mesh: DepthMesh, albedo: torch.Tensor, normal: torch.Tensor, *,
     normal_png = _png(tangent_space_normals(normal, mesh))
     budget = size_budget_mb * 1e6
     estimate = estimate_bytes(mesh, len(albedo_png) + len(normal_png))
+    advice = (albedo.shape[1], albedo.shape[2], len(albedo_png), len(normal_png))
     if estimate > budget:
-        raise InputError(_over_budget(estimate, budget, mesh))
+        raise InputError(_over_budget(estimate, budget, mesh, *advice))
     from PIL import Image
     material = trimesh.visual.material.PBRMaterial(
         baseColorTexture=Image.open(io.BytesIO(albedo_png)), normalTexture=Image.open(io.BytesIO(normal_png)),
@@ -196,16 +217,21 @@ def glb_bytes(mesh: DepthMesh, albedo: torch.Tensor, normal: torch.Tensor, *,
                                visual=trimesh.visual.TextureVisuals(uv=uv, material=material), process=False)
     data = trimesh.Scene(geometry).export(file_type="glb", include_normals=True)
     if len(data) > budget:
-        raise InputError(_over_budget(len(data), budget, mesh))
+        raise InputError(_over_budget(len(data), budget, mesh, *advice))
     return data
 
 
-def _over_budget(size: float, budget: float, mesh: DepthMesh) -> str:
+def _over_budget(size: float, budget: float, mesh: DepthMesh, height: int, width: int, albedo_bytes: int,
+                 normal_bytes: int) -> str:
     rows, cols = mesh.grid
-    smaller = max(2, int(max(rows, cols) * math.sqrt(budget / size) * 0.9))
-    return (f"the mesh would be {size / 1e6:.1f} MB, over the size budget of {budget / 1e6:.0f} MB "
-            f"({rows} x {cols} grid, {len(mesh.faces)} triangles). Lower max_side to about {smaller}, or raise "
-            f"size_budget_mb.")
+    problem = (f"the mesh would be {size / 1e6:.1f} MB, over the size budget of {budget / 1e6:.2f} MB "
+               f"({rows} x {cols} grid, {len(mesh.faces)} triangles, {(albedo_bytes + normal_bytes) / 1e6:.1f} MB "
+               f"of full-resolution textures).")
+    side = fitting_max_side(height, width, albedo_bytes, normal_bytes, budget)
+    if side is None:
+        return (f"{problem} The textures alone do not fit whatever the grid: downscale the maps (the textures are "
+                f"the maps' {width} x {height} pixels), or raise size_budget_mb.")
+    return f"{problem} Set max_side to {side} or less, or raise size_budget_mb."
 
 
 def write_glb(path: Union[str, Path], depth: torch.Tensor, albedo: torch.Tensor, normal: torch.Tensor, *,
