@@ -11,7 +11,7 @@ import torch
 from comfy_api.latest import Types, io, ui
 
 from ..lumix_engine.errors import InputError
-from ..lumix_engine.formats.exr import CHANNELS, PRECISIONS, map_channels, write_exr
+from ..lumix_engine.formats.exr import CHANNELS, PRECISIONS, map_attributes, map_channels, write_exr
 from ..lumix_engine.formats.hdr import load_environment
 from ..lumix_engine.formats.mesh import (
     DEFAULT_EDGE_THRESHOLD,
@@ -73,7 +73,8 @@ class LumiXSaveEXR(io.ComfyNode):
         folder, names, subfolder = _output_files(filename_prefix, len(per_image), "exr", images.shape[1],
                                                  images.shape[2])
         for name, channels in zip(names, per_image):
-            write_exr(os.path.join(folder, name), channels, precision=precision, attributes={"lumixMap": map})
+            write_exr(os.path.join(folder, name), channels, precision=precision,
+                      attributes=map_attributes(map, depth_range))
         listing = "\n".join(os.path.join(subfolder, name) for name in names)
         return io.NodeOutput(ui=ui.PreviewText(f"{map} -> {', '.join(sorted(per_image[0]))} ({precision}):\n{listing}"))
 

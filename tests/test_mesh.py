@@ -101,8 +101,10 @@ def test_tangent_space_texture_is_flat_where_vertices_carry_the_normals(scene):
 
 def test_size_budget_is_stated_and_enforced(tmp_path, scene):
     maps = scene.images()
-    with pytest.raises(InputError, match=r"over the size budget of 0 MB.*Lower max_side to about"):
+    with pytest.raises(InputError, match=r"over the size budget of 0.05 MB.*Set max_side to \d+ or less"):
         write_glb(tmp_path / "big.glb", maps["depth"], maps["albedo"], maps["normal"], size_budget_mb=0.05)
+    with pytest.raises(InputError, match=r"textures alone do not fit whatever the grid: downscale the maps"):
+        write_glb(tmp_path / "big.glb", maps["depth"], maps["albedo"], maps["normal"], size_budget_mb=0.002)
     assert list(tmp_path.iterdir()) == []
     assert grid_size(1024, 1024) == (512, 512) and grid_size(768, 1360) == (289, 512)
     assert grid_size(48, 64) == (48, 64)
@@ -134,3 +136,31 @@ def test_maps_of_different_sizes_are_refused(tmp_path, scene):
     maps = scene.images()
     with pytest.raises(InputError, match="pixel-aligned"):
         write_glb(tmp_path / "x.glb", maps["depth"], maps["albedo"][:, :32], maps["normal"])
+
+
+@pytest.fixture(scope="module")
+def large_scene():
+    return render_scene(11, 320, 256)
+
+
+@pytest.mark.parametrize("albedo_kind", ["rendered", "noise"])
+@pytest.mark.parametrize("budget_fraction", [0.8, 0.4])
+def test_the_advised_max_side_always_fits(tmp_path, large_scene, albedo_kind, budget_fraction):
+    """The refusal names a max_side; building with it must fit the same budget. Noise albedo is a
+    PNG that does not compress, so the fixed-size textures are most of the file there."""
+    maps = large_scene.images()
+    albedo = maps["albedo"] if albedo_kind == "rendered" else \
+        torch.rand(maps["albedo"].shape, generator=torch.Generator().manual_seed(1))
+    full = write_glb(tmp_path / "full.glb", maps["depth"], albedo, maps["normal"], max_side=320)
+    size = (tmp_path / "full.glb").stat().st_size
+    geometry = len(full.vertices) * 32 + len(full.faces) * 12
+    budget_mb = (size - geometry * (1 - budget_fraction)) / 1e6          # cuts into the geometry only
+    with pytest.raises(InputError, match=r"Set max_side to (\d+) or less") as refused:
+        write_glb(tmp_path / "refused.glb", maps["depth"], albedo, maps["normal"], max_side=320,
+                  size_budget_mb=budget_mb)
+    import re
+    advised = int(re.search(r"Set max_side to (\d+)", str(refused.value)).group(1))
+    assert 2 <= advised < 320
+    write_glb(tmp_path / "advised.glb", maps["depth"], albedo, maps["normal"], max_side=advised,
+              size_budget_mb=budget_mb)
+    assert (tmp_path / "advised.glb").stat().st_size <= budget_mb * 1e6

@@ -7,11 +7,16 @@ float32 file holds exactly the float32 values given. Channel layout per map:
 | map | channels | values |
 |---|---|---|
 | albedo, irradiance, color | R, G, B | scene-linear Rec.709 (the sRGB curve undone) |
-| depth | Z, disparity | Z: distance along the view axis, 1 at the nearest point, `depth_range` at the farthest; disparity: the map as given (1 = near) |
+| depth | Z, disparity | Z: distance along the view axis in units of the nearest point: exactly 1 at the nearest pixel, exactly `depth_range` at the farthest (each map is stretched to that span, `intrinsics.depth.distance_from_disparity`); disparity: the map as given (1 = near) |
 | normal | N.X, N.Y, N.Z | unit vectors in [-1, 1], camera space: +X right, +Y up, +Z toward the viewer |
 
 R, G, B and Z are the names Nuke, Blender and After Effects pick up without a shuffle;
 N.X / N.Y / N.Z form one layer "N" with three components.
+
+Header attributes say what the values mean, so a compositor need not guess: `lumixMap` (the
+map), and for depth `lumixDepthNear` (1), `lumixDepthFar` (`depth_range`) and
+`lumixDepthUnits`. LumiX depth is relative: to get scene units, multiply Z by the real
+distance of the nearest point.
 """
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ from ..errors import InputError
 from ..image_io import atomic_path
 from ..intrinsics.checks import as_depth, as_image
 from ..intrinsics.color_space import srgb_to_linear
-from ..intrinsics.depth import DEPTH_RANGE, check_disparity, disparity_to_depth
+from ..intrinsics.depth import DEPTH_RANGE, check_disparity, distance_from_disparity
 from ..intrinsics.normals import unit_normals
 
 PRECISIONS = ("float32", "half")
@@ -53,12 +58,23 @@ def map_channels(name: str, images: torch.Tensor, *, depth_range: float = DEPTH_
         return [{c: _numpy(image[..., k]) for k, c in enumerate("RGB")} for image in linear]
     if name == "depth":
         disparity = check_disparity(as_depth(images, "depth"), "depth")
-        depth = disparity_to_depth(disparity.double(), depth_range)
+        depth = distance_from_disparity(disparity.double(), depth_range)
         return [{"Z": _numpy(z), "disparity": _numpy(d)} for z, d in zip(depth, disparity)]
     if name == "normal":
         unit = unit_normals(images.double() if images.is_floating_point() else images, "normal")
         return [{c: _numpy(n[..., k]) for k, c in enumerate(CHANNELS["normal"])} for n in unit]
     raise InputError(f"no EXR layout for map {name!r}; use one of {', '.join([*CHANNELS, 'linear'])}.")
+
+
+DEPTH_UNITS = "distance along the view axis in units of the nearest point (relative depth)"
+
+
+def map_attributes(name: str, depth_range: float = DEPTH_RANGE) -> dict[str, str]:
+    """The header attributes of one map's EXR: which map, and for depth what Z means."""
+    attributes = {"lumixMap": name}
+    if name == "depth":
+        attributes.update(lumixDepthNear="1", lumixDepthFar=f"{depth_range:g}", lumixDepthUnits=DEPTH_UNITS)
+    return attributes
 
 
 def write_exr(path: Union[str, Path], channels: Mapping[str, np.ndarray], *, precision: str = "float32",
@@ -111,5 +127,6 @@ def write_maps_exr(maps: Mapping[str, torch.Tensor], out_dir: Path, prefix: str 
     for name, per_image in converted.items():
         for k, channels in enumerate(per_image):
             path = out_dir / (f"{prefix}{name}.exr" if len(per_image) == 1 else f"{prefix}{name}_{k}.exr")
-            written.append(write_exr(path, channels, precision=precision, attributes={"lumixMap": name}))
+            written.append(write_exr(path, channels, precision=precision,
+                                     attributes=map_attributes(name, depth_range)))
     return written

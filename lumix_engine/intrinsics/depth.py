@@ -111,3 +111,19 @@ def disparity_to_depth(disparity: torch.Tensor, depth_range: float = DEPTH_RANGE
         raise InputError(f"depth_range (far / near) must be > 1, got {depth_range}; 10 suits most scenes.")
     d = disparity.clamp(0.0, 1.0)
     return 1.0 / (d + (1.0 - d) / depth_range)
+
+
+def distance_from_disparity(disparity: torch.Tensor, depth_range: float = DEPTH_RANGE) -> torch.Tensor:
+    """A LumiX depth image [B, H, W] (relative disparity, near = white) -> distance along the
+    view axis in units of the nearest point: per image, the nearest pixel at exactly 1 and the
+    farthest at exactly `depth_range`.
+
+    LumiX's disparity is relative and need not span [0, 1] (the shipped tiny model's spans
+    about 0.13-0.99), so each image is stretched to [0, 1] first; without that the farthest
+    point would land short of `depth_range` and the nearest beyond 1. Refuse flat or
+    non-finite maps with `check_disparity` before calling this.
+    """
+    flat = disparity.reshape(disparity.shape[0], -1)
+    low = flat.min(dim=1).values[:, None, None]
+    high = flat.max(dim=1).values[:, None, None]
+    return disparity_to_depth((disparity - low) / (high - low), depth_range)
