@@ -121,14 +121,15 @@ def decode_png16(data: bytes) -> np.ndarray:
     if not data.startswith(_SIGNATURE):
         raise InputError("not a PNG file (the signature is missing).")
     try:
-        samples = _codecs().png_decode(data)
+        samples = import_imagecodecs().png_decode(data)
     except _DECODE_ERRORS as error:
         raise InputError(f"cannot decode the PNG ({type(error).__name__}: {error}); the file is truncated or "
                          f"damaged") from None
     return samples if samples.ndim == 3 else samples[..., None]
 
 
-def _codecs():
+def import_imagecodecs() -> Any:
+    """The imagecodecs module, or an error that says how to install it."""
     try:
         import imagecodecs
     except ImportError:
@@ -250,7 +251,7 @@ def load_image_bytes(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS, name: str 
 def _decode(opened: Image.Image, data: bytes) -> np.ndarray:
     """uint8 or uint16 [H, W, 3], or [H, W, 1] grey, with the orientation applied."""
     if _sixteen_bit(opened, data):
-        codecs = _codecs()
+        codecs = import_imagecodecs()
         samples = codecs.png_decode(data) if opened.format == "PNG" else codecs.tiff_decode(data)
         samples = samples[..., None] if samples.ndim == 2 else samples
         # grey + alpha -> grey; RGBA -> RGB (alpha dropped, as convert("RGB") drops it)
