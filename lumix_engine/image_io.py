@@ -208,7 +208,11 @@ def load_image(image: ImageLike, max_pixels: int = MAX_IMAGE_PIXELS) -> torch.Te
         if not path.is_file():
             raise InputError(f"image not found: {path}")
         probe_image(path, max_pixels)   # header only: a bomb is refused before its bytes are read
-        return load_image_bytes(path.read_bytes(), max_pixels, name=str(path))
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise InputError(f"cannot read {path} ({type(error).__name__}: {error})") from None
+        return load_image_bytes(data, max_pixels, name=str(path))
     if type(image).__module__.startswith("PIL"):
         return load_image(np.asarray(image.convert("RGB")))
     if isinstance(image, np.ndarray):
