@@ -152,17 +152,40 @@ def atomic_path(path: Union[str, Path]) -> Iterator[Path]:
 
 
 def _open(source: Union[bytes, Path], name: str) -> Image.Image:
-    """Pillow's lazy open: reads the header only. Pillow's own pixel limit is left to
-    `probe_image`, which names the size and what to do."""
+    """Pillow's lazy open: reads the header only. The pixel limit is ours (`probe_image`
+    names the size and what to do), so Pillow's own is stepped around: past twice
+    Image.MAX_IMAGE_PIXELS its open raises before the size can be read."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-    except Image.DecompressionBombError as error:
-        raise InputError(f"{name} is too large to load ({error}); downscale it first") from None
+            try:
+                return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+            except Image.DecompressionBombError:
+                return _open_without_pillows_limit(source)
     except (UnidentifiedImageError, *_DECODE_ERRORS) as error:
         raise InputError(f"cannot read {name} as an image ({type(error).__name__}: {error}); give a PNG, JPEG, "
                          f"WebP or TIFF photo") from None
+
+
+def _open_without_pillows_limit(source: Union[bytes, Path]) -> Image.Image:
+    """Image.open's own search through Pillow's registered formats (Image.ID, Image.OPEN),
+    without its pixel check. A path is opened by the image, which closes it with itself."""
+    Image.init()
+    if isinstance(source, bytes):
+        prefix = source[:16]
+    else:
+        with open(source, "rb") as handle:
+            prefix = handle.read(16)
+    for format_id in Image.ID:
+        factory, accept = Image.OPEN[format_id]
+        found = accept(prefix) if accept else True
+        if found and not isinstance(found, str):
+            try:
+                return factory(io.BytesIO(source), "") if isinstance(source, bytes) else factory(str(source),
+                                                                                               str(source))
+            except (SyntaxError, IndexError, TypeError, struct.error):
+                continue
+    raise UnidentifiedImageError("no Pillow format reads this header")
 
 
 def _header_orientation(opened: Image.Image) -> int:
