@@ -189,9 +189,10 @@ def _open_without_pillows_limit(source: Union[bytes, Path]) -> Image.Image:
 
 
 def _header_orientation(opened: Image.Image) -> int:
-    """The EXIF orientation (1 to 8) from what Pillow read at open, decoding no pixels: a
-    PNG's eXIf chunk is read only where the PNG specification puts it, before the image
-    data (Pillow's getexif would decode the whole image to look behind it)."""
+    """The EXIF orientation (1 to 8) from what Pillow read at open, decoding no pixels. A
+    PNG's eXIf chunk is seen only before the image data, where the PNG specification puts
+    it: Pillow's getexif would decode the whole image to look behind it (`_decode` does, as
+    LoadImage does, so a PNG with its eXIf after the data is probed unturned, loaded turned)."""
     try:
         if opened.format == "PNG":
             raw = opened.info.get("exif")
@@ -203,7 +204,7 @@ def _header_orientation(opened: Image.Image) -> int:
             exif = opened.getexif()
         orientation = int(exif.get(_ORIENTATION, 1))
     except _DECODE_ERRORS:
-        return 1   # a damaged EXIF block: LoadImage's exif_transpose leaves such an image as stored
+        return 1   # a damaged EXIF block: read as no orientation; decoding will name the damage if it matters
     return orientation if orientation in _ORIENT else 1
 
 
