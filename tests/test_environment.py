@@ -159,14 +159,15 @@ def write_hdr(path, pixels: np.ndarray, rle: bool) -> None:
 
 
 @pytest.mark.parametrize("rle", [False, True])
-def test_radiance_hdr_files_are_read_as_radiance_decodes_them(tmp_path, rle):
+def test_radiance_hdr_files_are_read_as_rgbe_c_decodes_them(tmp_path, rle):
     environment = sky(16).numpy()
     environment[2:4, 20:30] = 0.0                       # black pixels (exponent 0) and flat runs
     encoded = rgbe(environment)
     write_hdr(tmp_path / "sky.hdr", encoded, rle)
     loaded = load_environment(tmp_path / "sky.hdr").numpy()
     exponent = encoded[..., 3].astype(np.int32)
-    expected = (encoded[..., :3] + 0.5) * np.where(exponent > 0, np.ldexp(1.0, exponent - 136), 0)[..., None]
+    # rgbe.c's m 2^(E - 136) (imagecodecs); Radiance's own decoder adds half a step (m + 0.5)
+    expected = encoded[..., :3] * np.where(exponent > 0, np.ldexp(1.0, exponent - 136), 0)[..., None]
     assert np.array_equal(loaded, expected.astype(np.float32))
     assert np.abs(loaded - environment).max() <= 0.01 * environment.max()   # 8-bit mantissa
 
@@ -178,6 +179,13 @@ def test_environment_files_other_than_exr_and_hdr_are_named(tmp_path):
     (tmp_path / "bad.hdr").write_bytes(b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 4 +X 8\n\x01\x02")
     with pytest.raises(InputError, match="ends early"):
         load_environment(tmp_path / "bad.hdr")
+    (tmp_path / "xyz.hdr").write_bytes(b"#?RADIANCE\nFORMAT=32-bit_rle_xyze\n\n-Y 4 +X 8\n" + bytes(128))
+    with pytest.raises(InputError, match="XYZ colour"):
+        load_environment(tmp_path / "xyz.hdr")
+    # a 100-byte file that claims 400 MP is refused before 4.8 GB of floats are allocated
+    (tmp_path / "huge.hdr").write_bytes(b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 20000 +X 20000\n" + bytes(64))
+    with pytest.raises(InputError, match="20000 x 20000 = 400 MP, over the limit"):
+        load_environment(tmp_path / "huge.hdr")
     (tmp_path / "sideways.hdr").write_bytes(b"#?RADIANCE\n\n+X 8 -Y 4\n")
     with pytest.raises(InputError, match="-Y H \\+X W"):
         load_environment(tmp_path / "sideways.hdr")

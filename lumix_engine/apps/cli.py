@@ -20,6 +20,7 @@ from typing import Any, Optional, Sequence
 
 from ..errors import LumiXError
 from ..formats.mesh import DEFAULT_FOV
+from ..image_io import MAX_IMAGE_PIXELS, load_image
 from ..intrinsics.depth import DEPTH_RANGE
 from ..intrinsics.upsample import METHODS
 from ..method.resolution import DEFAULT_MEGAPIXELS, MAX_MEGAPIXELS, MAX_OUTPUT_MEGAPIXELS, MIN_MEGAPIXELS
@@ -143,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
                        default=MAX_OUTPUT_MEGAPIXELS,
                        help=f"larger images come back downscaled to this area, with a warning (default "
                             f"{MAX_OUTPUT_MEGAPIXELS:g})")
+    photo.add_argument("--max-pixels", dest="max_pixels", type=float, default=MAX_IMAGE_PIXELS,
+                       help=f"images with more pixels are refused from their header, before decoding (default "
+                            f"{MAX_IMAGE_PIXELS:.0e})")
     _add_sampling_options(decompose, DECOMPOSITION)
     _add_model_options(decompose)
 
@@ -257,10 +261,11 @@ def run_decompose(args: argparse.Namespace) -> list[Path]:
     if (args.width is None) != (args.height is None):
         raise LumiXError("give --width and --height together (a fixed size), or neither (the image's own size)")
     # Read and check the images before loading any model: a bad photo fails in a second.
-    prepare_photos(given, args.megapixels, args.seeds, args.max_output_megapixels,
+    images = {name: load_image(path, int(args.max_pixels)) for name, path in given.items()}
+    prepare_photos(images, args.megapixels, args.seeds, args.max_output_megapixels,
                    None if args.width is None else (args.width, args.height))
     pipe = _pipeline(args)
-    maps = pipe.decompose(given=given, prompt=args.prompt, megapixels=args.megapixels, seeds=args.seeds,
+    maps = pipe.decompose(given=images, prompt=args.prompt, megapixels=args.megapixels, seeds=args.seeds,
                           upsample=args.upsample, max_output_megapixels=args.max_output_megapixels,
                           **_sampling_kwargs(args))
     for warning in maps.settings.get("warnings", []):
