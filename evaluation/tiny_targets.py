@@ -1,11 +1,10 @@
-"""The shipped tiny LumiX against its two targets, on held-out scenes:
+"""The shipped tiny LumiX against its two targets, on held-out scenes (the library behind
+`python -m benchmarks.tiny_model_targets`):
 
 1. decomposition (color given, caption as prompt) beats the trivial decomposition (albedo =
    color, flat irradiance, row-gradient depth, normals facing the camera) on all four maps;
 2. text -> maps recomposes (albedo x irradiance against color) within 3x of the ground truth
    passed through the same latent mapping (encode, then the model's own decoder).
-
-    python -m benchmarks.tiny_model_targets [--model lumix_engine/assets/tiny_lumix] [--scenes 200]
 
 Target 1 compares means over the scenes; beside it, per map, the paired margin (mean over
 scenes of model error minus trivial error, with its standard error) and on how many scenes
@@ -17,16 +16,13 @@ which is not the model's own albedo output.
 """
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
-
 import torch
 
-from benchmarks.ablation_tiny import TRIVIAL, heldout, mean, references, sample_heldout, scores, trivial_decomposition
 from lumix_engine.intrinsics.color_space import linear_to_srgb, srgb_to_linear
 from lumix_engine.tiny_trained.metrics import decomposition_errors, si_rmse
-from lumix_engine.tiny_trained.model import ASSETS, TinyLumiX
+from lumix_engine.tiny_trained.model import TinyLumiX
+
+from .tiny_ablation import TRIVIAL, heldout, mean, references, sample_heldout, scores, trivial_decomposition
 
 RECOMPOSITION_FACTOR = 3.0
 
@@ -68,22 +64,3 @@ def targets(model: TinyLumiX, scenes: int, steps: int, seed: int = 0) -> dict:
             "target_1_paired_margins": paired_margins(decomposed, images["color"], truth),
             "target_2_ratio_to_ground_truth_through_mapping": round(recomposition / through, 3),
             "target_2_met": recomposition <= RECOMPOSITION_FACTOR * through}
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default=str(ASSETS))
-    parser.add_argument("--scenes", type=int, default=200)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--out", default="benchmarks/results/tiny_model_targets.json")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    result = targets(TinyLumiX.load(args.model), args.scenes, args.steps)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k not in ("references",)}, indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

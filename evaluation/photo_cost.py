@@ -1,7 +1,7 @@
 """Cost of decomposing at a working size, ON PAPER (no GPU measured): tokens, attention and
 activation memory of FLUX.1-dev + LumiX, and the largest working size that fits a GPU.
 
-    python -m benchmarks.photo_cost
+    python -m benchmarks.photo_cost   (prints the tables; benchmarks/photo_report.py embeds them)
 
 Model (FLUX.1-dev as published: width d = 3072, 24 heads of 128, 19 double + 38 single
 blocks, MLP 4d, 512 T5 tokens; LumiX decomposition = 5 maps per scene as 5 sequences, no

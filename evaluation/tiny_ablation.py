@@ -1,12 +1,5 @@
-"""Ablation of the tiny LumiX on held-out scenes: what QBA and cross-map Tensor LoRA buy.
-
-    python -m benchmarks.ablation_tiny --model a=lumix_engine/assets/tiny_lumix --model b:1=runs/model_b_s1 ... \
-        --scenes 200 --steps 10 --out benchmarks/results/ablation_tiny.json
-
-(`python -m tools.train_ablation` trains every variant on several stage-2 seeds and runs this
-evaluation in parallel workers, then the same aggregation.) A model is named `variant` or
-`variant:seed` (stage-2 training seed, 0 when left out); several seeds of a variant are
-summarised as mean ± sample standard deviation and compared by benchmarks.ablation_stats.
+"""The tiny LumiX's held-out evaluation: what QBA and cross-map Tensor LoRA buy (the library
+behind `python -m benchmarks.ablation_tiny` and `python -m tools.train_ablation`).
 
 Variants (each adapters-only training on the same frozen base, same steps, batch and seed):
 (a) QBA + Tensor LoRA; (b) Tensor LoRA, no QBA; (c) per-map LoRA (diagonal G1) + QBA;
@@ -17,18 +10,18 @@ Held-out scenes use seeds from tiny.data.HELDOUT_SEED_START (never trained on).
   the 512-px radius scaled to 64 px);
 - decomposition (color given, caption as prompt): errors against the exact ground truth.
 Reference rows: a trivial decomposition, the exact ground truth, and the ground truth passed
-through the latent mapping (the best any model that speaks these latents can do).
+through the latent mapping (the best any model that speaks these latents can do). Several
+seeds of a variant are summarised as mean ± sample standard deviation and compared by
+evaluation.ablation_stats.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 import torch
 
-from benchmarks import ablation_stats
 from lumix_engine.intrinsics import render_scene
 from lumix_engine.modalities import MAP_NAMES
 from lumix_engine.tiny_trained.data import HELDOUT_SEED_START
@@ -36,6 +29,8 @@ from lumix_engine.tiny_trained.latent import BlockPCACodec
 from lumix_engine.tiny_trained.metrics import coherence_per_scene, decomposition_errors
 from lumix_engine.tiny_trained.model import TinyLumiX, load_base
 from lumix_engine.tiny_trained.text import layout_caption
+
+from . import ablation_stats
 
 
 def heldout(count: int, size: int = 64):
@@ -107,8 +102,6 @@ def references(codec: BlockPCACodec, images, truth) -> dict:
                                                         "decomposition": mean(decomposition_errors(through, **truth))}}
 
 
-
-
 def evaluate_folder(folder: Path | str, scenes: int, steps: int, seed: int = SAMPLING_SEED) -> dict:
     """One model folder on the first `scenes` held-out scenes, at the model's own size."""
     model = TinyLumiX.load(folder)
@@ -127,7 +120,7 @@ def references_for(base_folder: Path | str, scenes: int) -> dict:
 
 def report(runs: dict, reference_rows: dict, scenes: int, steps: int, **extra) -> dict:
     """The results document: every model's evaluation (`runs[variant][seed]`), the summary
-    over seeds, the comparisons of benchmarks.ablation_stats and the reference rows."""
+    over seeds, the comparisons of evaluation.ablation_stats and the reference rows."""
     runs = {name: {str(seed): result for seed, result in sorted(seeds.items(), key=lambda kv: int(kv[0]))}
             for name, seeds in runs.items()}
     summary = ablation_stats.aggregate(runs)
@@ -151,41 +144,3 @@ def write(results: dict, out: Path | str) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1) + "\n")
     out.with_suffix(".md").write_text(markdown(results))
-
-
-def parse_model(spec: str) -> tuple[str, int, str]:
-    """'a=folder' or 'a:2=folder' -> (variant, seed, folder)."""
-    name, sep, folder = spec.partition("=")
-    variant, _, seed = name.partition(":")
-    if not sep or not variant or not folder or (seed and not seed.isdigit()):
-        raise SystemExit(f"--model {spec!r}: expected variant=folder or variant:seed=folder, e.g. a:1=runs/model_a_s1")
-    return variant, int(seed or 0), folder
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model", action="append", required=True,
-                        help="variant=folder or variant:seed=folder (repeat); seeds of one variant are aggregated")
-    parser.add_argument("--scenes", type=int, default=200)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", default="benchmarks/results/ablation_tiny.json")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    models = [parse_model(spec) for spec in args.model]
-    runs: dict[str, dict[int, dict]] = {}
-    for variant, seed, folder in models:
-        result = evaluate_folder(folder, args.scenes, args.steps)
-        if variant in ablation_stats.LABELS and result["variant"]["name"] != variant:
-            raise SystemExit(f"--model names {folder} variant {variant!r}, but its config.json says variant "
-                             f"{result['variant']['name']!r}; name each model by its own variant")
-        runs.setdefault(variant, {})[seed] = result
-        print(f"{variant}:{seed}", json.dumps(runs[variant][seed]), flush=True)
-    results = report(runs, references_for(models[0][2], args.scenes), args.scenes, args.steps)
-    write(results, args.out)
-    print(markdown(results))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
