@@ -22,7 +22,7 @@ from ..lumix_engine.modalities import split_maps
 from .sampler import SCHEDULES, sample_maps, unknown_sampler
 
 OUTPUT_MAPS = ("albedo", "irradiance", "depth", "normal")
-log = logging.getLogger("lumix")
+log = logging.getLogger(__name__)
 
 
 class LumiXDecomposePhoto(io.ComfyNode):

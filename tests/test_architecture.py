@@ -171,3 +171,13 @@ def test_evaluation_sits_on_top_of_the_engine():
     """evaluation/ may import lumix_engine (this checks that the tests above see real imports)."""
     assert any(imports_top(p, "lumix_engine") for p in python_files("evaluation"))
     assert any(imports_top(p, "evaluation") for p in python_files("tests"))
+
+
+@pytest.mark.parametrize("path", python_files("lumix_engine", "nodes", "tools"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_one_logger_per_module_named_by_the_module(path):
+    """logging.getLogger(__name__) only: records carry their module's name (lumix_engine.method.patch, ...),
+    and configuring the package logger `lumix_engine` reaches all of them."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "getLogger":
+            named = [ast.unparse(a) for a in node.args]
+            assert named == ["__name__"], f"{path.relative_to(ROOT)}:{node.lineno} getLogger({', '.join(named)})"

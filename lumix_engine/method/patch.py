@@ -37,7 +37,7 @@ REFERENCE_LATENTS_REFUSED = (
     "reference images reached the LumiX-patched model (FLUX.1 Kontext-style editing, e.g. a ReferenceLatent node on "
     "the conditioning). LumiX was trained on FLUX.1-dev without them: remove the reference from the conditioning and "
     "give the image to LumiXSampler as its `color` input instead.")
-log = logging.getLogger("lumix_engine")
+log = logging.getLogger(__name__)
 
 
 def check_model(model: nn.Module, adapters: LumiXAdapters, require_dev: bool = True,
