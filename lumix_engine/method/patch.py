@@ -1,6 +1,6 @@
 """Applying LumiX to a FLUX transformer, through block replacement.
 
-ComfyUI's FLUX (and `flux_model.Flux` here) call a replaced block as
+ComfyUI's FLUX (and the plain-torch `flux.model.Flux` here) call a replaced block as
 `patch(args, {"original_block": f})` with args img, txt, vec, pe, attn_mask,
 transformer_options for double blocks (returning {"img", "txt"}) and img (= [txt; img]),
 vec, pe, ... for single blocks (returning {"img"}). `block_patches` builds those patches;
