@@ -26,7 +26,7 @@ import sys
 
 import torch
 
-from benchmarks.common import machine
+from evaluation.timing import machine
 from lumix_engine.flux.model import Flux, FluxConfig
 from lumix_engine.method.adapters import new_adapters
 from lumix_engine.method.checkpoint import load_adapters, save_adapters

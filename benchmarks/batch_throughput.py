@@ -7,7 +7,7 @@ Tiny random components (lumix_engine/tiny_random.py) written as real files, deco
 `run_batch` (planning, hashing, writing the maps and the manifest) into a fresh output
 folder, with its pipelines already loaded and warmed up on two photos, so the numbers are
 steady-state images per second, not start-up. Configurations run interleaved, round by
-round (benchmarks/common.py's rule for a shared machine):
+round (evaluation/timing.py's rule for a shared machine):
 
 - single, 1 thread / batch 1 and batch 4 (and with --all-threads: all threads, batch 1);
 - Ray, 1 worker x 1 thread: against single 1 thread (the driver writes and hashes while
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks.common import machine
+from evaluation.timing import machine
 from lumix_engine.apps.batch import BatchSettings, Decomposer, find_inputs, local_executor, run_batch
 from lumix_engine.apps.loading import ModelFiles, quiet_libraries
 from lumix_engine.apps.pipeline import LumiXPipeline

@@ -5,7 +5,7 @@
 FLUX.1-dev width (hidden 3072, 24 heads, mlp 4x), random weights, 5 maps of one scene,
 256 image + 64 text tokens per map, float32. Variants, interleaved A B C A B C ...:
   A  the unpatched blocks (flux_model.DoubleStreamBlock / SingleStreamBlock) on the 5-map batch
-  B  LumiX the plain way (reference.py: full q/k/v for every map, Tensor LoRA in the authors' order)
+  B  LumiX the plain way (evaluation/reference.py: full q/k/v for every map, Tensor LoRA in the authors' order)
   C  the project's LumiX (patch.block_patches -> qba.py), called as ComfyUI calls a replaced block
 """
 from __future__ import annotations
@@ -15,12 +15,12 @@ import argparse
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.common import alternate, load_average, machine, ratio_summary, time_summary
+from evaluation.reference import plain_double_block, plain_single_block
+from evaluation.timing import alternate, load_average, machine, ratio_summary, time_summary
 from lumix_engine.flux.model import Flux, FluxConfig
 from lumix_engine.flux.rotary import bfl_pe
 from lumix_engine.method.adapters import DOUBLE, SINGLE, new_adapters
 from lumix_engine.method.patch import block_patches
-from lumix_engine.method.reference import plain_double_block, plain_single_block
 
 DEV_BLOCKS = FluxConfig(depth=1, depth_single_blocks=1)  # FLUX.1-dev width, one block of each kind
 IMG_TOKENS, TXT_TOKENS, MAPS = 256, 64, 5

@@ -1,13 +1,13 @@
 """The adversarial table of docs/coherence.md: structural alignment of the true maps and of
-every doctored set (lumix_engine.intrinsics.doctored) over render_scene seeds, scene by
+every doctored set (evaluation.doctored) over render_scene seeds, scene by
 scene. Run by hand: python -m benchmarks.coherence_adversarial [--size 160] [--scenes 12]
 (a few minutes on two cores); prints a markdown table."""
 from __future__ import annotations
 
 import argparse
 
+from evaluation.doctored import doctored_sets
 from lumix_engine.intrinsics import coherence_report, render_scene
-from lumix_engine.intrinsics.doctored import doctored_sets
 
 
 def main() -> None:

@@ -172,7 +172,7 @@ def main() -> int:
     import comfy.sd
     import torch
     sys.path.insert(0, str(REPO))
-    from benchmarks.common import machine
+    from evaluation.timing import machine
     from lumix_engine.flux.model import FluxConfig
     patch_model = import_pack()
     config = FluxConfig(vec_in_dim=32, context_in_dim=48, hidden_size=64, num_heads=4, depth=2,

@@ -20,7 +20,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.common import machine
+from evaluation.timing import machine
 from lumix_engine.flux.model import Flux, FluxConfig, pack_latent
 from lumix_engine.method.adapters import new_adapters
 from lumix_engine.method.patch import block_patches

@@ -4,7 +4,7 @@
 
 Reads benchmarks/results/photo_upsampling.json (benchmarks/photo_upsampling.py) and
 benchmarks/results/photo_ensemble_tiny.json (benchmarks/photo_ensemble_tiny.py), and
-recomputes the on-paper cost tables (benchmarks/photo_cost.py).
+recomputes the on-paper cost tables (evaluation/photo_cost.py).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import photo_cost  # noqa: E402
+from evaluation import photo_cost  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 OUT = Path(__file__).resolve().parent / "PHOTO_RESULTS.md"
@@ -113,7 +113,7 @@ def main() -> None:
         "",
         "    python -m benchmarks.photo_cost",
         "",
-        "Model and assumptions in `benchmarks/photo_cost.py`'s docstring (FLUX.1-dev, 5 maps as 5 sequences, no "
+        "Model and assumptions in `evaluation/photo_cost.py`'s docstring (FLUX.1-dev, 5 maps as 5 sequences, no "
         "CFG, 512 text tokens, ~147 kB of bf16 activations per token at the peak block).",
         "",
         *cost_section(),

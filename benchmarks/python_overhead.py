@@ -13,7 +13,7 @@ import statistics
 
 import torch
 
-from benchmarks.common import alternate, machine
+from evaluation.timing import alternate, machine
 from lumix_engine.flux.model import Flux, FluxConfig
 from lumix_engine.flux.rotary import bfl_pe
 from lumix_engine.method.adapters import new_adapters

@@ -24,8 +24,8 @@ import time
 
 import torch
 
-from benchmarks.common import alternate, machine, ratio_summary, time_summary
-from lumix_engine.method.reference import tensor_lora_authors_order
+from evaluation.reference import tensor_lora_authors_order
+from evaluation.timing import alternate, machine, ratio_summary, time_summary
 from lumix_engine.method.tensor_lora import TensorLoRA
 
 MAPS, D_IN, RANK, LENGTH = 5, 3072, 8, 1536

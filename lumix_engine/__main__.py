@@ -1,4 +1,4 @@
-"""`python -m lumix_engine generate | decompose | demo` (see cli.py)."""
+"""`python -m lumix_engine generate | decompose | batch | demo` (see apps/cli.py)."""
 import sys
 import time
 

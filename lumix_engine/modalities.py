@@ -47,7 +47,7 @@ def broadcast_to_scene(per_scene: torch.Tensor) -> torch.Tensor:
         scenes * NUM_MAPS, *per_scene.shape[1:])
 
 
-def split_maps(batch: torch.Tensor, what: str = "image batch") -> dict[str, torch.Tensor]:
+def split_maps(batch: torch.Tensor) -> dict[str, torch.Tensor]:
     """[5k, ...] scene-major -> {"albedo": [k, ...], ...}: each map's batch over the scenes."""
     scenes = scene_count(batch.shape[0])
     grouped = batch.reshape(scenes, NUM_MAPS, *batch.shape[1:])

@@ -1,4 +1,5 @@
-"""The few ComfyUI internals the engine is handed: attention kernel, weight access, folder.
+"""The few ComfyUI internals the engine is handed: attention kernel, weight access, folders
+(the models/lumix folder, and output file names as ComfyUI's own savers make them).
 
 Everything here is ComfyUI-specific glue; the math stays in lumix_engine.
 """
@@ -38,3 +39,13 @@ def comfy_cast_weights() -> CastProtocolWeights:
     return CastProtocolWeights(comfy.ops.cast_bias_weight, getattr(comfy.ops, "uncast_bias_weight", None),
                                comfy.ops.CastWeightBiasOp,
                                (comfy.ops.disable_weight_init.Linear.forward_comfy_cast_weights,))
+
+
+def output_files(prefix: str, count: int, extension: str, width: int, height: int) -> tuple[str, list[str], str]:
+    """(folder, [file names], subfolder) for `count` files under ComfyUI's output folder, named
+    as ComfyUI's own savers name them: `<prefix>_<counter:05>_.<extension>`, %batch_num% filled
+    in, the counter continuing after the files already there."""
+    folder, filename, counter, subfolder, _ = folder_paths.get_save_image_path(
+        prefix, folder_paths.get_output_directory(), width, height)
+    names = [f"{filename.replace('%batch_num%', str(k))}_{counter + k:05}_.{extension}" for k in range(count)]
+    return folder, names, subfolder

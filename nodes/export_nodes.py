@@ -25,7 +25,8 @@ from ..lumix_engine.image_io import atomic_path
 from ..lumix_engine.intrinsics import relight
 from ..lumix_engine.intrinsics.depth import DEPTH_RANGE
 from ..lumix_engine.intrinsics.environment import procedural_sky
-from .intrinsics_nodes import exposure_input, relight_inputs
+from .comfy_glue import output_files
+from .common_inputs import exposure_input, relight_inputs
 
 MAP_KINDS = [*CHANNELS, "linear"]
 MAP_TIP = ("Which map the images are: albedo / irradiance / color (sRGB-encoded, written scene-linear R, G, B), "
@@ -34,14 +35,6 @@ MAP_TIP = ("Which map the images are: albedo / irradiance / color (sRGB-encoded,
 DEPTH_RANGE_TIP = ("Depth is relative: the nearest point is placed at distance 1 and the farthest at this value "
                    "(far / near). Larger = deeper scene.")
 ENVIRONMENT_SUFFIXES = (".exr", ".hdr")
-
-
-def _output_files(prefix: str, count: int, extension: str, height: int, width: int):
-    """(folder, [file names], subfolder) for `count` files under ComfyUI's output folder."""
-    folder, filename, counter, subfolder, _ = folder_paths.get_save_image_path(
-        prefix, folder_paths.get_output_directory(), width, height)
-    names = [f"{filename.replace('%batch_num%', str(k))}_{counter + k:05}_.{extension}" for k in range(count)]
-    return folder, names, subfolder
 
 
 class LumiXSaveEXR(io.ComfyNode):
@@ -70,8 +63,8 @@ class LumiXSaveEXR(io.ComfyNode):
     @classmethod
     def execute(cls, images, map, precision, depth_range, filename_prefix) -> io.NodeOutput:
         per_image = map_channels(map, images, depth_range=depth_range)   # checks everything before writing
-        folder, names, subfolder = _output_files(filename_prefix, len(per_image), "exr", images.shape[1],
-                                                 images.shape[2])
+        folder, names, subfolder = output_files(filename_prefix, len(per_image), "exr", images.shape[2],
+                                                images.shape[1])
         for name, channels in zip(names, per_image):
             write_exr(os.path.join(folder, name), channels, precision=precision,
                       attributes=map_attributes(map, depth_range))
@@ -175,7 +168,7 @@ class LumiXSaveMesh(io.ComfyNode):
                               edge_threshold=edge_threshold)
             meshes.append(mesh)
             files.append(glb_bytes(mesh, albedo[k:k + 1], normal[k:k + 1], size_budget_mb=size_budget_mb))
-        folder, names, subfolder = _output_files(filename_prefix, len(files), "glb", depth.shape[1], depth.shape[2])
+        folder, names, subfolder = output_files(filename_prefix, len(files), "glb", depth.shape[2], depth.shape[1])
         for name, data in zip(names, files):
             with atomic_path(os.path.join(folder, name)) as partial:
                 partial.write_bytes(data)

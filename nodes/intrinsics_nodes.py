@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 
-import folder_paths
 from comfy_api.latest import io, ui
 
 from ..lumix_engine.image_io import save_png16
@@ -24,18 +23,8 @@ from ..lumix_engine.intrinsics import (
 from ..lumix_engine.intrinsics.checks import parse_rgb
 from ..lumix_engine.intrinsics.depth import NORMALIZATIONS, SOURCES
 from ..lumix_engine.intrinsics.normals import CONVENTIONS
-
-EXPOSURE_TIP = "Exposure in photographic stops: +1 doubles the light, -1 halves it."
-
-
-def relight_inputs() -> list:
-    """The inputs every relighting node starts with: the albedo and the normal map."""
-    return [io.Image.Input("albedo", tooltip="Albedo map, sRGB-encoded."),
-            io.Image.Input("normal", tooltip="Normal map, OpenGL-encoded (green = +Y, blue toward the viewer).")]
-
-
-def exposure_input() -> io.Float.Input:
-    return io.Float.Input("exposure", default=0.0, min=-10.0, max=10.0, step=0.1, tooltip=EXPOSURE_TIP)
+from .comfy_glue import output_files
+from .common_inputs import exposure_input, relight_inputs
 
 
 class LumiXRecompose(io.ComfyNode):
@@ -253,12 +242,10 @@ class LumiXSaveImage16(io.ComfyNode):
 
     @classmethod
     def execute(cls, images, filename_prefix) -> io.NodeOutput:
-        folder, filename, counter, subfolder, _ = folder_paths.get_save_image_path(
-            filename_prefix, folder_paths.get_output_directory(), images.shape[2], images.shape[1])
+        folder, names, subfolder = output_files(filename_prefix, len(images), "png", images.shape[2], images.shape[1])
         text = {"prompt": json.dumps(cls.hidden.prompt)} if cls.hidden.prompt is not None else {}
         results = []
-        for index, image in enumerate(images):
-            name = f"{filename.replace('%batch_num%', str(index))}_{counter + index:05}_.png"
+        for name, image in zip(names, images):
             save_png16(os.path.join(folder, name), image, text)
             results.append(ui.SavedResult(name, subfolder, io.FolderType.output))
         return io.NodeOutput(ui=ui.SavedImages(results))

@@ -1,6 +1,6 @@
 """LumiXDecomposePhoto: a photo of any size -> albedo, irradiance, depth and normal at its
 own size, optionally as an ensemble with uncertainty maps. Thin: the sizes, the ensemble
-and the upsampling are lumix_engine.apps.photo; the sampling is LumiXSampler's."""
+and the upsampling are lumix_engine.apps.photo; the sampling is the one LumiXSampler runs (sampling_glue.py)."""
 from __future__ import annotations
 
 import logging
@@ -19,10 +19,10 @@ from ..lumix_engine.method.resolution import (
 )
 from ..lumix_engine.method.sampling import AUTO
 from ..lumix_engine.modalities import split_maps
-from .sampler import SCHEDULES, sample_maps, unknown_sampler
+from .sampling_glue import sample_maps, scheduler_names, unknown_sampler
 
 OUTPUT_MAPS = ("albedo", "irradiance", "depth", "normal")
-log = logging.getLogger("lumix")
+log = logging.getLogger(__name__)
 
 
 class LumiXDecomposePhoto(io.ComfyNode):
@@ -63,9 +63,9 @@ class LumiXDecomposePhoto(io.ComfyNode):
                                        "exactly; 'bilinear' = plain resizing."),
                 io.Combo.Input("sampler_name", options=comfy.samplers.SAMPLER_NAMES, default="euler",
                                tooltip="ComfyUI sampler (published: euler)."),
-                io.Combo.Input("scheduler", options=SCHEDULES + list(comfy.samplers.SCHEDULER_NAMES),
-                               default="published", tooltip="As in LumiX Sampler ('published' = the authors' "
-                                                            "schedule)."),
+                io.Combo.Input("scheduler", options=scheduler_names(), default="published",
+                               tooltip="As in LumiX Sampler ('published' = the authors' schedule; "
+                                       "'true_token_count' = the same with FLUX's real token count)."),
                 io.Float.Input("max_output_megapixels", default=MAX_OUTPUT_MEGAPIXELS, min=1.0, max=200.0, step=1.0,
                                tooltip="Larger photos come back downscaled to this area (aspect kept), with a "
                                        "warning in 'info' and the console: a 100 MP photo's float maps would need "

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from benchmarks import ablation_stats as stats
+from evaluation import ablation_stats as stats
 
 
 def run(align: float, albedo: float, depth: float = 0.2) -> dict:

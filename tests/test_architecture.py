@@ -12,6 +12,11 @@ Layers, bottom to top (docs/architecture.md):
 A module may import its own package and anything on a lower layer, never higher.
 Every import counts, function-local ones too: hiding an import in a function does not
 remove the dependency.
+
+Beside the engine: `evaluation/` (references, adversarial sets, held-out scores, benchmark
+timing) may import lumix_engine, but lumix_engine/ and nodes/ never import it, so nothing
+evaluation-only ships in the product's import graph; and `benchmarks/` holds scripts run by
+hand, which nothing imports.
 """
 from __future__ import annotations
 
@@ -119,3 +124,60 @@ def test_the_graph_is_not_empty():
     assert "lumix_engine.flux.model" in GRAPH["lumix_engine.method.patch"] or \
         any(t.startswith("lumix_engine.flux") for t in GRAPH["lumix_engine.method.patch"])
     assert len(GRAPH) > 40
+
+
+# --- product apart from evaluation ------------------------------------------------------
+
+def imported_modules(path: Path) -> set[str]:
+    """Every absolute module name `path` imports (relative imports resolve inside its own package)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def python_files(*folders: str) -> list[Path]:
+    return [p for folder in folders for p in sorted((ROOT / folder).rglob("*.py")) if "assets" not in p.parts]
+
+
+def imports_top(path: Path, top: str) -> bool:
+    return any(name == top or name.startswith(top + ".") for name in imported_modules(path))
+
+
+@pytest.mark.parametrize("path", python_files("lumix_engine", "nodes") + [ROOT / "__init__.py"],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_product_never_imports_evaluation_or_benchmarks(path):
+    for top in ("evaluation", "benchmarks", "tests", "tools"):
+        assert not imports_top(path, top), f"{path.relative_to(ROOT)} imports {top}: shipped code stays apart from it"
+    relative = [node for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.ImportFrom) and node.level >= 2 and (node.module or "").split(".")[0]
+                in ("evaluation", "benchmarks")]
+    assert not relative, f"{path.relative_to(ROOT)} reaches evaluation/benchmarks through a relative import"
+
+
+@pytest.mark.parametrize("path", python_files("lumix_engine", "nodes", "evaluation", "tests", "tools", "benchmarks"),
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_nothing_imports_benchmarks(path):
+    """benchmarks/ is scripts run by hand (`python -m benchmarks.x`); what others need lives in evaluation/."""
+    assert not imports_top(path, "benchmarks"), \
+        f"{path.relative_to(ROOT)} imports benchmarks; move what it needs to evaluation/"
+
+
+def test_evaluation_sits_on_top_of_the_engine():
+    """evaluation/ may import lumix_engine (this checks that the tests above see real imports)."""
+    assert any(imports_top(p, "lumix_engine") for p in python_files("evaluation"))
+    assert any(imports_top(p, "evaluation") for p in python_files("tests"))
+
+
+@pytest.mark.parametrize("path", python_files("lumix_engine", "nodes", "tools"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_one_logger_per_module_named_by_the_module(path):
+    """logging.getLogger(__name__) only: records carry their module's name (lumix_engine.method.patch, ...),
+    and configuring the package logger `lumix_engine` reaches all of them."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "getLogger":
+            named = [ast.unparse(a) for a in node.args]
+            assert named == ["__name__"], f"{path.relative_to(ROOT)}:{node.lineno} getLogger({', '.join(named)})"

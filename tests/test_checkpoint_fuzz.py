@@ -126,8 +126,7 @@ def _category(message: str) -> str:
     """A short name for each CheckpointError message, for the counts."""
     checks = [("NaN or Inf", "NaN or Inf"), ("is empty", "empty file"),
               ("corrupt or truncated safetensors header", "corrupt header length"), ("truncated", "truncated"),
-              ("corrupt safetensors header", "corrupt header JSON"),
-              ("corrupt header entry", "corrupt header entry"),
+              ("corrupt safetensors header", "corrupt header (safetensors)"),
               ("could not be read as safetensors", "rejected by safetensors"),
               ("is a pickle file", "looks like a pickle"),
               ("is not a LumiX checkpoint", "keys do not match"), ("has dtype", "non-float dtype"),

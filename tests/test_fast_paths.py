@@ -8,11 +8,11 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from evaluation.reference import plain_double_block, plain_single_block, tensor_lora_plain
 from lumix_engine.flux.linear import split_linear
 from lumix_engine.method.adapters import DOUBLE, SINGLE
 from lumix_engine.method.patch import block_patches
 from lumix_engine.method.qba import QUERY_SOURCE_ROWS
-from lumix_engine.method.reference import plain_double_block, plain_single_block, tensor_lora_plain
 from lumix_engine.method.tensor_lora import TensorLoRA
 from tests.factories import scene_inputs
 

@@ -11,7 +11,8 @@ from torch import nn
 
 from lumix_engine.errors import ModelMismatchError
 from lumix_engine.flux.architecture import describe_flux, other_flux_family
-from lumix_engine.flux.linear import CastProtocolWeights, WeightLease, split_linear
+from lumix_engine.flux.linear import CastProtocolWeights, WeightLease, plain_linear_weights, split_linear
+from lumix_engine.flux.model import DoubleStreamBlock
 from lumix_engine.method.patch import SampledModel, block_patches, sampling
 from lumix_engine.method.qba import AttentionHooks
 from lumix_engine.tiny_random import random_adapters, random_bfl_flux
@@ -221,6 +222,65 @@ def test_attention_hooks_see_the_stock_tensors_and_identity_hooks_change_nothing
         assert (a - b).abs().max() <= 1e-12
     (q_shape, k_shape), attn_shape = seen
     assert q_shape == k_shape and q_shape[0] == 10 and attn_shape[:2] == (10, q_shape[2])
+
+
+class AppliesAttentionPatches(DoubleStreamBlock):
+    """A stock block that calls transformer_options["patches"] attn1_patch / attn1_output_patch
+    (as ComfyUI 0.29's FLUX blocks do; the plain-torch blocks, like 0.3.64's, ignore them).
+    Counts its own calls."""
+    calls = 0
+
+    def forward(self, img, txt, vec, pe, attn_mask=None, transformer_options=None):
+        type(self).calls += 1
+        patches = (transformer_options or {}).get("patches", {})
+        for patch in patches.get("attn1_patch", ()):
+            patch(img, img, img, pe=pe, attn_mask=attn_mask, extra_options={})
+        for patch in patches.get("attn1_output_patch", ()):
+            patch(img, {})
+        return super().forward(img, txt, vec, pe, attn_mask, transformer_options)
+
+
+def test_attention_patches_apply_where_the_stock_block_applies_them_found_by_calling_it_once(adapters64):
+    model = random_bfl_flux(TEST_FLUX, dtype=torch.float64)
+    for block in model.double_blocks:
+        block.__class__ = AppliesAttentionPatches
+    patches = block_patches(model, adapters64)
+    seen = {"attn1_patch": 0, "attn1_output_patch": 0}
+
+    def before(q, k, v, pe=None, attn_mask=None, extra_options=None):
+        seen["attn1_patch"] += 1
+        return {}
+
+    def after(attn, extra_options):
+        seen["attn1_output_patch"] += 1
+        return attn
+    options = {"patches": {"attn1_patch": [before], "attn1_output_patch": [after]}}
+    img, txt, vec, pe = scene_inputs(scenes=1, dtype=torch.float64)
+    double = {"img": img, "txt": txt, "vec": vec, "pe": pe, "attn_mask": None, "transformer_options": options}
+    single = {"img": torch.cat((txt, img), 1), "vec": vec, "pe": pe, "attn_mask": None, "transformer_options": options}
+    with torch.no_grad():
+        for index in range(2):
+            patches[("double_block", index)](dict(double), {})
+        patches[("single_block", 0)](dict(single), {})
+        plain = patches[("double_block", 0)]({**double, "transformer_options": {}}, {})
+    # Applied by LumiX in the two double blocks (whose stock forward applies them), not in the single one.
+    assert seen == {"attn1_patch": 2, "attn1_output_patch": 2}, seen
+    # The stock forward ran once for its class (then cached), and never for a call without patches.
+    assert AppliesAttentionPatches.calls == 1
+    assert plain["img"].shape == img.shape
+
+
+def test_plain_weights_are_read_only_where_the_layers_own_forward_would_read_them():
+    x = torch.randn(3, 4)
+    layer = nn.Linear(4, 6)
+    assert plain_linear_weights(layer, x) is not None
+    layer.weight_function, layer.bias_function = [], []   # ComfyUI ops with no hooks: forward uses the weight
+    assert plain_linear_weights(layer, x) is not None
+    for attribute, value in (("comfy_cast_weights", True), ("weight_function", [lambda w: w]),
+                             ("bias_function", [lambda b: b])):
+        hooked = nn.Linear(4, 6)
+        setattr(hooked, attribute, value)
+        assert plain_linear_weights(hooked, x) is None, attribute
 
 
 def named_flux(**changes):

@@ -1,11 +1,11 @@
-"""Structural alignment against doctored map sets (lumix_engine.intrinsics.doctored): copies
+"""Structural alignment against doctored map sets (evaluation.doctored): copies
 of the image, texture leaking into geometry, shading baked into albedo, blurred, shifted and
 swapped maps must all score below the true maps, scene by scene (docs/coherence.md)."""
 import pytest
 import torch
 
+from evaluation.doctored import doctored_sets
 from lumix_engine.intrinsics import coherence_report, render_scene
-from lumix_engine.intrinsics.doctored import doctored_sets
 
 SIZE = 160
 SCENES = (0, 3, 6, 8, 9, 11)

@@ -3,8 +3,8 @@ blurred or swapped for another scene's map (scores.py, docs/coherence.md)."""
 import pytest
 import torch
 
+from evaluation.doctored import blurred, shifted
 from lumix_engine.intrinsics import coherence_report, render_scene
-from lumix_engine.intrinsics.doctored import blurred, shifted
 
 SIZE = 160
 MAPS = ("albedo", "irradiance", "color", "depth", "normal")

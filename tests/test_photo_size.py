@@ -215,7 +215,7 @@ def test_bad_photos_get_clear_messages(tmp_path):
 
 def test_a_photo_above_the_output_cap_comes_back_downscaled_with_a_logged_warning(caplog):
     photo = torch.rand(1, 300, 400, 3)
-    with caplog.at_level("WARNING", logger="lumix"):
+    with caplog.at_level("WARNING", logger="lumix_engine"):
         prepared = prepare_photos({"color": photo}, megapixels=0.0625, max_output_megapixels=0.03)
     assert prepared.plan.output == (200, 150) and "above the 0.03 MP output limit" in caplog.text
     work_w, work_h = prepared.plan.working

@@ -13,7 +13,7 @@ from lumix_engine.apps.loading import (
     load_vae,
     quiet_libraries,
 )
-from lumix_engine.apps.pipeline import LumiXPipeline
+from lumix_engine.apps.pipeline import LumiXPipeline, progress_bar
 from lumix_engine.method.patch import block_patches
 from lumix_engine.method.sampling import NEGATIVE_PROMPT
 from lumix_engine.modalities import MAP_NAMES
@@ -181,3 +181,12 @@ def test_a_photo_of_any_size_comes_back_at_its_size_recomposed_exactly(pipe, wid
     assert set(maps.uncertainty) == {"albedo_uncertainty", "irradiance_uncertainty", "depth_uncertainty",
                                      "normal_uncertainty"}
     assert all(u.shape == (1, height, width, 3) and u.max() > 0 for u in maps.uncertainty.values())
+
+
+@pytest.mark.parametrize("total, enabled", [(3, False), (0, True)])
+def test_a_disabled_progress_bar_is_a_silent_tqdm(capsys, total, enabled):
+    bar = progress_bar(total, enabled)
+    bar.update(1)
+    bar.set_postfix(failed=0, refresh=False)
+    bar.close()
+    assert bar.disable and capsys.readouterr().err == ""

@@ -2,10 +2,10 @@
 import pytest
 import torch
 
+from evaluation.reference import plain_double_block, plain_single_block
 from lumix_engine.errors import BatchLayoutError
 from lumix_engine.method.adapters import DOUBLE, SINGLE
 from lumix_engine.method.patch import block_patches
-from lumix_engine.method.reference import plain_double_block, plain_single_block
 from lumix_engine.tiny_random import random_adapters, random_bfl_flux
 from tests.factories import TEST_FLUX, adapters_roundtrip, scene_inputs
 

@@ -84,6 +84,14 @@ def test_requires_comfyui_is_a_valid_range_covering_the_tested_versions():
                     "==": tested == bound, None: tested == bound}[operator], (spec, tested)
 
 
+def test_dependencies_are_the_requirements_file():
+    """pyproject's dependencies (what the Registry and pip read) and requirements.txt (what
+    ComfyUI-Manager and CI install) name the same packages with the same ranges."""
+    listed = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    requirements = sorted(line for line in listed if line)
+    assert requirements and sorted(PROJECT["dependencies"]) == requirements
+
+
 def test_tool_comfy_fields():
     assert re.fullmatch(r"[a-z][a-z0-9-]*", COMFY["PublisherId"])
     assert COMFY["DisplayName"] == "ComfyUI-LumiX"

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
+from evaluation.reference import tensor_lora_authors_order, tensor_lora_plain
 from lumix_engine.errors import BatchLayoutError
-from lumix_engine.method.reference import tensor_lora_authors_order, tensor_lora_plain
 from lumix_engine.method.tensor_lora import TensorLoRA
 
 

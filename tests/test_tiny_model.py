@@ -55,9 +55,9 @@ def test_decomposition_of_a_fixed_heldout_render_stays_within_recorded_errors(mo
 
 def test_decomposition_beats_the_trivial_one_on_all_four_maps(model):
     """On 8 held-out renders (fixed seeds, so deterministic): a regression guard. The target
-    itself is measured on 200 (benchmarks/tiny_model_targets.py), where the albedo margin is
+    itself is measured on 200 (benchmarks/tiny_model_targets.py, evaluation/tiny_targets.py), where the albedo margin is
     the smallest of the four (model card)."""
-    from benchmarks.ablation_tiny import heldout, trivial_decomposition
+    from evaluation.tiny_ablation import heldout, trivial_decomposition
     images, truth, captions = heldout(8)
     maps = model.decompose(images["color"], captions, seed=0, steps=10)
     errors = {name: float(v.mean()) for name, v in decomposition_errors(maps, **truth).items()}
@@ -68,7 +68,7 @@ def test_decomposition_beats_the_trivial_one_on_all_four_maps(model):
 
 
 def test_albedo_from_the_image_and_exact_irradiance_is_the_exact_albedo():
-    from benchmarks.tiny_model_targets import albedo_from_irradiance
+    from evaluation.tiny_targets import albedo_from_irradiance
     from lumix_engine.tiny_trained.metrics import si_rmse
     scene = render_scene(HELDOUT_SEED_START + 3, 64, 64).images()
     derived = albedo_from_irradiance(scene["color"].float(), scene["irradiance"].float())
@@ -77,8 +77,8 @@ def test_albedo_from_the_image_and_exact_irradiance_is_the_exact_albedo():
 
 
 def test_paired_margins_are_zero_for_the_trivial_decomposition_and_negative_for_the_truth():
-    from benchmarks.ablation_tiny import heldout, trivial_decomposition
-    from benchmarks.tiny_model_targets import paired_margins
+    from evaluation.tiny_ablation import heldout, trivial_decomposition
+    from evaluation.tiny_targets import paired_margins
     images, truth, _ = heldout(4)
     same = paired_margins(trivial_decomposition(images["color"]), images["color"], truth)
     assert all(m["mean"] == 0 and m["model_wins_share"] == 0 for m in same.values())

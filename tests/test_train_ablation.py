@@ -12,7 +12,7 @@ from dataclasses import asdict, replace
 import pytest
 import torch
 
-from benchmarks import ablation_stats
+from evaluation import ablation_stats
 from lumix_engine.tiny_trained.data import render_scenes
 from lumix_engine.tiny_trained.model import TinyBase, TinyConfig, load_base, save_base, tiny_flux_config
 from lumix_engine.train.tiny import TinyRecipe, prepare_data, train_adapters, variant

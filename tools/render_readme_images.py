@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from evaluation.doctored import grey
 from lumix_engine.intrinsics import Light, coherence_report, material_edit, relight, render_scene
-from lumix_engine.intrinsics.doctored import grey
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "images"
 

@@ -1,6 +1,6 @@
 """Train the ablation variants (a)-(f) on the frozen base of a trained tiny model, each on
 several stage-2 seeds with the same recipe, evaluate every model on held-out scenes and
-summarise the seeds (benchmarks.ablation_tiny, benchmarks.ablation_stats).
+summarise the seeds (evaluation.tiny_ablation, evaluation.ablation_stats).
 
     python -m tools.train_ablation --base lumix_engine/assets/tiny_lumix --runs runs/ablation \\
         --seeds 3 --jobs 2
@@ -38,7 +38,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from benchmarks import ablation_tiny
+from evaluation import tiny_ablation
 from lumix_engine.apps.batch import file_sha256
 from lumix_engine.image_io import atomic_path
 from lumix_engine.tiny_trained.data import render_scenes
@@ -163,12 +163,12 @@ def train_worker(base_folder: Path, runs: Path, name: str, seed: int, recipe: Ti
 
 
 def evaluate_worker(folder: Path, scenes: int, steps: int) -> None:
-    result = ablation_tiny.evaluate_folder(folder, scenes, steps)
+    result = tiny_ablation.evaluate_folder(folder, scenes, steps)
     write_atomically(eval_path(folder, scenes, steps), json.dumps(result, indent=1) + "\n")
 
 
 def references_worker(base_folder: Path, runs: Path, scenes: int) -> None:
-    rows = ablation_tiny.references_for(base_folder, scenes)
+    rows = tiny_ablation.references_for(base_folder, scenes)
     write_atomically(references_path(runs, scenes), json.dumps(rows, indent=1) + "\n")
 
 
@@ -271,11 +271,11 @@ def aggregate(args: argparse.Namespace, runs: Path, models: list[tuple[str, int]
     if not results or not references.exists():
         return missing or ["references"]
     recipe_record = {k: v for k, v in dataclasses.asdict(recipe).items() if k != "seed"}
-    report = ablation_tiny.report(results, json.loads(references.read_text()), args.scenes, args.steps,
+    report = tiny_ablation.report(results, json.loads(references.read_text()), args.scenes, args.steps,
                                   recipe=recipe_record, stage2_seeds=list(range(args.seeds)), base=str(args.base),
                                   missing=missing)
-    ablation_tiny.write(report, args.out)
-    print(ablation_tiny.markdown(report), flush=True)
+    tiny_ablation.write(report, args.out)
+    print(tiny_ablation.markdown(report), flush=True)
     return missing
 
 

@@ -23,7 +23,7 @@ from ..intrinsics.upsample import METHODS, Method, upsample_map, upsample_maps
 from ..method.resolution import DEFAULT_MEGAPIXELS, MAX_OUTPUT_MEGAPIXELS, PhotoPlan, plan_photo
 from ..modalities import map_index
 
-log = logging.getLogger("lumix")
+log = logging.getLogger(__name__)
 MAX_RUNS = 16
 
 

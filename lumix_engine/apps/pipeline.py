@@ -426,20 +426,8 @@ def _place(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) ->
     return module.to(device).eval().requires_grad_(False)
 
 
-class _NoProgress:
-    def update(self, n: int) -> None:
-        pass
-
-    def set_postfix(self, **_: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def progress_bar(total: int, enabled: bool, desc: str = "LumiX", unit: str = "step"):
-    """A tqdm bar (its rate and remaining-time estimate), or nothing when disabled or empty."""
-    if not enabled or not total:
-        return _NoProgress()
+    """A tqdm bar (its rate and remaining-time estimate); a disabled one (every call a no-op)
+    when `enabled` is false or there is nothing to count."""
     from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, disable=not enabled or not total)

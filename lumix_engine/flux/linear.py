@@ -46,9 +46,13 @@ def plain_linear_weights(layer: nn.Module, x: torch.Tensor) -> Optional[WeightLe
     """A lease on `layer`'s own tensors when it is a plain Linear usable as is for input x, else None."""
     if not isinstance(layer, nn.Linear):
         return None
-    # Cast ops and weight hooks (LoRA in low-VRAM mode, dynamic VRAM) change the weight at call time.
+    # The weight is read as it is exactly when the layer's own forward would use it as it is.
+    # ComfyUI's ops state when theirs does not: `forward` casts whenever comfy_cast_weights is
+    # set or weight_function / bias_function hold hooks (fp8 storage, offloading, LoRA in
+    # low-VRAM mode). Dynamic VRAM sets comfy_cast_weights on every layer it manages, so its
+    # layers take that route too.
     if getattr(layer, "comfy_cast_weights", False) or getattr(layer, "weight_function", None) \
-            or getattr(layer, "bias_function", None) or hasattr(layer, "_v"):
+            or getattr(layer, "bias_function", None):
         return None
     weight, bias = layer.weight, layer.bias
     for t in (weight, bias):

@@ -1,9 +1,12 @@
-"""A BFL-layout FLUX transformer that runs without ComfyUI.
+"""The plain-torch FLUX: a BFL-layout FLUX transformer that runs without ComfyUI or diffusers.
 
+This is the FLUX the tiny models run on (the shipped tiny LumiX of `python -m lumix_engine
+demo`, tiny_random's test models) and the one the tests patch; ComfyUI runs its own
+(`comfy/ldm/flux`) and the standalone pipeline runs diffusers' FluxTransformer2DModel.
 Same module names as `flux1-dev.safetensors` and ComfyUI's `comfy/ldm/flux`, so a
 single-file state dict loads strictly, and the same block-replacement convention
 (`transformer_options["patches_replace"]["dit"]`), so LumiX patches made for ComfyUI run
-here unchanged. Used by the tests and by anything that wants the BFL layout in plain torch.
+here unchanged.
 """
 from __future__ import annotations
 

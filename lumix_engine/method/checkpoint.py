@@ -4,10 +4,17 @@ Spec (Checkpoint file): keys `double_blocks.{i}.processor.{kv,proj}_tt_lora.G{1,
 `single_blocks.{i}...`, optionally under one prefix (`diffusion_model.`,
 `model.diffusion_model.`, `transformer.`). M, R and D follow from the shapes. Pickle files
 are refused, whatever their name: loading one can run arbitrary code.
+
+The header is read by safetensors itself (`safe_open`: keys, and each tensor's shape and
+dtype through `get_slice`), which checks the JSON, the offsets and the file's length. Kept
+here, because safe_open cannot do it: (1) refusing a pickle (by extension or by its first
+bytes) before any parser sees the file, and saying why; (2) naming the common failures in
+words a user can act on (not found, a directory, an empty or truncated download, a header
+length that does not fit the file) instead of the parser's terse message, which is still
+quoted for everything else.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import struct
@@ -17,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointError
@@ -27,8 +35,6 @@ ACCEPTED_PREFIXES = ("", "diffusion_model.", "model.diffusion_model.", "transfor
 KEY_PATTERN = re.compile(r"^(double_blocks|single_blocks)\.(\d+)\.processor\.(kv|proj)_tt_lora\.G([123])$")
 PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle"}
 FLOAT_DTYPES = {"F64", "F32", "F16", "BF16"}
-# A safetensors header is a few hundred KB even for 12B-parameter models.
-MAX_HEADER_BYTES = 100 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,13 @@ class CheckpointInfo:
     prefix: str
 
 
+@dataclass(frozen=True)
+class TensorEntry:
+    """One tensor of a safetensors header: its dtype name ("F32", "BF16", ...) and shape."""
+    dtype: str
+    shape: list[int]
+
+
 def _refuse_pickle(path: Path, head: bytes) -> None:
     looks_pickled = head[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or head[:4] == b"PK\x03\x04"
     if path.suffix.lower() in PICKLE_SUFFIXES or looks_pickled:
@@ -51,9 +64,8 @@ def _refuse_pickle(path: Path, head: bytes) -> None:
             f"lumix.safetensors, or convert the file to safetensors in a trusted environment.")
 
 
-def read_header(path: str | os.PathLike) -> dict:
-    """The safetensors header of `path`, checked for size and offsets, with clear errors."""
-    path = Path(path)
+def _check_file(path: Path) -> None:
+    """Clear errors for what a user can fix before safetensors looks at the file."""
     if not path.exists():
         raise CheckpointError(f"LumiX checkpoint not found: {path}. Put lumix.safetensors in the models/lumix folder "
                               f"(or give the full path).")
@@ -62,49 +74,48 @@ def read_header(path: str | os.PathLike) -> dict:
     size = path.stat().st_size
     with open(path, "rb") as handle:
         head = handle.read(8)
-        _refuse_pickle(path, head)
-        if size == 0:
-            raise CheckpointError(f"{path.name} is empty (0 bytes): the download failed or was interrupted. "
-                                  f"Download lumix.safetensors again.")
-        if len(head) < 8:
-            raise CheckpointError(f"{path.name} is truncated ({size} bytes): not a safetensors file. Download it again.")
-        (header_len,) = struct.unpack("<Q", head)
-        if header_len == 0 or header_len > min(size - 8, MAX_HEADER_BYTES):
-            raise CheckpointError(
-                f"{path.name} has a corrupt or truncated safetensors header (declares {header_len} header bytes in "
-                f"a {size}-byte file). Download lumix.safetensors again.")
-        raw = handle.read(header_len)
+    _refuse_pickle(path, head)
+    if size == 0:
+        raise CheckpointError(f"{path.name} is empty (0 bytes): the download failed or was interrupted. "
+                              f"Download lumix.safetensors again.")
+    if len(head) < 8:
+        raise CheckpointError(f"{path.name} is truncated ({size} bytes): not a safetensors file. Download it again.")
+    (header_len,) = struct.unpack("<Q", head)
+    if header_len == 0 or header_len > size - 8:
+        raise CheckpointError(
+            f"{path.name} has a corrupt or truncated safetensors header (declares {header_len} header bytes in "
+            f"a {size}-byte file). Download lumix.safetensors again.")
+
+
+def _unreadable(path: Path, error: Exception) -> CheckpointError:
+    detail = str(error)
+    # safetensors' wording for "the header's tensors do not cover the data exactly" (0.4:
+    # MetadataIncompleteBuffer; 0.5+: "incomplete metadata, file not fully covered"): the
+    # usual cause is an interrupted download.
+    if "incomplete" in detail.lower():
+        return CheckpointError(f"{path.name} is truncated or has extra bytes: its data does not match what its "
+                               f"header describes (safetensors: {detail}). Download lumix.safetensors again.")
+    return CheckpointError(f"{path.name} has a corrupt safetensors header (safetensors: {detail}). "
+                           f"Download lumix.safetensors again.")
+
+
+def read_header(path: str | os.PathLike) -> dict[str, TensorEntry]:
+    """{tensor name: TensorEntry} of a safetensors file, without loading tensors; clear errors."""
+    path = Path(path)
+    _check_file(path)
     try:
-        header = json.loads(raw.decode("utf-8"))
-        if not isinstance(header, dict):
-            raise ValueError("header is not a JSON object")
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
-        raise CheckpointError(f"{path.name} has a corrupt safetensors header ({exc}). Download it again.") from None
-    data_size = size - 8 - header_len
+        with safe_open(str(path), framework="pt") as handle:
+            header = {}
+            for name in handle.keys():
+                tensor = handle.get_slice(name)
+                header[name] = TensorEntry(tensor.get_dtype(), list(tensor.get_shape()))
+    except SafetensorError as error:
+        raise _unreadable(path, error) from None
     for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            dtype, shape, (start, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
-            # bool is an int to Python, not to safetensors; a dtype must be a name (hashable).
-            valid = (isinstance(dtype, str) and _is_int(start) and _is_int(end) and 0 <= start <= end
-                     and isinstance(shape, list) and all(_is_int(d) and d >= 0 for d in shape))
-        except (KeyError, TypeError, ValueError):
-            valid = False
-        if not valid:
-            raise CheckpointError(f"{path.name}: corrupt header entry for tensor {name!r}. Download the file again.")
-        if end > data_size:
-            raise CheckpointError(
-                f"{path.name} is truncated: tensor {name!r} ends at byte {end} of the data, but the file holds only "
-                f"{data_size} data bytes. Download lumix.safetensors again.")
-        if dtype not in FLOAT_DTYPES:
-            raise CheckpointError(f"{path.name}: tensor {name!r} has dtype {dtype}; LumiX adapters are floating point "
-                                  f"({', '.join(sorted(FLOAT_DTYPES))}).")
+        if entry.dtype not in FLOAT_DTYPES:
+            raise CheckpointError(f"{path.name}: tensor {name!r} has dtype {entry.dtype}; LumiX adapters are floating "
+                                  f"point ({', '.join(sorted(FLOAT_DTYPES))}).")
     return header
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _strip_prefix(names: list[str], path: Path) -> str:
@@ -127,12 +138,12 @@ def inspect_checkpoint(path: str | os.PathLike) -> CheckpointInfo:
     """Validate names and shapes from the header alone and infer M, R, D and the blocks."""
     path = Path(path)
     header = read_header(path)
-    names = [n for n in header if n != "__metadata__"]
+    names = list(header)
     prefix = _strip_prefix(names, path)
     shapes: dict[tuple[str, int, str], dict[str, list[int]]] = {}
     for name in names:
         kind, index, which, g = KEY_PATTERN.match(name[len(prefix):]).groups()
-        shapes.setdefault((kind, int(index), which), {})[f"G{g}"] = list(header[name]["shape"])
+        shapes.setdefault((kind, int(index), which), {})[f"G{g}"] = header[name].shape
 
     first = min(shapes)
     first_g2 = shapes[first].get("G2")

@@ -1,6 +1,6 @@
 """Applying LumiX to a FLUX transformer, through block replacement.
 
-ComfyUI's FLUX (and `flux_model.Flux` here) call a replaced block as
+ComfyUI's FLUX (and the plain-torch `flux.model.Flux` here) call a replaced block as
 `patch(args, {"original_block": f})` with args img, txt, vec, pe, attn_mask,
 transformer_options for double blocks (returning {"img", "txt"}) and img (= [txt; img]),
 vec, pe, ... for single blocks (returning {"img"}). `block_patches` builds those patches;
@@ -37,7 +37,7 @@ REFERENCE_LATENTS_REFUSED = (
     "reference images reached the LumiX-patched model (FLUX.1 Kontext-style editing, e.g. a ReferenceLatent node on "
     "the conditioning). LumiX was trained on FLUX.1-dev without them: remove the reference from the conditioning and "
     "give the image to LumiXSampler as its `color` input instead.")
-log = logging.getLogger("lumix_engine")
+log = logging.getLogger(__name__)
 
 
 def check_model(model: nn.Module, adapters: LumiXAdapters, require_dev: bool = True,
@@ -101,11 +101,63 @@ class SampledModel:
             return executor(*args, **kwargs)
 
 
-def _forward_applies(block: nn.Module, patch_name: str) -> bool:
-    """Whether this block's own forward applies transformer_options["patches"][patch_name]."""
-    forward = getattr(type(block), "forward", None)
-    code = getattr(forward, "__code__", None)
-    return code is not None and patch_name in code.co_consts
+class _ProbeDone(Exception):
+    """Raised by the probe's attn1_output_patch: nothing after that point needs to run."""
+
+
+# {block class: (applies attn1_patch, applies attn1_output_patch)}, found once per class.
+_STOCK_ATTENTION_PATCHES: dict[type, tuple[bool, bool]] = {}
+
+
+def stock_attention_patches(block: nn.Module, kind: str, args: dict[str, Any]) -> tuple[bool, bool]:
+    """Whether this block's own (stock) forward applies transformer_options["patches"]
+    "attn1_patch" and "attn1_output_patch": found by running it, not by reading its code.
+
+    The stock forward is called once per block class, under no_grad, on the first two tokens
+    of the first sample of the current call (copies: the stock blocks update their inputs in
+    place), with only two probe patches in its transformer_options; each probe records that it
+    was called, and the output probe stops the forward there. ComfyUI 0.29's FLUX blocks call
+    both; 0.3.64's call neither (README: Attention). An interrupt raised inside propagates and
+    nothing is cached.
+    """
+    found = _STOCK_ATTENTION_PATCHES.get(type(block))
+    if found is not None:
+        return found
+    seen = {"attn1_patch": False, "attn1_output_patch": False}
+
+    def before(*_args: Any, **_kwargs: Any) -> dict:
+        seen["attn1_patch"] = True
+        return {}
+
+    def after(*_args: Any, **_kwargs: Any) -> None:
+        seen["attn1_output_patch"] = True
+        raise _ProbeDone
+
+    options = {"patches": {"attn1_patch": [before], "attn1_output_patch": [after]}}
+    pe = args.get("pe")
+    pe = None if pe is None else pe[:1, :, :2]
+    vec = args["vec"][:1]
+    forward = type(block).forward
+    try:
+        with torch.no_grad():
+            if kind == DOUBLE:
+                forward(block, args["img"][:1, :1].clone(), args["txt"][:1, :1].clone(), vec, pe,
+                        transformer_options=options)
+            else:
+                forward(block, args["img"][:1, :2].clone(), vec, pe, transformer_options=options)
+    except _ProbeDone:
+        pass
+    except torch.OutOfMemoryError:
+        raise
+    except (TypeError, ValueError, IndexError, RuntimeError) as error:
+        raise ModelMismatchError(
+            f"attention patches (transformer_options['patches'] attn1_patch / attn1_output_patch) reached a LumiX "
+            f"block, but calling this ComfyUI's own {type(block).__name__} to see whether it applies them failed "
+            f"({type(error).__name__}: {error}). Remove the node that adds attention patches, or update "
+            f"ComfyUI-LumiX for this ComfyUI version.") from error
+    found = (seen["attn1_patch"], seen["attn1_output_patch"])
+    _STOCK_ATTENTION_PATCHES[type(block)] = found
+    return found
 
 
 class ComfyAttentionPatches:
@@ -144,17 +196,21 @@ class ComfyAttentionPatches:
         return attn
 
     @staticmethod
-    def for_block(block: nn.Module, options: Any, txt_len: Optional[int]) -> Optional[AttentionHooks]:
+    def for_block(block: nn.Module, kind: str, args: dict[str, Any]) -> Optional[AttentionHooks]:
+        """The hooks for one call of a block (`args`: the block-replacement arguments), or None."""
+        options = args.get("transformer_options")
         patches = (options or {}).get("patches", {}) if isinstance(options, dict) else {}
         # Every block call comes here: the usual case (no attention patches) returns before any
-        # look at the block's code.
+        # look at the stock block.
         before, after = list(patches.get("attn1_patch", ())), list(patches.get("attn1_output_patch", ()))
         if not before and not after:
             return None
-        before = before if _forward_applies(block, "attn1_patch") else []
-        after = after if _forward_applies(block, "attn1_output_patch") else []
+        applies_before, applies_after = stock_attention_patches(block, kind, args)
+        before = before if applies_before else []
+        after = after if applies_after else []
         if not before and not after:
             return None
+        txt_len = args["txt"].shape[1] if kind == DOUBLE else None
         hooks = ComfyAttentionPatches(before, after, options, txt_len)
         return AttentionHooks(hooks.before if before else None, hooks.after if after else None)
 
@@ -214,12 +270,11 @@ class LumiXBlockPatch:
         if isinstance(options, dict) and options.get("reference_image_num_tokens"):
             raise ModelMismatchError(REFERENCE_LATENTS_REFUSED)
         block = self.block()
+        hooks = ComfyAttentionPatches.for_block(block, self.kind, args)
         if self.kind == DOUBLE:
-            hooks = ComfyAttentionPatches.for_block(block, options, args["txt"].shape[1])
             img, txt = lumix_double_block(self._layout(block), self.block_adapters, args["img"], args["txt"],
                                           args["vec"], rotary, self.attention, args.get("attn_mask"), options, hooks)
             return {"img": img, "txt": txt}
-        hooks = ComfyAttentionPatches.for_block(block, options, None)
         x = lumix_single_block(self._layout(block), self.block_adapters, args["img"], args["vec"], rotary,
                                self.attention, args.get("attn_mask"), options, hooks)
         return {"img": x}

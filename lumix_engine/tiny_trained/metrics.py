@@ -6,6 +6,9 @@
   is a normalised near-white disparity image), against the exact metric depth;
 - normal: mean angle in degrees to the exact camera-space normals.
 All per image, then averaged over the images.
+
+Shipped, not evaluation-only: the demo (showcase.py) reports these against the exact ground
+truth; the benchmarks and tests (evaluation/) use the same functions.
 """
 from __future__ import annotations
 

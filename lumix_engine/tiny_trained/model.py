@@ -40,7 +40,7 @@ def tiny_flux_config(hidden: int = 96, heads: int = 4, depth: int = 2, single: i
 
 @dataclass
 class Variant:
-    """How the adapters are trained and used (the ablations of benchmarks.ablation_tiny).
+    """How the adapters are trained and used (the ablations of evaluation/tiny_ablation.py).
 
     qba: query broadcast from the color map. cross_map: Tensor LoRA reads every map (False:
     G1 kept diagonal, a plain per-map LoRA). shared_noise: one noise and one timestep per

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+log = logging.getLogger(__name__)
+
 
 def _recipe_options(parser: argparse.ArgumentParser) -> None:
     from .tiny import TinyRecipe
@@ -60,7 +62,7 @@ def main(argv=None) -> int:
     else:
         from .flux_dev import run as run_flux_dev
         run_flux_dev(args)
-    logging.info("done in %.0f s", time.perf_counter() - started)
+    log.info("done in %.0f s", time.perf_counter() - started)
     return 0
 
 

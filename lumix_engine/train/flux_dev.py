@@ -26,7 +26,7 @@ from ..modalities import MAP_NAMES, NUM_MAPS, broadcast_to_scene
 from .loop import LoopConfig, Trainer
 from .objective import ConditionPolicy, lumix_batch_loss
 
-log = logging.getLogger("lumix_engine.train")
+log = logging.getLogger(__name__)
 
 
 def add_parser(commands) -> None:

@@ -20,7 +20,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-log = logging.getLogger("lumix_engine.train")
+log = logging.getLogger(__name__)
 
 
 @dataclass

@@ -36,7 +36,7 @@ from ..tiny_trained.text import tokenize
 from .loop import LoopConfig, Trainer
 from .objective import ConditionPolicy, flow_loss, logit_normal_timesteps, lumix_batch_loss, noisy
 
-log = logging.getLogger("lumix_engine.train")
+log = logging.getLogger(__name__)
 CAPTION_DROPOUT = 0.1
 
 

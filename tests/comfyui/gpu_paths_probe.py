@@ -383,8 +383,9 @@ def sample(patcher, steps: int = 2):
 
 def scenario_attention_override(work: pathlib.Path) -> dict:
     """optimized_attention_override (and, where the stock block applies them, attn1_patch /
-    attn1_output_patch) reach LumiX blocks as they reach the stock ones."""
-    import comfy.ldm.flux.layers as layers
+    attn1_output_patch) reach LumiX blocks as they reach the stock ones. What the stock
+    blocks do is seen by running the unpatched model with the same patches."""
+    import comfyui_version
     base = load_tiny(work)
     patched = patch(base, work)
     seen = {"override": 0, "attn1_patch": 0, "attn1_output_patch": 0}
@@ -402,20 +403,30 @@ def scenario_attention_override(work: pathlib.Path) -> dict:
         seen["attn1_output_patch"] += 1
         return attn
 
+    patches = {"attn1_patch": [attn1_patch], "attn1_output_patch": [attn1_output_patch]}
+    blocks = len(base.model.diffusion_model.double_blocks) + len(base.model.diffusion_model.single_blocks)
+    stock_options = sampling_options(base)
+    stock_options["patches"] = patches
+    with torch.no_grad():
+        run_diffusion_model(base, options=stock_options)
+    stock_seen = dict(seen)
+    assert stock_seen["attn1_patch"] == stock_seen["attn1_output_patch"] in (0, blocks), stock_seen
+    stock_applies = stock_seen["attn1_patch"] == blocks
+    seen.update({name: 0 for name in seen})
+
     options = sampling_options(patched)
     options["optimized_attention_override"] = override
-    options["patches"] = {"attn1_patch": [attn1_patch], "attn1_output_patch": [attn1_output_patch]}
+    options["patches"] = patches
     with torch.no_grad():
         patched_out = run_diffusion_model(patched, options=options)
         plain_out = run_diffusion_model(patched)
-    blocks = len(base.model.diffusion_model.double_blocks) + len(base.model.diffusion_model.single_blocks)
     assert seen["override"] == blocks, seen
-    stock_applies = "attn1_patch" in layers.DoubleStreamBlock.forward.__code__.co_consts
     expected = blocks if stock_applies else 0
     assert seen["attn1_patch"] == expected and seen["attn1_output_patch"] == expected, (seen, expected)
     changed = (patched_out - plain_out).abs().max().item()
     assert (changed > 1e-4) == stock_applies, changed
-    return {"seen": seen, "stock_block_applies_attn1_patches": stock_applies}
+    return {"seen": seen, "stock_seen": stock_seen, "stock_block_applies_attn1_patches": stock_applies,
+            "comfyui_version": comfyui_version.__version__}
 
 
 def scenario_refusals(work: pathlib.Path) -> dict:

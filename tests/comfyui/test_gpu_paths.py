@@ -60,6 +60,10 @@ def test_torch_compile_in_front_of_and_behind_the_loader(comfyui_install, tmp_pa
 def test_attention_override_and_stock_attention_patches_reach_lumix_blocks(comfyui_install, tmp_path):
     result = run_probe(comfyui_install, tmp_path, "attention_override")
     assert result["seen"]["override"] == 4
+    # README (Attention): 0.29's stock FLUX blocks apply attn1_patch / attn1_output_patch, 0.3.64's do not.
+    documented = {"0.29.0": True, "0.3.64": False}
+    if result["comfyui_version"] in documented:
+        assert result["stock_block_applies_attn1_patches"] == documented[result["comfyui_version"]], result
 
 
 def test_flux_family_models_lumix_was_not_trained_on_are_named(comfyui_install, tmp_path):

@@ -1,5 +1,5 @@
 """The BFL block layout, used by ComfyUI (`comfy/ldm/flux/layers.py`), by the single-file
-`flux1-dev.safetensors`, and by this package's own `flux_model.py`.
+`flux1-dev.safetensors`, and by this package's own plain-torch FLUX (`flux/model.py`).
 
 Only the blocks' submodules are called (img_mod, img_norm1, img_attn.qkv/norm/proj, ...), so
 whatever ComfyUI put behind them (fp8 casts, GGUF, offloading, LoRA weight hooks) still works.

@@ -14,8 +14,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .color_space import linear_to_srgb, srgb_to_linear
-from .normals import decode_normals, encode_normals
+from lumix_engine.intrinsics.color_space import linear_to_srgb, srgb_to_linear
+from lumix_engine.intrinsics.normals import decode_normals, encode_normals
 
 Maps = dict[str, torch.Tensor]
 MAP_ORDER = ("albedo", "irradiance", "color", "depth", "normal")

@@ -1,4 +1,5 @@
 """What every benchmark shares: the machine description and alternating timing.
+(Formerly benchmarks/common.py; benchmarks are scripts and nothing imports them.)
 
 Timing rule: variants run interleaved A B C A B C ... in one process, and ratios
 are taken per round, so a slow spell on the shared machine hits all variants of a round.

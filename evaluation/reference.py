@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ..modalities import NUM_MAPS, QUERY_SOURCE
-from .tensor_lora import TensorLoRA
+from lumix_engine.method.tensor_lora import TensorLoRA
+from lumix_engine.modalities import NUM_MAPS, QUERY_SOURCE
 
 
 def tensor_lora_reference(
