@@ -111,9 +111,14 @@ def run(request: dict, work: pathlib.Path) -> dict:
     adapters = write_adapter_file(work / f"lumix_{shape.depth}_{shape.depth_single_blocks}.safetensors", shape)
     positive = [[torch.zeros(1, shape.text_tokens, shape.context_in_dim), {"pooled_output": torch.zeros(1, shape.vec_in_dim)}]]
     results = []
+    loads = record_load_requests()
     with fake_cuda():
         base = comfy_model(shape, request["weights_dtype"], gpu)
         patched, _ = patch_model(base, str(adapters), 1.0, True)
+        if not request.get("lumix_estimate", True):  # control: ComfyUI's own estimate alone
+            import comfy.patcher_extension
+            from lumix_pack.nodes.memory_estimate import MEMORY_WRAPPER_KEY
+            patched.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING, MEMORY_WRAPPER_KEY)
         weights = sum(t.untyped_storage().nbytes() for t in module_tensors(base.model))
         tracker = PeakMemory("cuda")
         # no_grad, not inference_mode: a real inference tensor cannot become a fake one (the
@@ -135,8 +140,25 @@ def run(request: dict, work: pathlib.Path) -> dict:
                                     "height": height, "megapixels": width * height / 1e6, "weights_gb": weights / 1e9,
                                     "resident_gb": report.resident / 1e9, "peak_gb": report.peak / 1e9,
                                     "activations_gb": report.activations / 1e9, "peak_op": report.peak_op,
-                                    "ops": report.ops})
-    return {"results": results, "estimates": comfy_estimates(patched, shape, request["sizes"])}
+                                    "ops": report.ops, "comfy_kept_free_gb": loads[-1]["minimum_memory_required"] / 1e9,
+                                    "comfy_memory_required_gb": loads[-1]["memory_required"] / 1e9})
+    import comfy.model_management
+    return {"results": results, "estimates": comfy_estimates(patched, shape, request["sizes"]),
+            "minimum_inference_memory_gb": comfy.model_management.minimum_inference_memory() / 1e9}
+
+
+def record_load_requests() -> list[dict]:
+    """What sampling asks ComfyUI's loader to keep free: load_models_gpu's memory arguments,
+    recorded per call (the loader itself runs unchanged)."""
+    import comfy.model_management as mm
+    calls, load = [], mm.load_models_gpu
+
+    def recording(models, memory_required=0, force_patch_weights=False, minimum_memory_required=None, *args,
+                  **kwargs):
+        calls.append({"memory_required": memory_required, "minimum_memory_required": minimum_memory_required or 0})
+        return load(models, memory_required, force_patch_weights, minimum_memory_required, *args, **kwargs)
+    mm.load_models_gpu = recording
+    return calls
 
 
 def comfy_estimates(patcher, shape: FluxShape, sizes: list) -> list[dict]:

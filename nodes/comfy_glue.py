@@ -5,7 +5,9 @@ Everything here is ComfyUI-specific glue; the math stays in lumix_engine.
 from __future__ import annotations
 
 import os
+from typing import Optional
 
+import comfy.model_management
 import comfy.ops
 import folder_paths
 
@@ -38,3 +40,12 @@ def comfy_cast_weights() -> CastProtocolWeights:
     return CastProtocolWeights(comfy.ops.cast_bias_weight, getattr(comfy.ops, "uncast_bias_weight", None),
                                comfy.ops.CastWeightBiasOp,
                                (comfy.ops.disable_weight_init.Linear.forward_comfy_cast_weights,))
+
+
+def gpu_memory_bytes(model) -> Optional[int]:
+    """Total memory of the CUDA GPU the MODEL samples on; None elsewhere (CPU, MPS, ...), where
+    the simulated table (docs/memory.md) does not apply."""
+    device = getattr(model, "load_device", None)
+    if getattr(device, "type", None) != "cuda":
+        return None
+    return int(comfy.model_management.get_total_memory(device))
