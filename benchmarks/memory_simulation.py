@@ -152,6 +152,30 @@ def combine(per_block: list[dict], full: list[dict]) -> list[dict]:
     return rows
 
 
+VRAM_CLASSES_GB = (12, 16, 24, 48, 80)
+
+
+def vram_classes() -> str:
+    """The default working budget per VRAM class, from the engine's table (what the node reads)."""
+    from lumix_engine.method import memory
+    from lumix_engine.method.resolution import DEFAULT_MEGAPIXELS
+    memory.memory_table.cache_clear()
+    lines = ["| GPU | weights | largest budget, weights on the GPU | largest budget, weights streamed by ComfyUI | "
+             "default budget |", "|---|---|---|---|---|"]
+    for gb in VRAM_CLASSES_GB:
+        for dtype in ("fp8", "bf16"):
+            resident = memory.largest_megapixels(int(gb * 1e9), dtype)
+            streamed = memory.largest_megapixels(int(gb * 1e9), dtype, weights_resident=False)
+            # The published budget wherever its activations fit; weights stream if they must.
+            default = None if streamed is None else min(streamed, DEFAULT_MEGAPIXELS)
+            default = "too small" if default is None else f"{default:.2f} MP, " + (
+                "weights on the GPU" if resident is not None and resident >= default - 1e-9 else
+                "part of the weights streamed (slower)")
+            show = lambda mp: "does not fit" if mp is None else f"{mp:.2f} MP"  # noqa: E731
+            lines.append(f"| {gb} GB | {dtype} | {show(resident)} | {show(streamed)} | {default} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--blocks", type=int, default=1,
@@ -199,6 +223,8 @@ def main() -> None:
     if args.out == RESULTS and trees:
         ENGINE_TABLE.write_text(json.dumps(engine_table(rows, estimates), indent=1) + "\n")
     print(markdown(rows, estimates))
+    if args.out == RESULTS and trees:
+        print("\n" + vram_classes())
     print("\ndepth check (activations, GB):", json.dumps(depth_check, indent=1))
 
 

@@ -17,6 +17,7 @@ from ..lumix_engine.method.memory import activations_gb
 from ..lumix_engine.modalities import NUM_MAPS
 
 MEMORY_WRAPPER_KEY = "lumix_memory_estimate"
+SIMULATED_HIDDEN_SIZE = 3072  # the table is FLUX.1-dev's; other widths keep ComfyUI's estimate
 LATENT_SCALE = 8  # FLUX VAE: pixels per latent pixel
 
 
