@@ -152,7 +152,7 @@ def combine(per_block: list[dict], full: list[dict]) -> list[dict]:
     return rows
 
 
-VRAM_CLASSES_GB = (12, 16, 24, 48, 80)
+VRAM_CLASSES_GIB = (12, 16, 24, 48, 80)  # as sold: a "24 GB" card holds 24 GiB = 25.8 GB
 
 
 def vram_classes() -> str:
@@ -162,17 +162,17 @@ def vram_classes() -> str:
     memory.memory_table.cache_clear()
     lines = ["| GPU | weights | largest budget, weights on the GPU | largest budget, weights streamed by ComfyUI | "
              "default budget |", "|---|---|---|---|---|"]
-    for gb in VRAM_CLASSES_GB:
+    for gb in VRAM_CLASSES_GIB:
         for dtype in ("fp8", "bf16"):
-            resident = memory.largest_megapixels(int(gb * 1e9), dtype)
-            streamed = memory.largest_megapixels(int(gb * 1e9), dtype, weights_resident=False)
+            resident = memory.largest_megapixels(gb * 2 ** 30, dtype)
+            streamed = memory.largest_megapixels(gb * 2 ** 30, dtype, weights_resident=False)
             # The published budget wherever its activations fit; weights stream if they must.
             default = None if streamed is None else min(streamed, DEFAULT_MEGAPIXELS)
             default = "too small" if default is None else f"{default:.2f} MP, " + (
                 "weights on the GPU" if resident is not None and resident >= default - 1e-9 else
                 "part of the weights streamed (slower)")
             show = lambda mp: "does not fit" if mp is None else f"{mp:.2f} MP"  # noqa: E731
-            lines.append(f"| {gb} GB | {dtype} | {show(resident)} | {show(streamed)} | {default} |")
+            lines.append(f"| {gb} GB ({gb * 2 ** 30 / 1e9:.1f}) | {dtype} | {show(resident)} | {show(streamed)} | {default} |")
     return "\n".join(lines)
 
 

@@ -53,14 +53,13 @@ def activations_gb(width: int, height: int, weights_dtype: Union[str, torch.dtyp
     kind = weight_kind(weights_dtype) or "bf16"
     points = sorted((int(tokens), gb) for tokens, gb in memory_table()["activations_gb"][kind].items())
     tokens = image_tokens(width, height)
-    below = [p for p in points if p[0] <= tokens][-1:] or points[:1]
-    above = [p for p in points if p[0] > tokens][:1]
-    if not above:  # beyond the last simulated size: the last segment's slope
-        (t0, a0), (t1, a1) = points[-2], points[-1]
-    elif below[0][0] > tokens:  # before the first
-        (t0, a0), (t1, a1) = points[0], points[1]
+    if tokens < points[0][0]:  # below the table: the slope over its first stretch of 1.5x tokens
+        (t0, a0), (t1, a1) = points[0], next((p for p in points if p[0] >= 1.5 * points[0][0]), points[-1])
+    elif tokens >= points[-1][0]:  # above it: the slope over its last stretch
+        (t0, a0), (t1, a1) = next((p for p in reversed(points) if p[0] <= points[-1][0] / 1.5), points[0]), points[-1]
     else:
-        (t0, a0), (t1, a1) = below[0], above[0]
+        (t0, a0), (t1, a1) = next((points[i], points[i + 1]) for i in range(len(points) - 1)
+                                  if points[i][0] <= tokens < points[i + 1][0])
     return a0 + (a1 - a0) * (tokens - t0) / (t1 - t0)
 
 
@@ -100,14 +99,14 @@ def fits(working: tuple[int, int], weights_dtype: Union[str, torch.dtype], free_
         smaller = largest_megapixels(free_bytes, kind, _aspect(width, height), weights_resident=False)
         fix = f"set megapixels to {smaller:.4g} or less" if smaller else "this GPU is too small for LumiX"
         return (f"memory: at {size} one sampling step needs about {activations:.1f} GB of activations, more than "
-                f"this {gpu:.0f} GB GPU holds with {RESERVE_GB} GB reserved: it will run out of memory; {fix} "
+                f"this {gpu:.1f} GB GPU holds with {RESERVE_GB} GB reserved: it will run out of memory; {fix} "
                 f"(simulated, docs/memory.md).")
     if weights + activations + RESERVE_GB > gpu:
         smaller = largest_megapixels(free_bytes, kind, _aspect(width, height))
         fix = f"megapixels {smaller:.4g} or less keeps them on the GPU" if smaller else \
             ("fp8 weights would take half the space" if kind == "bf16" else "a larger GPU would keep them there")
         return (f"memory: at {size} a step needs about {weights + activations:.1f} GB ({weights:.1f} GB of {kind} "
-                f"FLUX weights + {activations:.1f} GB of activations) on a {gpu:.0f} GB GPU: ComfyUI will keep part "
+                f"FLUX weights + {activations:.1f} GB of activations) on a {gpu:.1f} GB GPU: ComfyUI will keep part "
                 f"of the weights in system RAM and stream them, which is slower; {fix} (simulated, docs/memory.md).")
     return None
 
