@@ -38,7 +38,10 @@ ASPECTS = ((3, 2), (1, 1))
 PUBLISHED = (1536, 1152)  # the authors' decomposition size, 4:3 at the default 1.77 MP
 RESULTS = ROOT / "benchmarks" / "results" / "memory_simulation.json"
 ENGINE_TABLE = ROOT / "lumix_engine" / "method" / "memory_table.json"
-TREES = pathlib.Path(os.environ.get("LUMIX_COMFYUI_TREES", ROOT.parent.parent / "shared" / "comfyui"))
+# ../shared beside the clone, as .ci/run expects it (LUMIX_SHARED overrides); a worktree one level deeper also works
+SHARED = pathlib.Path(os.environ.get("LUMIX_SHARED") or next(
+    (p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if p.is_dir()), ROOT.parent / "shared"))
+TREES = SHARED / "comfyui"
 
 
 def default_trees() -> list[tuple[pathlib.Path, pathlib.Path]]:
@@ -196,7 +199,7 @@ def main() -> None:
     if args.sizes:
         sizes = parse(args.sizes)
     else:
-        sizes = sorted({(s.width, s.height) for s in photo_working_sizes(MEGAPIXELS, ASPECTS)} | {PUBLISHED},
+        sizes = sorted(set(photo_working_sizes(MEGAPIXELS, ASPECTS)) | {PUBLISHED},
                        key=lambda s: s[0] * s[1])
     trees = [tuple(pathlib.Path(p) for p in spec.split(":", 1)) for spec in args.comfyui] if args.comfyui \
         else default_trees()

@@ -13,10 +13,14 @@ weakref finalizer on it fires at once; the C++ storage lives exactly as long as 
 tensor uses it. Expired storages are dropped before each op, so a peak is what is alive
 just after an op has allocated its outputs.
 
-`cuda_attention_kernels` makes `F.scaled_dot_product_attention` on fake CUDA tensors
-dispatch as it does on an NVIDIA GPU (flash attention for fp16 / bf16, the memory-efficient
-kernel otherwise): without it the fake device has no kernel selection and falls back to
-the "math" attention, which materialises the L x L scores.
+`fake_cuda()` is FakeTensorMode plus what a CPU-only torch build lacks for fake CUDA tensors
+(`_CudaKernels`): `F.scaled_dot_product_attention` dispatches as on an NVIDIA GPU (flash
+attention for fp16 / bf16, the memory-efficient kernel otherwise; without this the fake
+device falls back to the "math" attention, which materialises the L x L scores), and the
+few Tensor methods whose binding wants a CUDA device guard are rerouted to aten ops. Work
+that involves no GPU tensor (schedules, seeds, noise drawn on the CPU) runs for real, and
+small tensors moved to the GPU keep a real twin (`ShadowValues`), so code that reads values
+back (`float(sigma)`, `count_nonzero(latent) > 0`) takes the branch it takes on a GPU.
 """
 from __future__ import annotations
 
@@ -368,48 +372,11 @@ def materialize(module: torch.nn.Module, device: str | torch.device, dtype_of: A
     return module
 
 
-def device_bytes(tensors: Iterable[torch.Tensor], device_type: str = "cuda") -> int:
-    """Bytes of the distinct storages among `tensors` on `device_type`."""
-    seen: dict[int, int] = {}
-    for tensor in tensors:
-        if isinstance(tensor, torch.Tensor) and tensor.device.type == device_type:
-            key, nbytes = _storage_key(tensor)
-            seen[key] = nbytes
-    return sum(seen.values())
-
-
 def module_tensors(module: torch.nn.Module) -> list[torch.Tensor]:
     return [*module.parameters(), *module.buffers()]
 
 
-@dataclass(frozen=True)
-class WorkingSize:
-    width: int
-    height: int
-
-    @property
-    def megapixels(self) -> float:
-        return self.width * self.height / 1e6
-
-    @property
-    def image_tokens(self) -> int:
-        return (self.width // 16) * (self.height // 16)
-
-    def label(self) -> str:
-        return f"{self.width}x{self.height}"
-
-
-def photo_working_sizes(megapixels: Iterable[float], aspects: Iterable[tuple[int, int]]) -> list[WorkingSize]:
-    """The working sizes the photo path picks for a photo of each aspect at each budget."""
+def photo_working_sizes(megapixels: Iterable[float], aspects: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The (width, height) the photo path works at for a photo of each aspect at each budget."""
     from lumix_engine.method.resolution import working_size
-    sizes = []
-    for mp in megapixels:
-        for aw, ah in aspects:
-            width, height = working_size(aw * 1000, ah * 1000, mp)
-            sizes.append(WorkingSize(width, height))
-    return sizes
-
-
-def fake_state(shapes: dict[str, tuple[tuple[int, ...], torch.dtype]], device: str = "cpu") -> dict[str, torch.Tensor]:
-    """A state dict of empty (fake, inside fake_cuda) tensors: what a file would hold."""
-    return {name: torch.empty(shape, dtype=dtype, device=device) for name, (shape, dtype) in shapes.items()}
+    return [working_size(aw * 1000, ah * 1000, mp) for mp in megapixels for aw, ah in aspects]
