@@ -18,6 +18,9 @@ from ..lumix_engine.modalities import NUM_MAPS
 
 MEMORY_WRAPPER_KEY = "lumix_memory_estimate"
 SIMULATED_HIDDEN_SIZE = 3072  # the table is FLUX.1-dev's; other widths keep ComfyUI's estimate
+# Between and beyond the simulated sizes the table is interpolated (within 1 % of a simulation
+# at 256x256, below its first point); the margin also covers the allocator's rounding.
+MARGIN = 1.1
 LATENT_SCALE = 8  # FLUX VAE: pixels per latent pixel
 
 
@@ -28,7 +31,7 @@ def covering_shape(base_model, noise_shape) -> list:
     if len(shape) != 4 or shape[0] % NUM_MAPS:
         return shape
     width, height = shape[3] * LATENT_SCALE, shape[2] * LATENT_SCALE
-    needed = activations_gb(width, height) * 1e9 * (shape[0] // NUM_MAPS)
+    needed = MARGIN * activations_gb(width, height) * 1e9 * (shape[0] // NUM_MAPS)
     per_entry = base_model.memory_required([1, *shape[1:]])
     if per_entry <= 0 or per_entry * shape[0] >= needed:
         return shape
