@@ -6,7 +6,9 @@ Everything here is ComfyUI-specific glue; the math stays in lumix_engine.
 from __future__ import annotations
 
 import os
+from typing import Optional
 
+import comfy.model_management
 import comfy.ops
 import folder_paths
 
@@ -49,3 +51,12 @@ def output_files(prefix: str, count: int, extension: str, width: int, height: in
         prefix, folder_paths.get_output_directory(), width, height)
     names = [f"{filename.replace('%batch_num%', str(k))}_{counter + k:05}_.{extension}" for k in range(count)]
     return folder, names, subfolder
+
+
+def gpu_memory_bytes(model) -> Optional[int]:
+    """Total memory of the CUDA GPU the MODEL samples on; None elsewhere (CPU, MPS, ...), where
+    the simulated table (docs/memory.md) does not apply."""
+    device = getattr(model, "load_device", None)
+    if getattr(device, "type", None) != "cuda":
+        return None
+    return int(comfy.model_management.get_total_memory(device))

@@ -9,6 +9,7 @@ from ..lumix_engine.flux.architecture import describe_flux
 from ..lumix_engine.method.checkpoint import AdapterCache
 from ..lumix_engine.method.patch import SampledModel, block_patches, without_lumix
 from .comfy_glue import LUMIX_FOLDER, comfy_attention, comfy_cast_weights
+from .memory_estimate import MEMORY_WRAPPER_KEY, SIMULATED_HIDDEN_SIZE, LumiXMemoryEstimate
 
 LUMIX_WRAPPER_KEY = "lumix_sampled_model"
 
@@ -37,6 +38,13 @@ def patch_model(model, lumix_path: str, strength: float, qba: bool):
     kind = comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL
     patched.remove_wrappers_with_key(kind, LUMIX_WRAPPER_KEY)
     patched.add_wrapper_with_key(kind, LUMIX_WRAPPER_KEY, SampledModel())
+    # ComfyUI sizes the GPU memory it keeps free for sampling from a per-pixel estimate that
+    # falls short of LumiX's step at small sizes; this raises it to the step simulated at
+    # FLUX.1-dev's width (nodes/memory_estimate.py).
+    kind = comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING
+    patched.remove_wrappers_with_key(kind, MEMORY_WRAPPER_KEY)
+    if arch.hidden_size == SIMULATED_HIDDEN_SIZE:
+        patched.add_wrapper_with_key(kind, MEMORY_WRAPPER_KEY, LumiXMemoryEstimate())
     return patched, info
 
 

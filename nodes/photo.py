@@ -11,6 +11,7 @@ from comfy_api.latest import io
 from ..lumix_engine.apps.photo import MAX_RUNS, describe, finish_photos, prepare_photos
 from ..lumix_engine.intrinsics.ensemble import UNCERTAINTY_SUFFIX
 from ..lumix_engine.intrinsics.upsample import METHODS
+from ..lumix_engine.method.memory import fits
 from ..lumix_engine.method.resolution import (
     DEFAULT_MEGAPIXELS,
     MAX_MEGAPIXELS,
@@ -19,6 +20,7 @@ from ..lumix_engine.method.resolution import (
 )
 from ..lumix_engine.method.sampling import AUTO
 from ..lumix_engine.modalities import split_maps
+from .comfy_glue import gpu_memory_bytes
 from .sampling_glue import sample_maps, scheduler_names, unknown_sampler
 
 OUTPUT_MAPS = ("albedo", "irradiance", "depth", "normal")
@@ -91,6 +93,8 @@ class LumiXDecomposePhoto(io.ComfyNode):
                 max_output_megapixels) -> io.NodeOutput:
         prepared = prepare_photos({"color": image}, megapixels, seeds, max_output_megapixels)
         info = describe(prepared, upsample)
+        memory = fits(prepared.plan.working, model.model_dtype(), gpu_memory_bytes(model))
+        info = f"{info}; {memory}" if memory else info
         log.info("LumiX: %s", info)
         width, height = prepared.plan.working
         # No CFG for decomposition (published), so the negative is never evaluated.
