@@ -43,7 +43,6 @@ from typing import Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import InputError
 from ..image_io import atomic_path, to_pil
