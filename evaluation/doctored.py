@@ -6,6 +6,10 @@ maps above every way of faking them. Each function here takes the true maps of a
 five in which one failure is staged: texture leaking into geometry, shading baked into
 albedo, a map copied from the image, a blurred, shifted or swapped map. `doctored_sets`
 lists them all by name; docs/coherence.md tabulates what each scores.
+
+`wrong_but_consistent` lists the other kind: wrong decompositions built (mostly from the
+image alone) to satisfy the checks, which no reference-free score can rule out; they
+document the checks' blind spots rather than failures the checks must catch.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from lumix_engine.intrinsics.color_space import linear_to_srgb, srgb_to_linear
-from lumix_engine.intrinsics.normals import decode_normals, encode_normals
+from lumix_engine.intrinsics.normals import decode_normals, encode_normals, normals_from_depth
 
 Maps = dict[str, torch.Tensor]
 MAP_ORDER = ("albedo", "irradiance", "color", "depth", "normal")
@@ -83,7 +87,57 @@ def irradiance_with_texture(truth: Maps, amount: float = 0.5) -> torch.Tensor:
     return linear_to_srgb(linear / linear.max().clamp_min(1e-6))
 
 
+def _luminance(image: torch.Tensor) -> torch.Tensor:
+    """Rec. 709 luminance in linear light of an sRGB-encoded image -> [B, H, W, 1]."""
+    return (srgb_to_linear(image) @ image.new_tensor([0.2126, 0.7152, 0.0722]))[..., None]
+
+
+def divided_by(color: torch.Tensor, irradiance: torch.Tensor) -> torch.Tensor:
+    """color / irradiance in linear light, scaled so its brightest pixel is 1, sRGB-encoded:
+    the albedo that makes ANY irradiance recompose the image exactly (up to the gain that
+    every score fits or ignores)."""
+    linear = srgb_to_linear(color) / srgb_to_linear(irradiance).clamp_min(1e-4)
+    return linear_to_srgb(linear / linear.flatten(1).amax(dim=1).clamp_min(1e-6)[:, None, None, None])
+
+
+def split_luminance(color: torch.Tensor, power: float = 0.5) -> Maps:
+    """Albedo and irradiance from the image alone: irradiance = luminance^power (grey),
+    albedo = color / irradiance. Every color edge is shared between the two, so both sit
+    exactly on color's edges and their log-gradients add up; no scene is looked at."""
+    irradiance = linear_to_srgb(_luminance(color).clamp_min(1e-4).pow(power).expand_as(color).contiguous())
+    return {"albedo": divided_by(color, irradiance), "irradiance": irradiance}
+
+
+def relief_from_luminance(color: torch.Tensor) -> Maps:
+    """Depth and normals from the image alone: depth = inverted luminance ("dark is far"),
+    normals computed from that depth, so the two agree with each other by construction."""
+    depth = (1 - linear_to_srgb(_luminance(color))).expand_as(color).contiguous()
+    return {"depth": depth, "normal": encode_normals(normals_from_depth(depth[..., 0]))}
+
+
+def normals_of(depth: torch.Tensor, strength: float) -> torch.Tensor:
+    """Encoded normals computed from a near-white depth image at a chosen relief strength."""
+    return encode_normals(normals_from_depth(depth[..., 0] if depth.dim() == 4 else depth, strength=strength))
+
+
 Doctor = Callable[[Maps, Maps], Maps]
+
+
+def wrong_but_consistent() -> dict[str, Doctor]:
+    """Constructions that are WRONG but that the reference-free consistency checks cannot
+    rule out (docs/coherence.md, "What no reference-free check can see"): each is built to
+    satisfy one or more checks exactly. `tests/test_intrinsics_adversarial.py` records what
+    each check says about them; they are not in `doctored_sets`, which holds the failures
+    the checks do detect."""
+    return {
+        "albedo = color / another scene's irradiance": lambda t, o: {
+            **t, "irradiance": o["irradiance"], "albedo": divided_by(t["color"], o["irradiance"])},
+        "irradiance = luminance^0.5, albedo = color / irradiance": lambda t, o: {**t, **split_luminance(t["color"])},
+        "depth and normal from inverted luminance": lambda t, o: {**t, **relief_from_luminance(t["color"])},
+        "every map from the image alone": lambda t, o: {**t, **split_luminance(t["color"]),
+                                                        **relief_from_luminance(t["color"])},
+        "normal from true depth, 4x the relief": lambda t, o: {**t, "normal": normals_of(t["depth"], 4.0)},
+    }
 
 
 def doctored_sets() -> dict[str, Doctor]:

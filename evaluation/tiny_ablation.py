@@ -33,9 +33,10 @@ from lumix_engine.tiny_trained.text import layout_caption
 from . import ablation_stats
 
 
-def heldout(count: int, size: int = 64):
-    """Held-out renders: images {map: [N, H, W, 3]}, exact truth for the errors, captions."""
-    scenes = [render_scene(HELDOUT_SEED_START + k, size, size) for k in range(count)]
+def heldout(count: int, size: int = 64, offset: int = 0):
+    """Held-out renders of seeds HELDOUT_SEED_START + offset + 0..count-1: images
+    {map: [N, H, W, 3]}, exact truth for the errors, captions."""
+    scenes = [render_scene(HELDOUT_SEED_START + offset + k, size, size) for k in range(count)]
     images = {name: torch.cat([s.images()[name] for s in scenes]).float() for name in MAP_NAMES}
     truth = {"albedo": images["albedo"], "irradiance": images["irradiance"],
              "depth": torch.cat([s.depth for s in scenes]).float(), "normal": torch.cat([s.normal for s in scenes]).float()}

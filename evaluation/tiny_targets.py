@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from lumix_engine.intrinsics.color_space import linear_to_srgb, srgb_to_linear
+from lumix_engine.tiny_trained.data import HELDOUT_SEED_START
 from lumix_engine.tiny_trained.metrics import decomposition_errors, si_rmse
 from lumix_engine.tiny_trained.model import TinyLumiX
 
@@ -47,8 +48,8 @@ def paired_margins(decomposed: dict, color: torch.Tensor, truth: dict) -> dict:
     return margins
 
 
-def targets(model: TinyLumiX, scenes: int, steps: int, seed: int = 0) -> dict:
-    images, truth, captions = heldout(scenes, model.base.config.size)
+def targets(model: TinyLumiX, scenes: int, steps: int, seed: int = 0, offset: int = 0) -> dict:
+    images, truth, captions = heldout(scenes, model.base.config.size, offset)
     generated, decomposed, seconds = sample_heldout(model, images, captions, steps, seed)
     result = scores(generated, decomposed, truth, seconds)
     rows = references(model.base.codec, images, truth)
@@ -58,7 +59,9 @@ def targets(model: TinyLumiX, scenes: int, steps: int, seed: int = 0) -> dict:
                                               truth["albedo"])})
     beats = {name: result["decomposition"][name] < trivial[name] for name in trivial}
     recomposition = result["generation"]["recomposition_rmse"]
-    return {"scenes": scenes, "steps": steps, "model": result, "references": rows,
+    first = HELDOUT_SEED_START + offset
+    return {"scenes": scenes, "heldout_seeds": [first, first + scenes - 1], "steps": steps, "model": result,
+            "references": rows,
             "albedo_from_color_and_predicted_irradiance": derived,
             "target_1_beats_trivial": beats, "target_1_met": all(beats.values()),
             "target_1_paired_margins": paired_margins(decomposed, images["color"], truth),

@@ -135,8 +135,11 @@ class LumiXCoherenceScores(io.ComfyNode):
             node_id="LumiXCoherenceScores",
             display_name="LumiX Coherence Scores",
             category="LumiX/maps",
-            description="How coherent five maps are: edge alignment with color, recomposition error, "
-                        "normal-depth consistency (definitions in docs/coherence.md).",
+            description="Reference-free consistency checks of five maps: edge alignment with color, "
+                        "recomposition error, normal-depth consistency. They catch copies of the image, "
+                        "misaligned or swapped maps and texture leaking into geometry; they cannot tell a "
+                        "right decomposition from some wrong ones built from the image alone, so they do "
+                        "not measure accuracy (docs/coherence.md).",
             is_output_node=True,
             inputs=[
                 io.Image.Input("albedo", tooltip="Albedo map, sRGB-encoded."),
@@ -152,7 +155,7 @@ class LumiXCoherenceScores(io.ComfyNode):
             outputs=[
                 io.String.Output("report", display_name="report", tooltip="A short text report of all scores."),
                 io.Float.Output("structural_alignment", display_name="structural_alignment",
-                                tooltip="Edge alignment with color, 0..1, 1 best."),
+                                tooltip="Edge alignment with color, 0..1, 1 best. A consistency check, not accuracy."),
                 io.Float.Output("recomposition_rmse", display_name="recomposition_rmse",
                                 tooltip="color vs albedo x irradiance, 0..1, 0 best."),
                 io.Float.Output("normal_depth_error", display_name="normal_depth_error",

@@ -84,3 +84,15 @@ def test_paired_margins_are_zero_for_the_trivial_decomposition_and_negative_for_
     assert all(m["mean"] == 0 and m["model_wins_share"] == 0 for m in same.values())
     exact = paired_margins(images, images["color"], truth)
     assert all(m["mean"] < 0 and m["standard_error"] > 0 and m["model_wins_share"] == 1 for m in exact.values()), exact
+
+
+def test_heldout_scenes_can_start_at_an_offset():
+    # The certification range of the model card (--scene-offset) is the renders it names.
+    from evaluation.tiny_ablation import heldout
+    images, truth, captions = heldout(2, 16, offset=7)
+    scene = render_scene(HELDOUT_SEED_START + 8, 16, 16)
+    assert torch.equal(images["color"][1:], scene.images()["color"].float())
+    assert torch.equal(truth["depth"][1:], scene.depth.float())
+    assert captions[1] == layout_caption(scene.scene)
+    default, _, _ = heldout(1, 16)
+    assert torch.equal(default["color"], render_scene(HELDOUT_SEED_START, 16, 16).images()["color"].float())

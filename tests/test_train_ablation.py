@@ -71,6 +71,10 @@ def test_parallel_multi_seed_ablation_resumes(base_folder, tmp_path):
         torch.set_num_threads(threads)
     assert direct.keys() == s0.keys() and all(torch.equal(direct[k], s0[k]) for k in s0)
 
+    # Every worker leaves a log a reader can check the results against (they used to be empty).
+    for name in ("evaluate_a_s0", "evaluate_d_s1", "references"):
+        assert "held-out scenes" in (runs / "logs" / f"{name}.log").read_text(), name
+
     results = json.loads(out.read_text())
     assert results["stage2_seeds"] == [0, 1] and results["scenes"] == 2 and results["steps"] == 2
     assert set(results["runs"]) == {"a", "d"} and set(results["runs"]["a"]) == {"0", "1"}
@@ -113,3 +117,9 @@ def test_bad_arguments_are_refused_with_the_fix(base_folder, tmp_path, bad):
     with pytest.raises(SystemExit, match="--variants|--set"):
         train_ablation.main([f"--base={base_folder}", f"--runs={tmp_path / 'runs'}", bad])
     assert not (tmp_path / "runs").exists()   # refused before anything is written
+
+
+def test_a_folder_without_a_base_is_refused_with_the_command_that_makes_one(tmp_path):
+    with pytest.raises(SystemExit, match="lumix_engine.train tiny --work runs/tiny"):
+        train_ablation.main([f"--base={tmp_path / 'nothing'}", f"--runs={tmp_path / 'runs'}"])
+    assert not (tmp_path / "runs").exists()

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from evaluation.doctored import grey
+from evaluation.doctored import grey, wrong_but_consistent
 from lumix_engine.intrinsics import Light, coherence_report, material_edit, relight, render_scene
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "images"
@@ -76,6 +76,9 @@ def main() -> None:
             ("depth from another scene", coherence_report(**{**maps, "depth": other["depth"]})),
             ("depth = grey copy of color", coherence_report(**{**maps, "depth": grey(maps["color"])})),
             ("every map = color", coherence_report(**{name: maps["color"] for name in maps}))]
+    # Wrong maps that pass the checks (docs/coherence.md): the table must show that too.
+    for name in ("irradiance = luminance^0.5, albedo = color / irradiance", "every map from the image alone"):
+        rows.append((f"{name} (wrong)", coherence_report(**wrong_but_consistent()[name](maps, other))))
     print("\n| maps | structural alignment (0..1, 1 best) | recomposition RMSE (0..1, 0 best) "
           "| normal-depth error (deg, 0 best) |\n|---|---|---|---|")
     for label, r in rows:

@@ -2,13 +2,20 @@
 several stage-2 seeds with the same recipe, evaluate every model on held-out scenes and
 summarise the seeds (evaluation.tiny_ablation, evaluation.ablation_stats).
 
-    python -m tools.train_ablation --base lumix_engine/assets/tiny_lumix --runs runs/ablation \\
-        --seeds 3 --jobs 2
+    python -m lumix_engine.train tiny --work runs/tiny     # stage 1 writes the base to runs/tiny
+    python -m tools.train_ablation --base runs/tiny --runs runs/ablation --seeds 3 --jobs 2
 
-Recipe: TinyRecipe's defaults (steps, scenes per step, learning rate), with the adapter rank
-and width read from the base's config.json; `--set adapter_steps=600` overrides a field.
-Seed s trains with `replace(recipe, seed=s)`, so seed 0 of variant (a) is exactly the
-shipped model's stage 2 (`python -m lumix_engine.train tiny`) on the same base.
+The base: `--base` is a folder with a tiny base.safetensors and config.json; the default,
+runs/tiny, is the work folder of `python -m lumix_engine.train tiny`, where stage 1 saves the
+base before any fine-tuning: the stage-1 base the recorded ablation ran on (benchmarks/RESULTS.md
+gives its exact command and overrides). The shipped lumix_engine/assets/tiny_lumix is NOT that
+base: recipe v3 fine-tunes its base in stage 2 and adds a learned decoder.
+
+Recipe: TinyRecipe's defaults (recipe v3's stage 2, which fine-tunes the base unless
+`--set adapter_base_lr=0.0`), with the adapter rank and width read from the base's
+config.json; `--set adapter_steps=600` overrides a field. Seed s trains with
+`replace(recipe, seed=s)`; seed 0 of variant (a) is the same `train_adapters` call as the
+stage 2 of `python -m lumix_engine.train tiny` (tests/test_train_ablation.py).
 
 Work is split into subprocesses (`--jobs` at a time, one torch thread each), one model per
 subprocess, for training and for evaluation. Everything resumes: a model folder
@@ -165,11 +172,14 @@ def train_worker(base_folder: Path, runs: Path, name: str, seed: int, recipe: Ti
 def evaluate_worker(folder: Path, scenes: int, steps: int) -> None:
     result = tiny_ablation.evaluate_folder(folder, scenes, steps)
     write_atomically(eval_path(folder, scenes, steps), json.dumps(result, indent=1) + "\n")
+    # The worker's log is what a reader of the results can check the JSON against.
+    logging.info("evaluated %s on %d held-out scenes, %d steps: %s", folder.name, scenes, steps, json.dumps(result))
 
 
 def references_worker(base_folder: Path, runs: Path, scenes: int) -> None:
     rows = tiny_ablation.references_for(base_folder, scenes)
     write_atomically(references_path(runs, scenes), json.dumps(rows, indent=1) + "\n")
+    logging.info("reference rows on %d held-out scenes: %s", scenes, json.dumps(rows))
 
 
 Task = tuple[str, list[str], list]   # name, worker arguments, tasks to queue once it succeeds
@@ -213,6 +223,10 @@ def run_pool(tasks: list[Task], jobs: int, logs: Path) -> list[str]:
 
 def orchestrate(args: argparse.Namespace) -> int:
     base, runs = Path(args.base).resolve(), Path(args.runs).resolve()
+    if not (base / "base.safetensors").is_file() or not (base / "config.json").is_file():
+        raise SystemExit(f"--base {args.base}: no base.safetensors and config.json there; run "
+                         "`python -m lumix_engine.train tiny --work runs/tiny` (its stage 1 writes the frozen base "
+                         "to runs/tiny) or pass the folder of a trained tiny base")
     recipe = base_recipe(base, args.set)
     unknown = sorted(set(args.variants) - set(VARIANTS))
     if unknown or args.seeds < 1 or args.jobs < 1:
@@ -281,7 +295,9 @@ def aggregate(args: argparse.Namespace, runs: Path, models: list[tuple[str, int]
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--base", default="lumix_engine/assets/tiny_lumix", help="trained tiny model: its base is used")
+    p.add_argument("--base", default="runs/tiny",
+                   help="folder with a tiny base (base.safetensors, config.json): the stage-1 base that "
+                        "`python -m lumix_engine.train tiny --work runs/tiny` writes to runs/tiny")
     p.add_argument("--runs", default="runs/ablation", help="models, evaluations, logs and the data cache")
     p.add_argument("--variants", default="abcdef")
     p.add_argument("--seeds", type=int, default=3, help="stage-2 seeds 0..N-1 per variant (0 = the shipped recipe)")

@@ -1,8 +1,17 @@
-"""Coherence scores for a set of five maps: the project's own measures.
+"""Consistency checks for a set of five maps (the "coherence scores"): the project's own.
 
 The paper's alignment metric is not public, so LumiX-for-ComfyUI defines these (see
 docs/coherence.md). Each is a plain number in a documented range; on exact ground truth
-(render.py) they are at or near their best value.
+(render.py) they are at or near their best value. They are reference-free CONSISTENCY
+checks, not measures of accuracy: each detects some failures (copies of the image, shifted,
+blurred or swapped maps, texture leaking into geometry), and each is satisfied by wrong
+decompositions built from the image alone (doctored.wrong_but_consistent, tested in
+tests/test_intrinsics_adversarial.py): irradiance = luminance^0.5 with albedo = color /
+irradiance recomposes exactly, adds up exactly and sits on color's edges, so it rates like
+ground truth; normals computed from ANY depth map (e.g. inverted luminance) have ~0
+normal-depth error. Given only the image, no such check can tell the true split of color
+into albedo x irradiance from another; compare models with ground-truth errors on rendered
+scenes instead.
 
 1. Structural alignment, in [0, 1], 1 = best, 0 = no better than chance. Per map it is
    SUPPORT x INTEGRITY: support asks that the map's edges are where the image says they
@@ -80,7 +89,8 @@ VETO_RADIUS_PX = 2
 
 @dataclass
 class CoherenceReport:
-    """The scores of one set of maps (the whole batch pooled). See the module docstring."""
+    """The consistency checks of one set of maps (the whole batch pooled). See the module
+    docstring: passing them does not make the maps right."""
     structural_alignment: float          # [0, 1], 1 best
     alignment_per_map: dict[str, float] = field(default_factory=dict)  # each [0, 1]
     recomposition_rmse: float = 0.0      # [0, 1], 0 best
@@ -91,6 +101,7 @@ class CoherenceReport:
     def text(self) -> str:
         per_map = ", ".join(f"{name} {value:.3f}" for name, value in self.alignment_per_map.items())
         return (
+            "consistency checks, not accuracy (maps built from the image alone can pass all three: docs/coherence.md)\n"
             f"structural alignment v{self.score_version} {self.structural_alignment:.3f} (0..1, 1 best; {per_map})\n"
             f"recomposition RMSE {self.recomposition_rmse:.4f} (0..1, 0 best)\n"
             f"normal-depth error {self.normal_depth_error_degrees:.2f} deg (0..180, 0 best)"
