@@ -40,6 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..devices import to_float64
 from ..errors import InputError
 from ..image_io import atomic_path, to_pil
 from ..intrinsics.checks import as_depth, as_image, same_size
@@ -106,8 +107,8 @@ def depth_mesh(depth: torch.Tensor, normal: torch.Tensor, *, fov: float = DEFAUL
                          f"once per image.")
     height, width = disparity.shape[1:]
     rows, cols = grid_size(height, width, max_side)
-    z = disparity_to_depth(_nearest(disparity[0].double(), rows, cols), depth_range)
-    unit = unit_normals(_nearest(normal[0].double(), rows, cols)[None], "normal")[0]
+    z = disparity_to_depth(_nearest(to_float64(disparity[0], "cpu"), rows, cols), depth_range)
+    unit = unit_normals(_nearest(to_float64(normal[0], "cpu"), rows, cols)[None], "normal")[0]
 
     focal = (height / 2) / math.tan(math.radians(fov) / 2)
     x_pixel = (torch.arange(cols, dtype=torch.float64) + 0.5) * width / cols           # pixel units
@@ -145,7 +146,7 @@ def tangent_space_normals(normal: torch.Tensor, mesh: DepthMesh) -> torch.Tensor
     """Camera-space normal image [1, H, W, 3] -> tangent-space normal texture [H, W, 3] in
     [0, 1], relative to the mesh's vertex normals interpolated over the texture."""
     height, width = normal.shape[1:3]
-    unit = unit_normals(normal.double(), "normal")[0]
+    unit = unit_normals(to_float64(normal, "cpu"), "normal")[0]
     rows, cols = mesh.grid
     grid = torch.from_numpy(mesh.normals).double().reshape(1, rows, cols, 3).permute(0, 3, 1, 2)
     base = F.interpolate(grid, size=(height, width), mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
