@@ -31,7 +31,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from evaluation.lumix_memory import FLUX_DEV, FluxShape, small_shape  # noqa: E402
-from evaluation.memory_sim import photo_working_sizes  # noqa: E402
+from evaluation.memory_sim import engine_table, photo_working_sizes  # noqa: E402
 
 MEGAPIXELS = (0.25, 0.5, 1.0, 1.769472, 2.5, 3.4)
 ASPECTS = ((3, 2), (1, 1))
@@ -66,23 +66,6 @@ def run_comfyui(tree: pathlib.Path, python: pathlib.Path, shape: FluxShape, dtyp
     for row in result["results"]:
         row["comfyui"] = tree.name
     return result
-
-
-def engine_table(rows: list[dict], estimates: list[dict]) -> dict:
-    """What lumix_engine.method.memory reads: per weights dtype, the resident weights and,
-    per image-token count, the activations of the ComfyUI path (the larger over trees)."""
-    table = {"source": "python -m benchmarks.memory_simulation (fake CUDA, FLUX.1-dev, 5 maps, no CFG, 1 step)",
-             "weights_gb": {}, "activations_gb": {}}
-    for row in rows:
-        if row["path"] != "comfyui":
-            continue
-        dtype, tokens = row["weights_dtype"], (row["width"] // 16) * (row["height"] // 16)
-        table["weights_gb"][dtype] = max(table["weights_gb"].get(dtype, 0.0), round(row["resident_gb"], 3))
-        per = table["activations_gb"].setdefault(dtype, {})
-        per[str(tokens)] = max(per.get(str(tokens), 0.0), round(row["activations_gb"], 3))
-    for dtype, per in table["activations_gb"].items():
-        table["activations_gb"][dtype] = dict(sorted(per.items(), key=lambda kv: int(kv[0])))
-    return table
 
 
 def markdown(rows: list[dict], estimates: list[dict]) -> str:

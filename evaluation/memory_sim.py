@@ -380,3 +380,20 @@ def photo_working_sizes(megapixels: Iterable[float], aspects: Iterable[tuple[int
     """The (width, height) the photo path works at for a photo of each aspect at each budget."""
     from lumix_engine.method.resolution import working_size
     return [working_size(aw * 1000, ah * 1000, mp) for mp in megapixels for aw, ah in aspects]
+
+
+def engine_table(rows: list[dict], estimates: list[dict]) -> dict:
+    """What lumix_engine.method.memory reads: per weights dtype, the resident weights and,
+    per image-token count, the activations of the ComfyUI path (the larger over trees)."""
+    table = {"source": "python -m benchmarks.memory_simulation (fake CUDA, FLUX.1-dev, 5 maps, no CFG, 1 step)",
+             "weights_gb": {}, "activations_gb": {}}
+    for row in rows:
+        if row["path"] != "comfyui":
+            continue
+        dtype, tokens = row["weights_dtype"], (row["width"] // 16) * (row["height"] // 16)
+        table["weights_gb"][dtype] = max(table["weights_gb"].get(dtype, 0.0), round(row["resident_gb"], 3))
+        per = table["activations_gb"].setdefault(dtype, {})
+        per[str(tokens)] = max(per.get(str(tokens), 0.0), round(row["activations_gb"], 3))
+    for dtype, per in table["activations_gb"].items():
+        table["activations_gb"][dtype] = dict(sorted(per.items(), key=lambda kv: int(kv[0])))
+    return table

@@ -1,6 +1,10 @@
 """LumiXDecomposePhoto: a photo of any size -> albedo, irradiance, depth and normal at its
-own size, optionally as an ensemble with uncertainty maps. Thin: the sizes, the ensemble
-and the upsampling are lumix_engine.apps.photo; the sampling is the one LumiXSampler runs (sampling_glue.py)."""
+own size, optionally as an ensemble with uncertainty maps. Thin: the sizes, the ensemble,
+the post-processing and the upsampling are lumix_engine.apps.photo; the sampling is
+LumiXSampler's (sampling_glue.py).
+
+The input `seeds` keeps its name, which saved workflows store; it is shown as
+`ensemble_size`, the name the Python API and the CLI use."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +12,7 @@ import logging
 import comfy.samplers
 from comfy_api.latest import io
 
-from ..lumix_engine.apps.photo import MAX_RUNS, describe, finish_photos, prepare_photos
+from ..lumix_engine.apps.photo import MAX_ENSEMBLE_SIZE, describe, finish_photos, prepare_photos
 from ..lumix_engine.intrinsics.ensemble import UNCERTAINTY_SUFFIX
 from ..lumix_engine.intrinsics.upsample import METHODS
 from ..lumix_engine.method.memory import fits
@@ -37,8 +41,8 @@ class LumiXDecomposePhoto(io.ComfyNode):
             description="A photo of any size and aspect -> albedo, irradiance, depth and normal at the photo's own "
                         "pixel size. Worked on at a size chosen from the photo (aspect kept, sides multiples of 16, "
                         "the megapixel budget), brought back edge-aware and guided by the photo, so that albedo x "
-                        "irradiance recomposes it exactly. Nothing is cropped. seeds > 1: an ensemble with "
-                        "uncertainty maps.",
+                        "irradiance recomposes it exactly. Nothing is cropped. Depth is made grey and normals unit "
+                        "length (named in 'info'). ensemble_size > 1: an ensemble with uncertainty maps.",
             inputs=[
                 io.Model.Input("model", tooltip="The MODEL from LumiXLoader."),
                 io.Conditioning.Input("positive", tooltip="A caption of the photo (the published runs use one); "
@@ -54,11 +58,11 @@ class LumiXDecomposePhoto(io.ComfyNode):
                                tooltip=f"Working area: the photo is worked on at this many megapixels, aspect kept "
                                        f"(published 1536x1152 = 1.77; at most {MAX_MEGAPIXELS}, which fits a 24 GB "
                                        f"GPU with fp8 FLUX). The maps come back at the photo's own size anyway."),
-                io.Int.Input("seeds", default=1, min=1, max=MAX_RUNS,
-                             tooltip="Ensemble: N runs with different noise, combined per map (depth aligned by "
-                                     "scale and shift, normals averaged and renormalised, albedo and irradiance in "
-                                     "linear light), with uncertainty maps. 1 = a single run. Costs N times the "
-                                     "sampling."),
+                io.Int.Input("seeds", display_name="ensemble_size", default=1, min=1, max=MAX_ENSEMBLE_SIZE,
+                             tooltip="Ensemble size: N runs with different noise, combined per map (depth aligned "
+                                     "by scale and shift, normals averaged and renormalised, albedo and irradiance "
+                                     "in linear light), with uncertainty maps. 1 = a single run. Costs N times the "
+                                     "sampling. (Stored as 'seeds' in workflows and the API.)"),
                 io.Combo.Input("upsample", options=list(METHODS), default="guided",
                                tooltip="Working size -> photo size: 'guided' = edge-aware (joint bilateral on the "
                                        "photo) with albedo = photo / irradiance, so they recompose the photo "
@@ -78,9 +82,10 @@ class LumiXDecomposePhoto(io.ComfyNode):
                   for name in OUTPUT_MAPS),
                 *(io.Image.Output(name + UNCERTAINTY_SUFFIX, display_name=name + UNCERTAINTY_SUFFIX,
                                   tooltip=f"Spread of the {name} across the ensemble's runs (grey, 0 = all agree; "
-                                          f"normals: mean angle / 90 degrees). Black when seeds = 1.")
+                                          f"normals: mean angle / 90 degrees). Black when ensemble_size = 1.")
                   for name in OUTPUT_MAPS),
-                io.String.Output("info", display_name="info", tooltip="Photo, working and output sizes, and any warning."),
+                io.String.Output("info", display_name="info", tooltip="Photo, working and output sizes, the ensemble size, the post-processing "
+                                         "steps applied (grey_depth, unit_normals), and any warning."),
             ],
         )
 
@@ -91,7 +96,7 @@ class LumiXDecomposePhoto(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, vae, image, seed, steps, megapixels, seeds, upsample, sampler_name, scheduler,
                 max_output_megapixels) -> io.NodeOutput:
-        prepared = prepare_photos({"color": image}, megapixels, seeds, max_output_megapixels)
+        prepared = prepare_photos({"color": image}, megapixels, seeds, max_output_megapixels)   # seeds = ensemble_size
         info = describe(prepared, upsample)
         memory = fits(prepared.plan.working, model.model_dtype(), gpu_memory_bytes(model))
         info = f"{info}; {memory}" if memory else info

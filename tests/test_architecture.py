@@ -1,7 +1,7 @@
 """The package layout is the architecture: imports go down the layers and never in a cycle.
 
 Layers, bottom to top (docs/architecture.md):
-    0  errors                           the error types
+    0  errors, devices                  the error types; which devices lack float64
     1  modalities                       the five-map batch layout
     2  flux, intrinsics, image_io       the FLUX base; map math; files <-> tensors
     3  method, formats                  LumiX on top of FLUX (QBA, Tensor LoRA, sampling);
@@ -28,7 +28,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 ENGINE = ROOT / "lumix_engine"
 LAYERS = {
-    "errors": 0,
+    "errors": 0, "devices": 0,
     "modalities": 1,
     "flux": 2, "intrinsics": 2, "image_io": 2,
     "method": 3, "formats": 3,

@@ -62,6 +62,8 @@ def test_generate_then_decompose_write_maps_contact_sheet_and_settings(tiny_mode
                      *common]) == 0
     settings = json.loads((decomposed / "settings.json").read_text())
     assert settings["given"] == ["color", "depth"] and settings["guidance"] == 1.0 and settings["width"] == 32
+    assert settings["ensemble_size"] == 1 and settings["postprocess"] == ["unit_normals"]   # depth was given
+    assert "post-processing: unit_normals\n" in capsys.readouterr().out
     assert all((decomposed / f"{m}.png").is_file() for m in MAP_NAMES)
 
 
@@ -96,13 +98,39 @@ def test_decompose_a_portrait_photo_at_its_own_size_with_an_ensemble(tiny_model_
     Image.fromarray((np.random.default_rng(0).random((301, 187, 3)) * 255).astype(np.uint8)).save(photo)
     out = tmp_path / "out"
     with quiet_libraries():
-        assert main(["decompose", "--image", str(photo), "--out", str(out), "--megapixels", "0.0625", "--seeds",
+        assert main(["decompose", "--image", str(photo), "--out", str(out), "--megapixels", "0.0625", "--ensemble-size",
                      "2", "--config", str(tiny_model_config), "--device", "cpu", "--no-progress", "--steps", "2"]) == 0
+    printed = capsys.readouterr()
+    assert "post-processing: grey_depth, unit_normals\n" in printed.out and "deprecated" not in printed.err
     for name in (*MAP_NAMES, *(f"{m}_uncertainty" for m in MAP_NAMES if m != "color")):
         with Image.open(out / f"{name}.png") as written:
             assert written.size == (187, 301), name
     settings = json.loads((out / "settings.json").read_text())
-    assert settings["photo_size"] == [187, 301] and settings["seeds"] == 2 and settings["working_size"][0] % 16 == 0
+    assert settings["photo_size"] == [187, 301] and settings["working_size"][0] % 16 == 0
+    assert settings["ensemble_size"] == 2 and "seeds" not in settings
+
+
+def test_seeds_still_works_as_a_deprecated_alias_and_postprocess_is_checked_first(tiny_model_config, tmp_path,
+                                                                                    capsys):
+    from PIL import Image
+    photo = tmp_path / "photo.png"
+    Image.fromarray((np.random.default_rng(1).random((32, 48, 3)) * 255).astype(np.uint8)).save(photo)
+    common = ["--image", str(photo), "--config", str(tiny_model_config), "--device", "cpu", "--no-progress",
+              "--steps", "1", "--width", "48", "--height", "32"]
+    with quiet_libraries():
+        assert main(["decompose", "--out", str(tmp_path / "old"), "--seeds", "2", *common]) == 0
+        printed = capsys.readouterr()
+        assert "warning: --seeds is deprecated; use --ensemble-size" in printed.err
+        assert json.loads((tmp_path / "old" / "settings.json").read_text())["ensemble_size"] == 2
+        assert (tmp_path / "old" / "depth_uncertainty.png").is_file()
+        assert main(["decompose", "--out", str(tmp_path / "raw"), "--numerics", "authors", *common]) == 0
+        assert "post-processing: none (maps as decoded)" in capsys.readouterr().out
+        assert json.loads((tmp_path / "raw" / "settings.json").read_text())["postprocess"] == []
+    for bad, message in ((["--seeds", "2", "--ensemble-size", "3"], "old name of --ensemble-size"),
+                         (["--postprocess", "grey"], "unknown")):
+        assert main(["decompose", "--out", str(tmp_path / "bad"), *bad, *common]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
 
 
 def test_bad_photos_fail_before_loading_models_and_write_nothing(tiny_model_config, tmp_path, capsys):

@@ -75,6 +75,15 @@ def test_given_color_is_kept_and_one_run_has_no_spread(runs):
     assert torch.allclose(combined["albedo"], single["albedo"], atol=1e-12)
 
 
+def test_an_ensemble_of_one_returns_the_maps_as_decoded(runs):
+    """One run per scene is no ensemble: the very tensors come back (no linear-light round
+    trip, no greying, no renormalisation), with zero uncertainty."""
+    single = {name: images[:2] for name, images in runs.items()}
+    combined, spread = combine_ensemble(single, 1)
+    assert all(combined[name] is single[name] for name in single)
+    assert all(spread[name].shape == single[name].shape and not spread[name].any() for name in single)
+
+
 def test_scenes_are_grouped_scene_major(runs):
     two = {name: torch.cat([images, images.flip(0)]) for name, images in runs.items()}
     combined, spread = combine_ensemble(two, RUNS)

@@ -26,7 +26,7 @@ def need_gb(width: int, height: int, dtype: str, resident: bool = True) -> float
 
 
 def test_the_table_is_the_benchmarks_output():
-    from benchmarks.memory_simulation import engine_table
+    from evaluation.memory_sim import engine_table
     record = json.loads(RESULTS.read_text())
     assert engine_table(record["rows"], record["comfyui_estimates"]) == memory_table()
     assert record["shape"]["depth"] == 19 and record["shape"]["depth_single_blocks"] == 38

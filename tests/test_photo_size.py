@@ -171,7 +171,7 @@ def _prepare(tmp_path, array, name="photo.png", **kwargs):
                                         ((120, 90), "grey"), ((90, 120, 4), "rgba")])
 def test_any_photo_round_trips_to_its_own_size(tmp_path, shape, mode):
     rng = np.random.default_rng(0)
-    prepared = _prepare(tmp_path, rng.integers(0, 255, shape, dtype=np.uint8), megapixels=0.0625, runs=2)
+    prepared = _prepare(tmp_path, rng.integers(0, 255, shape, dtype=np.uint8), megapixels=0.0625, ensemble_size=2)
     height, width = shape[:2]
     work_w, work_h = prepared.plan.working
     assert prepared.working["color"].shape == (2, work_h, work_w, 3) and work_w % 16 == 0 == work_h % 16
@@ -209,8 +209,11 @@ def test_bad_photos_get_clear_messages(tmp_path):
         prepare_photos({"color": bad})
     with pytest.raises(InputError, match="crop or pad"):
         prepare_photos({"color": torch.rand(1, 1, 900, 3)})
-    with pytest.raises(InputError, match="seeds"):
-        prepare_photos({"color": torch.rand(1, 64, 64, 3)}, runs=0)
+    for size in (0, 17, 2.0, True):
+        with pytest.raises(InputError, match="ensemble_size"):
+            prepare_photos({"color": torch.rand(1, 64, 64, 3)}, ensemble_size=size)
+    with pytest.raises(InputError, match=r"\['grey'\] unknown.*grey_depth, unit_normals.*'none'"):
+        prepare_photos({"color": torch.rand(1, 64, 64, 3)}, postprocess="grey,unit_normals")
 
 
 def test_a_photo_above_the_output_cap_comes_back_downscaled_with_a_logged_warning(caplog):

@@ -14,6 +14,7 @@ from lumix_engine.apps.loading import (
     quiet_libraries,
 )
 from lumix_engine.apps.pipeline import LumiXPipeline, progress_bar
+from lumix_engine.errors import InputError
 from lumix_engine.method.patch import block_patches
 from lumix_engine.method.sampling import NEGATIVE_PROMPT
 from lumix_engine.modalities import MAP_NAMES
@@ -170,7 +171,8 @@ def test_callback_sees_every_step(pipe):
 def test_a_photo_of_any_size_comes_back_at_its_size_recomposed_exactly(pipe, width, height):
     from lumix_engine.intrinsics import recompose
     photo = torch.rand(1, height, width, 3, generator=torch.Generator().manual_seed(8))
-    maps = pipe.decompose(photo, steps=2, megapixels=0.0625, seeds=2)
+    maps = pipe.decompose(photo, steps=2, megapixels=0.0625, ensemble_size=2)
+    assert maps.settings["ensemble_size"] == 2 and maps.settings["postprocess"] == ["grey_depth", "unit_normals"]
     work_w, work_h = maps.settings["working_size"]
     assert work_w % 16 == 0 == work_h % 16 and maps.settings["output_size"] == [width, height]
     assert maps.latents.shape == (2 * 5, 16, work_h // 8, work_w // 8)   # 2 runs = 2 scenes
@@ -190,3 +192,30 @@ def test_a_disabled_progress_bar_is_a_silent_tqdm(capsys, total, enabled):
     bar.set_postfix(failed=0, refresh=False)
     bar.close()
     assert bar.disable and capsys.readouterr().err == ""
+
+
+def test_seeds_is_a_deprecated_name_of_ensemble_size(pipe):
+    photo = torch.rand(1, 32, 32, 3, generator=torch.Generator().manual_seed(9))
+    small = dict(steps=1, width=32, height=32)
+    with pytest.warns(DeprecationWarning, match="ensemble_size"):
+        old = pipe.decompose(photo, seeds=2, **small)
+    new = pipe.decompose(photo, ensemble_size=2, **small)
+    assert old.settings == new.settings and all(torch.equal(old.as_dict()[n], new.as_dict()[n]) for n in MAP_NAMES)
+    with pytest.raises(InputError, match="seeds is the old name of ensemble_size"):
+        pipe.decompose(photo, seeds=2, ensemble_size=3, **small)
+
+
+def test_postprocess_follows_the_numerics_unless_given(pipe):
+    photo = torch.rand(1, 32, 32, 3, generator=torch.Generator().manual_seed(10))
+    small = dict(steps=1, width=32, height=32)
+    engine = pipe.decompose(photo, **small)
+    raw = pipe.decompose(photo, postprocess="none", **small)
+    assert engine.settings["postprocess"] == ["grey_depth", "unit_normals"] and raw.settings["postprocess"] == []
+    assert torch.equal(engine.latents, raw.latents) and torch.equal(engine.albedo, raw.albedo)
+    assert not torch.equal(raw.depth[..., 0], raw.depth[..., 1])   # as decoded: channels differ
+    assert torch.equal(engine.depth[..., 0], engine.depth[..., 1])
+    # As decoded = the pipeline's own decoding of the returned latents.
+    decoded = pipe.decode_latents(raw.latents)
+    for k, name in enumerate(MAP_NAMES):
+        if name != "color":
+            assert torch.equal(raw.as_dict()[name], decoded[k:k + 1]), name

@@ -22,6 +22,7 @@ from ..errors import LumiXError
 from ..formats.mesh import DEFAULT_FOV
 from ..image_io import MAX_IMAGE_PIXELS, load_image
 from ..intrinsics.depth import DEPTH_RANGE
+from ..intrinsics.postprocess import STEPS, check_steps, describe_steps
 from ..intrinsics.upsample import METHODS
 from ..method.resolution import DEFAULT_MEGAPIXELS, MAX_MEGAPIXELS, MAX_OUTPUT_MEGAPIXELS, MIN_MEGAPIXELS
 from ..method.sampling import DECOMPOSITION, TEXT_TO_MAPS
@@ -134,9 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"working area in megapixels, aspect kept, sides multiples of 16 (default "
                             f"{DEFAULT_MEGAPIXELS:.2f} = the published 1536x1152; {MIN_MEGAPIXELS} to {MAX_MEGAPIXELS}); "
                             f"the maps come back at the image's own size. --width/--height fix the size instead")
-    photo.add_argument("--seeds", type=int, default=1,
+    photo.add_argument("--ensemble-size", dest="ensemble_size", type=int, default=1,
                        help="ensemble: N runs (one noise each, from --seed) combined per map, plus "
-                            "NAME_uncertainty.png files (default 1: no ensemble)")
+                            "NAME_uncertainty.png files (default 1: no ensemble; formerly --seeds)")
+    photo.add_argument("--seeds", type=int, help=argparse.SUPPRESS)   # deprecated name of --ensemble-size
+    photo.add_argument("--postprocess", help=f"post-processing of the decoded maps: comma-separated steps "
+                                             f"({', '.join(STEPS)}) or 'none' (default: both with --numerics "
+                                             f"engine, none with --numerics authors, whose single run is then "
+                                             f"the authors' maps exactly)")
     photo.add_argument("--upsample", choices=METHODS, default="guided",
                        help="working size -> image size: guided (edge-aware, albedo x irradiance = the image "
                             "exactly; default) or bilinear")
@@ -260,18 +266,25 @@ def run_decompose(args: argparse.Namespace) -> list[Path]:
             raise LumiXError(f"the {name} image {path} does not exist")
     if (args.width is None) != (args.height is None):
         raise LumiXError("give --width and --height together (a fixed size), or neither (the image's own size)")
+    ensemble_size = args.ensemble_size
+    if args.seeds is not None:
+        if ensemble_size not in (1, args.seeds):
+            raise LumiXError(f"--seeds is the old name of --ensemble-size; give --ensemble-size {ensemble_size} only")
+        print("warning: --seeds is deprecated; use --ensemble-size", file=sys.stderr)
+        ensemble_size = args.seeds
     # Read and check the images before loading any model: a bad photo fails in a second.
     images = {name: load_image(path, int(args.max_pixels)) for name, path in given.items()}
-    prepare_photos(images, args.megapixels, args.seeds, args.max_output_megapixels,
-                   None if args.width is None else (args.width, args.height))
+    prepare_photos(images, args.megapixels, ensemble_size, args.max_output_megapixels,
+                   None if args.width is None else (args.width, args.height), check_steps(args.postprocess, args.numerics))
     pipe = _pipeline(args)
-    maps = pipe.decompose(given=images, prompt=args.prompt, megapixels=args.megapixels, seeds=args.seeds,
+    maps = pipe.decompose(given=images, prompt=args.prompt, megapixels=args.megapixels, ensemble_size=ensemble_size,
                           upsample=args.upsample, max_output_megapixels=args.max_output_megapixels,
-                          **_sampling_kwargs(args))
+                          postprocess=args.postprocess, **_sampling_kwargs(args))
     for warning in maps.settings.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
+    print(describe_steps(maps.settings["postprocess"]))
     written = _write(maps, args, f"LumiX decomposition of {', '.join(given.values())}")
-    if args.seeds > 1:
+    if ensemble_size > 1:
         from ..image_io import write_maps
         written[-2:-2] = write_maps(maps.uncertainty, Path(args.out))
     return written

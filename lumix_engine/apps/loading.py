@@ -13,8 +13,6 @@ raises `MissingModelError` naming the file, where to put it and where to get it.
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Optional
@@ -196,25 +194,32 @@ def load_vae(files: ModelFiles, dtype: torch.dtype):
 
 def _load_text_encoder(model_class, files: ModelFiles, single: Optional[Path], subfolder: str, dtype: torch.dtype,
                        what: str):
-    """A transformers encoder from the folder, or from a single file next to the folder's config.
+    """A transformers encoder from the folder, or from a single file with the folder's config.
 
-    transformers loads a single file only from a folder holding config.json and
-    model.safetensors, so the file is linked into a temporary such folder; its own
-    from_pretrained then handles key prefixes, tied weights and meta-device loading.
+    transformers' from_pretrained takes the path of one weights file as well as a folder;
+    the config comes from the folder. So nothing is linked or copied (a symlink or hard link
+    fails on Windows without developer mode, or when the model sits on another drive), and
+    from_pretrained still handles key prefixes, tied weights and lazy, memory-mapped loading.
     """
     if single is None:
         model, info = model_class.from_pretrained(files.flux_dir, subfolder=subfolder, output_loading_info=True,
                                                   **_dtype_kwargs(dtype))
         _check_loading_info(info, what, files.flux_dir / subfolder)
         return model
-    with tempfile.TemporaryDirectory(prefix="lumix_") as staging:
-        staging = Path(staging)
-        (staging / "config.json").write_bytes((files.flux_dir / subfolder / "config.json").read_bytes())
+    config = model_class.config_class.from_pretrained(files.flux_dir, subfolder=subfolder, local_files_only=True)
+    source: Optional[str] = str(single.resolve())
+    extra: dict[str, Any] = {}
+    if not single.name.endswith(".safetensors"):
+        # transformers tells the format by the name and would unpickle anything else (e.g.
+        # ComfyUI's .sft files), so such a file is read here, as safetensors or not at all.
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
         try:
-            os.symlink(single.resolve(), staging / "model.safetensors")
-        except OSError:  # no symlinks (Windows without developer mode): a hard link, same volume only
-            os.link(single.resolve(), staging / "model.safetensors")
-        model, info = model_class.from_pretrained(staging, output_loading_info=True, **_dtype_kwargs(dtype))
+            source, extra = None, {"state_dict": load_file(str(single))}
+        except SafetensorError as exc:
+            raise LumiXError(f"{single} is not a safetensors file ({exc}); give {what} as .safetensors") from None
+    model, info = model_class.from_pretrained(source, config=config, output_loading_info=True, **extra,
+                                              **_dtype_kwargs(dtype))
     _check_loading_info(info, what, single)
     return model
 

@@ -3,38 +3,44 @@ standalone pipeline, the command line and the ComfyUI node (which only sample in
 
 1. `prepare_photos`: read and check the photo(s) (finite values, size, aspect), plan the
    working size (`method.resolution`), resize to it; every run of an ensemble is one more
-   scene with the same photo.
+   scene with the same photo (`ensemble_size` runs per photo). The post-processing steps
+   are checked here too, before any model runs.
 2. the caller samples and decodes the maps at the working size;
-3. `finish_photos`: combine the runs of each photo (`intrinsics.ensemble`) and bring maps
-   and uncertainties to the output size (`intrinsics.upsample`, guided by the photo).
+3. `finish_photos`: combine the runs of each photo (`intrinsics.ensemble`; one run is
+   returned as decoded), apply the named post-processing steps (`intrinsics.postprocess`:
+   the one place they run) and bring maps and uncertainties to the output size
+   (`intrinsics.upsample`, guided by the photo).
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Iterable, Mapping, Optional, Union
 
 import torch
 
 from ..errors import InputError
 from ..image_io import ImageLike, load_image, resize_images
 from ..intrinsics.ensemble import UNCERTAINTY_SUFFIX, combine_ensemble
+from ..intrinsics.postprocess import ENGINE_STEPS, apply_steps, check_steps, describe_steps, steps_for
 from ..intrinsics.upsample import METHODS, Method, upsample_map, upsample_maps
 from ..method.resolution import DEFAULT_MEGAPIXELS, MAX_OUTPUT_MEGAPIXELS, PhotoPlan, plan_photo
-from ..modalities import map_index
+from ..modalities import MAP_NAMES, map_index
 
 log = logging.getLogger(__name__)
-MAX_RUNS = 16
+MAX_ENSEMBLE_SIZE = 16
 
 
 @dataclass
 class PreparedPhotos:
     """`given` {map: images at the output size [B, H, W, 3]}; `working` {map: the same at the
-    working size, each photo repeated `runs` times, scene-major [B * runs, h, w, 3]}."""
+    working size, each photo repeated `ensemble_size` times, scene-major [B * ensemble_size,
+    h, w, 3]}; `postprocess` the post-processing steps `finish_photos` applies."""
     given: dict[str, torch.Tensor]
     working: dict[str, torch.Tensor]
     plan: PhotoPlan
-    runs: int
+    ensemble_size: int
+    postprocess: tuple[str, ...] = ENGINE_STEPS
 
     @property
     def photos(self) -> int:
@@ -42,26 +48,32 @@ class PreparedPhotos:
 
     @property
     def scenes(self) -> int:
-        return self.photos * self.runs
+        return self.photos * self.ensemble_size
 
 
-def check_runs(runs: int) -> int:
-    if not isinstance(runs, int) or not 1 <= runs <= MAX_RUNS:
-        raise InputError(f"seeds (ensemble runs) must be an integer from 1 to {MAX_RUNS}, got {runs!r}; 1 = no "
-                         f"ensemble, Marigold's default is 10")
-    return runs
+def check_ensemble_size(ensemble_size: int) -> int:
+    if isinstance(ensemble_size, bool) or not isinstance(ensemble_size, int) \
+            or not 1 <= ensemble_size <= MAX_ENSEMBLE_SIZE:
+        raise InputError(f"ensemble_size (runs per photo) must be an integer from 1 to {MAX_ENSEMBLE_SIZE}, got "
+                         f"{ensemble_size!r}; 1 = no ensemble, Marigold's default is 10")
+    return ensemble_size
 
 
-def prepare_photos(given: Mapping[str, ImageLike], megapixels: float = DEFAULT_MEGAPIXELS, runs: int = 1,
+def prepare_photos(given: Mapping[str, ImageLike], megapixels: float = DEFAULT_MEGAPIXELS, ensemble_size: int = 1,
                    max_output_megapixels: float = MAX_OUTPUT_MEGAPIXELS,
-                   size: Optional[tuple[int, int]] = None) -> PreparedPhotos:
+                   size: Optional[tuple[int, int]] = None,
+                   postprocess: Union[Iterable[str], str, None] = ENGINE_STEPS) -> PreparedPhotos:
     """Load the given map(s) (a photo as "color", or others), plan and resize (module docstring).
 
     `size` (width, height): work at exactly that size and return the maps at it too (the
-    photo is resized to it, as a fixed-size sampler does), instead of the photo's own size."""
+    photo is resized to it, as a fixed-size sampler does), instead of the photo's own size.
+    `postprocess`: step names of `intrinsics.postprocess`, a comma-separated string of
+    them or "none" (the maps as decoded, as with the authors' numerics); None or left out:
+    the engine's steps. Callers with a numerics mode pass `default_steps(numerics)`."""
     if not given:
         raise InputError("decomposition needs at least one given map (a photo as 'color')")
-    runs = check_runs(runs)
+    ensemble_size = check_ensemble_size(ensemble_size)
+    postprocess = steps_for(check_steps(postprocess), (name for name in MAP_NAMES if name not in given))
     images = {name: load_image(value) for name, value in given.items()}
     for name in images:
         map_index(name)
@@ -76,23 +88,28 @@ def prepare_photos(given: Mapping[str, ImageLike], megapixels: float = DEFAULT_M
     for warning in plan.warnings:
         log.warning(warning)
     output = {name: resize_images(image, *plan.output) for name, image in images.items()}
-    working = {name: resize_images(image, *plan.working).repeat_interleave(runs, 0) for name, image in images.items()}
-    return PreparedPhotos(output, working, plan, runs)
+    working = {name: resize_images(image, *plan.working).repeat_interleave(ensemble_size, 0)
+               for name, image in images.items()}
+    return PreparedPhotos(output, working, plan, ensemble_size, postprocess)
 
 
 def finish_photos(decoded: Mapping[str, torch.Tensor], prepared: PreparedPhotos, method: Method = "guided"
                   ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Decoded maps at the working size {name: [B * runs, h, w, 3]} -> ({name: [B, H, W, 3]}
-    at the output size; {name: uncertainty [B, H, W, 3]} for the maps that were not given).
+    """Decoded maps at the working size {name: [B * ensemble_size, h, w, 3]} -> ({name:
+    [B, H, W, 3]} at the output size; {name: uncertainty [B, H, W, 3]} for the maps that were
+    not given).
 
-    Given maps come back as given. With the photo given as color, albedo x irradiance
-    recomposes it exactly; otherwise the first given map guides the upsampling."""
+    One run per photo comes back as decoded except for `prepared.postprocess`; an ensemble
+    is combined per map first. Given maps come back as given. With the photo given as
+    color, albedo x irradiance recomposes it exactly; otherwise the first given map guides
+    the upsampling."""
     if method not in METHODS:
         raise InputError(f"upsample {method!r} is unknown; use one of {', '.join(METHODS)}")
-    combined, spread = combine_ensemble(dict(decoded), prepared.runs)
+    combined, spread = combine_ensemble(dict(decoded), prepared.ensemble_size)
     guide_name = "color" if "color" in prepared.given else next(iter(prepared.given))
     guide = prepared.given[guide_name]
-    free = {name: image for name, image in combined.items() if name not in prepared.given}
+    free = apply_steps({name: image for name, image in combined.items() if name not in prepared.given},
+                       prepared.postprocess)
     if prepared.plan.working != prepared.plan.output:
         free = upsample_maps(free, guide, method, recompose=guide_name == "color")
     height, width = guide.shape[1:3]
@@ -110,6 +127,7 @@ def describe(prepared: PreparedPhotos, method: Optional[str] = None) -> str:
             f"({plan.megapixels:.2f} MP budget) -> maps {plan.output[0]}x{plan.output[1]}")
     if method:
         text += f", {method} upsampling"
-    if prepared.runs > 1:
-        text += f", ensemble of {prepared.runs} runs per photo"
+    if prepared.ensemble_size > 1:
+        text += f", ensemble_size {prepared.ensemble_size} (runs per photo, combined per map)"
+    text += f", {describe_steps(prepared.postprocess)}"
     return "; ".join([text, *plan.warnings])

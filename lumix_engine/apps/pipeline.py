@@ -13,6 +13,7 @@ settings), so the ComfyUI nodes and this pipeline integrate the same equations.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
@@ -24,6 +25,7 @@ from ..flux.velocity import diffusers_flux_velocity
 from ..formats.exr import write_maps_exr
 from ..image_io import ImageLike, write_maps
 from ..intrinsics.depth import DEPTH_RANGE
+from ..intrinsics.postprocess import check_steps
 from ..method.adapters import LumiXAdapters
 from ..method.checkpoint import load_adapters
 from ..method.patch import patch_diffusers
@@ -57,8 +59,9 @@ class LumiXMaps:
     albedo, irradiance and color are sRGB-encoded images, depth is near-white disparity,
     normal is an OpenGL-encoded normal image (conventions: `lumix_engine.intrinsics`).
     `latents` holds the final FLUX latents [5 * scenes, 16, H/8, W/8], scene-major in map
-    order; `settings` everything needed to run it again. `uncertainty` (decompose):
-    `{name}_uncertainty` grey images, the spread of an ensemble's runs (zero for one run).
+    order; `settings` everything needed to run it again (decompose: with the post-processing
+    steps applied, `settings["postprocess"]`). `uncertainty` (decompose): `{name}_uncertainty`
+    grey images, the spread of an ensemble's runs (zero for one run).
     """
     albedo: torch.Tensor
     irradiance: torch.Tensor
@@ -122,7 +125,8 @@ class LumiXPipeline:
       to it too), the schedule in float32, the VAE in float32, T5 padded to 512 tokens.
       Use it to compare outputs with theirs seed for seed. (Their decomposition samples the
       VAE posterior with an unseeded generator, which no seed reproduces; both modes use
-      the posterior mode.)
+      the posterior mode.) `decompose` then applies no post-processing by default, so one
+      run returns the maps as decoded, as their decomposition script does.
     """
 
     def __init__(self, transformer: torch.nn.Module, vae: torch.nn.Module, text_encoder: torch.nn.Module,
@@ -357,8 +361,9 @@ class LumiXPipeline:
                   steps: Optional[int] = None, cfg: Optional[float] = None, guidance: Optional[float] = None,
                   width: Optional[int] = None, height: Optional[int] = None, negative_prompt: Optional[str] = None,
                   token_count: Optional[str] = None, callback: Optional[StepCallback] = None,
-                  megapixels: Optional[float] = None, seeds: int = 1, upsample: str = "guided",
-                  max_output_megapixels: float = MAX_OUTPUT_MEGAPIXELS) -> LumiXMaps:
+                  megapixels: Optional[float] = None, ensemble_size: int = 1, upsample: str = "guided",
+                  max_output_megapixels: float = MAX_OUTPUT_MEGAPIXELS,
+                  postprocess: Union[Sequence[str], str, None] = None, *, seeds: Optional[int] = None) -> LumiXMaps:
         """Image(s) of any size -> the other maps at the image's own size as the authors decompose: given maps held at t = 0.
 
         `given` names the map that `image` is (default "color": decompose a photo), or maps
@@ -376,8 +381,16 @@ class LumiXPipeline:
         a warning in the log and in settings["warnings"]. width and height together fix
         the working and output size instead (the image is resized to it).
 
-        seeds: N > 1 runs an ensemble, N scenes per image from one noise draw each, combined
-        per map (`intrinsics.ensemble`); `uncertainty` holds the spread per map.
+        ensemble_size: N > 1 runs an ensemble, N scenes per image from one noise draw each,
+        combined per map (`intrinsics.ensemble`); `uncertainty` holds the spread per map.
+        (`seeds=N` is the deprecated name of `ensemble_size=N`.)
+
+        postprocess: the named steps of `intrinsics.postprocess` applied to the maps that were
+        not given (a list of names, a comma-separated string, or "none"). Left out: the
+        numerics mode's default, ("grey_depth", "unit_normals") with numerics="engine" and
+        none with numerics="authors", so that one run then returns the maps exactly as
+        decoded, as the authors' decomposition script does. The steps applied are in
+        settings["postprocess"].
 
         `seed` is one seed for the batch, or one per image (each image then gets the noise a
         one-image run with its seed draws; an ensemble's runs of that image use seed, seed + 1, ...).
@@ -395,8 +408,15 @@ class LumiXPipeline:
             images = {names[0]: image}
         if (width is None) != (height is None):
             raise InputError("give width and height together (a fixed size), or neither (the image's own size)")
-        prepared = prepare_photos(images, DEFAULT_MEGAPIXELS if megapixels is None else megapixels, seeds,
-                                  max_output_megapixels, None if width is None else (width, height))
+        if seeds is not None:
+            if ensemble_size != 1 and ensemble_size != seeds:
+                raise InputError(f"ensemble_size={ensemble_size} and seeds={seeds} disagree; seeds is the old name "
+                                 f"of ensemble_size, give ensemble_size only")
+            warnings.warn("decompose(seeds=N) is deprecated; use ensemble_size=N", DeprecationWarning, stacklevel=2)
+            ensemble_size = seeds
+        prepared = prepare_photos(images, DEFAULT_MEGAPIXELS if megapixels is None else megapixels, ensemble_size,
+                                  max_output_megapixels, None if width is None else (width, height),
+                                  check_steps(postprocess, self.numerics))
         settings = self._settings(DECOMPOSITION, steps=steps, cfg=cfg, guidance=guidance, width=prepared.plan.working[0],
                                   height=prepared.plan.working[1], negative_prompt=negative_prompt,
                                   token_count=token_count)
@@ -404,17 +424,18 @@ class LumiXPipeline:
         if len(prompts) != prepared.photos:
             raise InputError(f"{len(prompts)} prompts for {prepared.photos} images; give one prompt, or one per image")
         # One VAE encoding per photo; its runs share it (they differ only by their noise).
-        latents = {name: self.encode_images(pictures[::prepared.runs]).repeat_interleave(prepared.runs, 0)
+        size = prepared.ensemble_size
+        latents = {name: self.encode_images(pictures[::size]).repeat_interleave(size, 0)
                    for name, pictures in prepared.working.items()}
-        runs = [p for p in prompts for _ in range(prepared.runs)]
+        runs = [p for p in prompts for _ in range(size)]
         if not isinstance(seed, int):
-            seed = [int(s) + k for s in seed for k in range(prepared.runs)]
+            seed = [int(s) + k for s in seed for k in range(size)]
         sampled = self._sample(runs, settings, seed, GivenMaps(latents), callback)
         decoded = split_maps(self.decode_latents(sampled))
         maps, uncertainty = finish_photos(decoded, prepared, upsample)
         record = self._record("decompose", settings, prompt=prompts, seed=seed if isinstance(seed, int) else list(seed), scenes=prepared.photos,
-                              given=sorted(latents, key=map_index), seeds=prepared.runs, upsample=upsample,
-                              **prepared.plan.as_dict())
+                              given=sorted(latents, key=map_index), ensemble_size=size, upsample=upsample,
+                              postprocess=list(prepared.postprocess), **prepared.plan.as_dict())
         return LumiXMaps(**{name: image.contiguous() for name, image in maps.items()}, settings=record,
                          latents=sampled.cpu(), uncertainty=uncertainty)
 

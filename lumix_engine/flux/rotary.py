@@ -10,6 +10,8 @@ from typing import Protocol
 
 import torch
 
+from ..devices import float64_device, to_device, to_float64
+
 
 class Rotary(Protocol):
     """Rotates q or k [b, H, n, Dh] whose tokens sit at `positions` of the joint sequence."""
@@ -49,12 +51,14 @@ def rope_frequencies(positions: torch.Tensor, dim: int, theta: float) -> torch.T
     """BFL rope table for one position axis: positions [..., n] -> [..., n, dim/2, 2, 2]."""
     if dim % 2:
         raise ValueError(f"rope axis dim must be even, got {dim}")
-    scale = torch.arange(0, dim, 2, dtype=torch.float64, device=positions.device) / dim
+    # Angles in float64 (as BFL and ComfyUI compute them), on the CPU for a device without
+    # float64 (MPS), so every device gets the same table.
+    scale = torch.arange(0, dim, 2, dtype=torch.float64, device=float64_device(positions.device)) / dim
     omega = 1.0 / (theta ** scale)
-    angles = positions.to(torch.float64)[..., None] * omega
+    angles = to_float64(positions)[..., None] * omega
     cos, sin = torch.cos(angles), torch.sin(angles)
     table = torch.stack([cos, -sin, sin, cos], dim=-1)
-    return table.reshape(*table.shape[:-1], 2, 2).float()
+    return to_device(table.reshape(*table.shape[:-1], 2, 2).float(), positions.device)
 
 
 def bfl_pe(ids: torch.Tensor, axes_dim: list[int] | tuple[int, ...], theta: float = 10000) -> torch.Tensor:

@@ -26,6 +26,7 @@ from typing import Mapping, Union
 import numpy as np
 import torch
 
+from ..devices import to_float64
 from ..errors import InputError
 from ..image_io import atomic_path
 from ..intrinsics.checks import as_depth, as_image
@@ -54,14 +55,14 @@ def map_channels(name: str, images: torch.Tensor, *, depth_range: float = DEPTH_
     """
     if name in LINEAR_MAPS or name == "linear":
         values = as_image(images, name)
-        linear = values if name == "linear" else srgb_to_linear(values.double())
+        linear = values if name == "linear" else srgb_to_linear(to_float64(values, "cpu"))
         return [{c: _numpy(image[..., k]) for k, c in enumerate("RGB")} for image in linear]
     if name == "depth":
         disparity = check_disparity(as_depth(images, "depth"), "depth")
-        depth = distance_from_disparity(disparity.double(), depth_range)
+        depth = distance_from_disparity(to_float64(disparity, "cpu"), depth_range)
         return [{"Z": _numpy(z), "disparity": _numpy(d)} for z, d in zip(depth, disparity)]
     if name == "normal":
-        unit = unit_normals(images.double() if images.is_floating_point() else images, "normal")
+        unit = unit_normals(to_float64(images, "cpu") if images.is_floating_point() else images, "normal")
         return [{c: _numpy(n[..., k]) for k, c in enumerate(CHANNELS["normal"])} for n in unit]
     raise InputError(f"no EXR layout for map {name!r}; use one of {', '.join([*CHANNELS, 'linear'])}.")
 

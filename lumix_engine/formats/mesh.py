@@ -44,6 +44,7 @@ from typing import Union
 import numpy as np
 import torch
 
+from ..devices import to_float64
 from ..errors import InputError
 from ..image_io import atomic_path, to_pil
 from ..intrinsics.checks import as_depth, as_image, same_size
@@ -110,8 +111,8 @@ def depth_mesh(depth: torch.Tensor, normal: torch.Tensor, *, fov: float = DEFAUL
                          f"once per image.")
     height, width = disparity.shape[1:]
     rows, cols = grid_size(height, width, max_side)
-    z = _nearest(distance_from_disparity(disparity.double(), depth_range)[0], rows, cols)
-    unit = unit_normals(_nearest(normal[0].double(), rows, cols)[None], "normal")[0]
+    z = _nearest(distance_from_disparity(to_float64(disparity, "cpu"), depth_range)[0], rows, cols)
+    unit = unit_normals(_nearest(to_float64(normal[0], "cpu"), rows, cols)[None], "normal")[0]
 
     focal = (height / 2) / math.tan(math.radians(fov) / 2)
     x_pixel = (torch.arange(cols, dtype=torch.float64) + 0.5) * width / cols           # pixel units
@@ -195,7 +196,7 @@ def tangent_space_normals(normal: torch.Tensor, mesh: DepthMesh) -> torch.Tensor
     normalize([T B N]^-1 * n): the viewer's product gives back the LumiX normal n, up to 8-bit
     rounding, wherever the texel falls."""
     height, width = normal.shape[1:3]
-    unit = unit_normals(normal.double(), "normal")[0]
+    unit = unit_normals(to_float64(normal, "cpu"), "normal")[0]
     index, weights = _texel_barycentrics(height, width, *mesh.grid)
     normals = torch.from_numpy(mesh.normals).double()
     tangents = torch.from_numpy(vertex_tangents(mesh.normals)).double()

@@ -13,10 +13,12 @@ CVPR 2024, sec. 3.4), each map combined the way its values mean:
   between each run and the result, in degrees / 90 (so 1 = a right angle);
 - color (given, identical in every run): the first run.
 Standard deviations use N in the denominator (the spread of these N runs). Uncertainty maps
-are grey images [.., H, W, 3] clipped to [0, 1]; with one run they are zero.
+are grey images [.., H, W, 3] clipped to [0, 1]. An ensemble of one run is no ensemble:
+`combine_ensemble` returns its maps unchanged, as decoded, with zero uncertainty (the
+named post-processing steps of `intrinsics.postprocess` are separate from the combination).
 
-Runs are grouped scene-major: entries k * runs ... (k + 1) * runs - 1 of a batch are the
-runs of scene k (how the pipeline and the node batch N seeds as scenes).
+Runs are grouped scene-major: entries k * N ... (k + 1) * N - 1 of a batch are the N runs of
+scene k (how the pipeline and the node batch an ensemble of size N as scenes).
 """
 from __future__ import annotations
 
@@ -93,15 +95,20 @@ def combine_runs(maps: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor]
     return combined, uncertainty
 
 
-def combine_ensemble(maps: dict[str, torch.Tensor], runs: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """{name: [S * runs, H, W, 3]}, scene-major -> ({name: [S, H, W, 3]}, {name: uncertainty [S, H, W, 3]})."""
-    if runs < 1:
-        raise InputError(f"an ensemble needs at least 1 run, got {runs}")
+def combine_ensemble(maps: dict[str, torch.Tensor], ensemble_size: int
+                     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """{name: [S * ensemble_size, H, W, 3]}, scene-major -> ({name: [S, H, W, 3]}, {name:
+    uncertainty [S, H, W, 3]}). An ensemble of 1 is no ensemble: the maps come back
+    unchanged (the same tensors), with zero uncertainty."""
+    if ensemble_size < 1:
+        raise InputError(f"an ensemble needs at least 1 run, got {ensemble_size}")
     batch = next(iter(maps.values())).shape[0]
-    if batch % runs:
-        raise InputError(f"{batch} images are not a whole number of scenes of {runs} runs each")
-    per_scene = [combine_runs({name: images[k:k + runs] for name, images in maps.items()})
-                 for k in range(0, batch, runs)]
+    if batch % ensemble_size:
+        raise InputError(f"{batch} images are not a whole number of scenes of {ensemble_size} runs each")
+    if ensemble_size == 1:
+        return dict(maps), {name: torch.zeros_like(images) for name, images in maps.items()}
+    per_scene = [combine_runs({name: images[k:k + ensemble_size] for name, images in maps.items()})
+                 for k in range(0, batch, ensemble_size)]
     combined = {name: torch.cat([scene[0][name] for scene in per_scene]) for name in maps}
     uncertainty = {name: torch.cat([scene[1][name] for scene in per_scene]) for name in maps}
     return combined, uncertainty

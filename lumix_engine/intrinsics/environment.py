@@ -23,6 +23,7 @@ import math
 
 import torch
 
+from ..devices import to_device, to_float64
 from ..errors import InputError
 
 # Real SH basis constants, bands 0..2 (Ramamoorthi & Hanrahan eq. 3; x, y, z unit).
@@ -91,13 +92,16 @@ def sh9_coefficients(environment: torch.Tensor, rotation: float = 0.0) -> torch.
     environment = check_environment(environment)
     directions, solid_angle = environment_directions(*environment.shape[:2], rotation=rotation)
     weights = sh_basis(directions) * solid_angle[..., None]                          # [H, W, 9]
-    return torch.einsum("hwk,hwc->kc", weights, environment.double())
+    return torch.einsum("hwk,hwc->kc", weights, to_float64(environment, "cpu"))
 
 
 def sh9_irradiance(unit_normals: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
     """E(n) / pi = sum_lm A_l / pi L_lm Y_lm(n) for unit normals [..., 3] -> [..., 3], linear."""
     filtered = coefficients * coefficients.new_tensor([BAND_FILTER[b] for b in _BAND_OF])[:, None]
-    return sh_basis(unit_normals.to(coefficients.dtype)) @ filtered
+    # Per pixel, so on the normals' device; in float64 for float64 coefficients (on the CPU
+    # for a device without it, the result coming back in float32).
+    normals = to_float64(unit_normals) if filtered.dtype == torch.float64 else unit_normals.to(filtered.dtype)
+    return to_device(sh_basis(normals) @ filtered.to(normals.device), unit_normals.device)
 
 
 def procedural_sky(height: int = 32, sun_sharpness: float = 16.0, sun: tuple[float, float, float] = (0.5, 0.6, -0.62),

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..devices import to_float64
 from ..errors import InputError
 from .color_space import linear_to_srgb, srgb_to_linear
 from .conventions import Light, PinholeCamera
@@ -318,11 +319,11 @@ def environment_irradiance(normal: torch.Tensor, environment: torch.Tensor, rota
     scale conventions: `environment.py`.
     """
     from .environment import check_environment, environment_directions  # sibling, not a base
-    environment = check_environment(environment).double()
+    environment = to_float64(check_environment(environment), "cpu")
     directions, solid_angle = environment_directions(*environment.shape[:2], rotation=rotation)
     weighted = (environment * solid_angle[..., None]).reshape(-1, 3) / math.pi
     directions = directions.reshape(-1, 3)
-    flat = normal.reshape(-1, 3).double()
+    flat = to_float64(normal.reshape(-1, 3), "cpu")
     out = torch.empty_like(flat)
     for start in range(0, len(flat), chunk):
         cosine = (flat[start:start + chunk] @ directions.T).clamp_min(0)

@@ -27,6 +27,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from ..devices import to_float64
+
 BLOCK = 4
 CHANNELS = 16
 
@@ -74,7 +76,7 @@ class BlockPCACodec(nn.Module):
     @torch.no_grad()
     def fit(self, images: torch.Tensor) -> "BlockPCACodec":
         """Principal components of the 4x4 blocks of `images` [N, H, W, 3] (float64 SVD)."""
-        blocks = self._blocks(images).reshape(-1, 3 * self.block ** 2).double()
+        blocks = to_float64(self._blocks(images).reshape(-1, 3 * self.block ** 2))
         mean = blocks.mean(0)
         _, singular, vh = torch.linalg.svd(blocks - mean, full_matrices=False)
         basis = vh[: self.channels].T

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from ..devices import to_float64
 from ..intrinsics import coherence_report
 from ..intrinsics.color_space import srgb_to_linear
 from ..intrinsics.normals import decode_normals
@@ -33,10 +34,11 @@ def si_rmse(predicted: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
 def depth_absrel(predicted_image: torch.Tensor, metric_depth: torch.Tensor) -> torch.Tensor:
     """[B] AbsRel of a near-white disparity image [B, H, W, 3] after scale/shift alignment
     of its disparity to 1 / metric depth [B, H, W, 1]."""
-    disparity = predicted_image.mean(-1).flatten(1).double()
-    target = 1.0 / metric_depth[..., 0].flatten(1).double()
+    disparity = to_float64(predicted_image.mean(-1).flatten(1))
+    depths = to_float64(metric_depth[..., 0].flatten(1), disparity.device)
+    target = 1.0 / depths
     errors = []
-    for p, g, depth in zip(disparity, target, metric_depth[..., 0].flatten(1).double()):
+    for p, g, depth in zip(disparity, target, depths):
         design = torch.stack([p, torch.ones_like(p)], 1)
         solution = torch.linalg.lstsq(design, g[:, None]).solution[:, 0]
         aligned = (design @ solution).clamp_min(float(g.min()) * 0.5)   # no negative or zero disparity
