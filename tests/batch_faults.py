@@ -8,7 +8,7 @@ together), to test resuming. Modes:
 - exit-after: it dies just after the Nth write;
 - enospc: the Nth write fails with "No space left on device" after writing half its bytes.
 
-Only the two writing functions of lumix_engine.apps.batch are wrapped; everything else is
+Only the two writing functions of lumix_engine.apps.batch.manifest are wrapped; everything else is
 the real command.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 
 import torch
 
-from lumix_engine.apps import batch
+from lumix_engine.apps.batch import manifest
 from lumix_engine.apps.cli import main
 from lumix_engine.image_io import atomic_path
 
@@ -62,8 +62,8 @@ def install(mode: str, n: int) -> None:
             os._exit(KILLED)
         return write
 
-    batch.write_file = faulty(batch.write_file, half_file)
-    batch.append_line = faulty(batch.append_line, half_line)
+    manifest.write_file = faulty(manifest.write_file, half_file)
+    manifest.append_line = faulty(manifest.append_line, half_line)
 
 
 if __name__ == "__main__":

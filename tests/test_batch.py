@@ -274,8 +274,8 @@ def test_a_full_disk_stops_the_run_keeps_what_is_written_and_resumes(reference, 
     folder, expected = reference
     out = tmp_path / "maps"
     command = ["batch", str(folder), "--out", str(out), "--config", str(models), "--batch-size", "2", *FAST]
-    monkeypatch.setattr(batch, "write_file", batch.write_file)     # restored after the test
-    monkeypatch.setattr(batch, "append_line", batch.append_line)
+    monkeypatch.setattr(batch.manifest, "write_file", batch.manifest.write_file)     # restored after the test
+    monkeypatch.setattr(batch.manifest, "append_line", batch.manifest.append_line)
     batch_faults.install("enospc", 15)                             # a map file of the third photo
     with quiet_libraries():
         assert main(command) == EXIT_STOPPED
@@ -302,13 +302,35 @@ def test_a_second_run_on_the_same_output_folder_is_refused(tmp_path):
                             lambda: pytest.fail("no model may load"))
 
 
+def test_the_lock_holds_across_processes_and_needs_no_posix_call(tmp_path):
+    """Another process holding the output folder's lock refuses this run; the lock is
+    filelock's (Windows has no fcntl), and no batch module reaches for fcntl."""
+    out = tmp_path / "out"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from lumix_engine.apps.batch import exclusive\n"
+                               f"with exclusive(Path({str(out)!r})):\n    print('held', flush=True); time.sleep(60)"],
+                              cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(InputError, match="another batch run is writing to"):
+            with batch.exclusive(out):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with batch.exclusive(out):   # the lock goes with the process that held it
+        pass
+    sources = [p.read_text() for p in (REPO / "lumix_engine" / "apps" / "batch").glob("*.py")]
+    assert not any("import fcntl" in text for text in sources)
+
+
 def test_photos_are_batched_by_working_size_in_key_order(tmp_path, monkeypatch):
     """The batches depend only on the inputs and their working sizes (here a rule that sends
     portrait photos to 32 x 48), never on what is done."""
     folder = tmp_path / "in"
     for k, size in enumerate([(40, 56), (64, 40), (40, 56), (64, 40), (40, 56)]):   # (height, width)
         photo(folder / f"p{k}.png", k, size=size)
-    monkeypatch.setattr(batch, "working_size", lambda size, settings: (32, 32) if size[0] >= size[1] else (32, 48))
+    monkeypatch.setattr(batch.planner, "working_size", lambda size, settings: (32, 32) if size[0] >= size[1] else (32, 48))
     settings = BatchSettings(width=32, height=32, batch_size=2)
     plan = batch.plan_work(find_inputs(folder, tmp_path / "out"), Manifest(tmp_path / "none.jsonl"), settings,
                            "key", tmp_path / "out")

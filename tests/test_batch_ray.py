@@ -19,7 +19,7 @@ from tests.test_batch import photo_set, records, tree
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra (pip install ray); CI installs it")
 
-from lumix_engine.apps.batch_ray import ray_executor  # noqa: E402
+from lumix_engine.apps.batch.ray import ray_executor  # noqa: E402
 
 SETTINGS = BatchSettings(prompt="a red sphere", seed=3, steps=2, width=32, height=32, batch_size=2)
 THREADS = 1   # per pipeline, in both runs: BLAS rounding depends on the thread count

@@ -179,8 +179,7 @@ def run(inputs: batch.Inputs, out: Path, servers: Sequence[Server], workflow: di
         batch.remove_partials(out)
         manifest = batch.Manifest(out / batch.MANIFEST)
         manifest.repair()
-        todo = [item for item in inputs.items
-                if not batch.is_done(manifest.records.get(item.key), item, out, key, verify)]
+        _, todo, _ = batch.sort_done(inputs, manifest, key, out, verify)
         work: queue.Queue = queue.Queue()
         for item in todo:
             work.put(item)

@@ -2,7 +2,7 @@
 
 generate and decompose write the five maps (16-bit PNG, or float EXR with --format exr;
 a GLB mesh per scene with --mesh), a contact sheet and settings.json to --out and print
-what they wrote; batch decomposes a folder, glob or list file, resumably (see batch.py), in
+what they wrote; batch decomposes a folder, glob or list file, resumably (see apps/batch/), in
 one process or on Ray workers. Model paths come from flags, or from a JSON / TOML
 config file whose keys are the flag names (`lumix`, `flux_dir`, `transformer`, `vae`,
 `clip_l`, `t5xxl`, `models`; relative paths are relative to the file). Nothing is ever
@@ -286,7 +286,7 @@ def run_batch_command(args: argparse.Namespace) -> int:
     models = {key: str(Path(value).resolve()) for key, value in vars(files).items() if value is not None}
     models["dtype"] = args.dtype or "default"
     if args.ray:
-        from .batch_ray import ray_executor
+        from .batch.ray import ray_executor
         factory = ray_executor(files, settings, address=args.ray, workers=args.workers, device=args.device,
                                dtype=args.dtype, gpus_per_worker=args.gpus_per_worker,
                                cpus_per_worker=args.cpus_per_worker, threads=args.threads)

@@ -3,7 +3,7 @@
 Ray is an optional extra (`pip install ray`, or the pack's `[ray]` extra); nothing else in the
 engine imports it. The driver (the process that runs the command) plans the work, reads
 each photo and sends its bytes with the batch, and alone writes files and the manifest,
-exactly as a single process does (batch.py): so the resume rule, the manifest and the
+exactly as a single process does (run.py): so the resume rule, the manifest and the
 output bytes are the same, and workers need neither the input nor the output folder, only
 the model files at the same paths and this package importable.
 
@@ -19,11 +19,15 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-from ..errors import InputError
-from .batch import BatchSettings, BatchStopped, Decomposer, Executor, Job, Result, Unit
-from .loading import ModelFiles
+from ...errors import InputError
+from ..loading import ModelFiles
+from .manifest import BatchStopped
+from .planner import Unit
+from .run import Executor
+from .settings import BatchSettings
+from .worker import Decomposer, Job, Result
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]   # the folder that holds lumix_engine/
+PACKAGE_ROOT = Path(__file__).resolve().parents[3]   # the folder that holds lumix_engine/
 IN_FLIGHT_PER_WORKER = 2
 
 
@@ -32,8 +36,8 @@ class Worker:
 
     def __init__(self, files: ModelFiles, settings: BatchSettings, device: Optional[str], dtype: Optional[str],
                  threads: Optional[int]) -> None:
-        from .loading import quiet_libraries
-        from .pipeline import LumiXPipeline
+        from ..loading import quiet_libraries
+        from ..pipeline import LumiXPipeline
         with quiet_libraries():
             pipe = LumiXPipeline.from_files(files, device=device, dtype=dtype, progress=False)
         self.decomposer = Decomposer(pipe, settings, threads=threads)
