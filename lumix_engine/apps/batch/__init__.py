@@ -46,6 +46,7 @@ from .manifest import (
     failed_record,
     file_sha256,
     is_done,
+    read_source,
     record_done,
     remove_partials,
     write_file,
@@ -59,7 +60,7 @@ from .worker import Decomposer, Job, Result
 __all__ = [
     "IMAGE_EXTENSIONS", "LIST_EXTENSIONS", "Inputs", "Item", "find_inputs", "prompt_for",
     "LOCK", "MANIFEST", "BatchStopped", "Manifest", "append_line", "error_message", "exclusive", "failed_record",
-    "file_sha256", "is_done", "record_done", "remove_partials", "write_file",
+    "file_sha256", "is_done", "read_source", "record_done", "remove_partials", "write_file",
     "Plan", "Unit", "plan_work", "sort_done", "probe_file", "probe_size",
     "SUMMARY", "Executor", "Summary", "local_executor", "run_batch",
     "DEFAULT_MAX_PIXELS", "BatchSettings", "settings_key", "working_size",

@@ -82,6 +82,15 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def read_source(path: Path) -> tuple[bytes, dict[str, Any]]:
+    """A photo's bytes, read once, and the manifest's account of them: size and time as
+    found before reading (so that an edit during the run shows as a change on resume) and
+    the SHA-256 of exactly these bytes, the ones that are decomposed."""
+    size, mtime = _stat(path)
+    data = path.read_bytes()
+    return data, {"bytes": size, "mtime_ns": mtime, "sha256": hashlib.sha256(data).hexdigest()}
+
+
 def _stat(path: Path) -> tuple[int, int]:
     status = path.stat()
     return status.st_size, status.st_mtime_ns
@@ -142,9 +151,10 @@ def failed_record(item: Item, error: str, worker: str = "") -> dict[str, Any]:
 
 
 def record_done(item: Item, files: dict[str, bytes], out: Path, manifest: Manifest, settings: dict[str, Any],
-                key: str, **fields: Any) -> dict[str, Any]:
+                key: str, source: dict[str, Any], **fields: Any) -> dict[str, Any]:
     """Write a photo's files as `<folder>/<name>.png`, then append the record that vouches
-    for them (source and output sizes, times and hashes, the settings and their key)."""
+    for them (the source as it was read (`read_source`), output sizes, times and hashes, the
+    settings and their key)."""
     started = time.perf_counter()
     outputs = {}
     for name, data in files.items():
@@ -156,10 +166,9 @@ def record_done(item: Item, files: dict[str, bytes], out: Path, manifest: Manife
             raise BatchStopped(write_failure(out / relative, exc)) from exc
         outputs[name] = {"path": relative, "bytes": written, "mtime_ns": mtime,
                          "sha256": hashlib.sha256(data).hexdigest()}
-    source_bytes, source_mtime = _stat(item.source)
     timings = {**fields.pop("timings", {}), "write_s": time.perf_counter() - started}
     entry = {"key": item.key, "path": str(item.source), "status": "done",
-             "source": {"bytes": source_bytes, "mtime_ns": source_mtime, "sha256": file_sha256(item.source)},
+             "source": source,
              **fields, "settings": settings, "settings_key": key, "outputs": outputs, "timings": timings,
              "finished_at": time.time()}
     try:

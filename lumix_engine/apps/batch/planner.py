@@ -56,15 +56,14 @@ def plan_work(inputs: Inputs, manifest: Manifest, settings: BatchSettings, key: 
     done_keys = {item.key for item in done}
     failed, sized = {}, []
     for item in inputs.items:
-        if item.key in done_keys:
-            sized.append((item, tuple(manifest.records[item.key]["working_size"])))
-            continue
-        try:
-            size = probe_file(item.source, settings.max_pixels)
+        try:   # done photos too: the batches never depend on what is done
+            size = working_size(probe_file(item.source, settings.max_pixels), settings)
         except (OSError, InputError) as exc:
+            if item.key in done_keys:
+                continue
             failed[item.key] = failed_record(item, error_message(exc))
             continue
-        sized.append((item, working_size(size, settings)))
+        sized.append((item, size))
     units: dict[tuple[int, int], list[list[Item]]] = {}
     for item, size in sized:
         groups = units.setdefault(size, [[]])

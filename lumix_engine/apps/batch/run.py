@@ -17,6 +17,7 @@ from .manifest import (
     error_message,
     exclusive,
     failed_record,
+    read_source,
     record_done,
     remove_partials,
     write_failure,
@@ -39,17 +40,20 @@ def local_executor(decomposer: Decomposer) -> Executor:
     return execute
 
 
-def _jobs(units: Sequence[Unit], settings: BatchSettings,
-          on_failed: Callable[[Item, str], None]) -> Iterator[tuple[Unit, list[Job]]]:
+def _jobs(units: Sequence[Unit], settings: BatchSettings, on_failed: Callable[[Item, str], None],
+          sources: dict[str, dict[str, Any]]) -> Iterator[tuple[Unit, list[Job]]]:
+    """Each photo's bytes, read once: the worker decodes exactly these bytes, and `sources`
+    keeps their account (`read_source`) for the record."""
     for unit in units:
         jobs = []
         for item in unit.items:
             try:
-                data = item.source.read_bytes()
+                data, source = read_source(item.source)
             except OSError as exc:
                 if item.key in unit.todo:
                     on_failed(item, error_message(exc))
                 continue
+            sources[item.key] = source
             jobs.append(Job(item.key, data, prompt_for(item, settings.prompt, settings.captions), item.key in unit.todo))
         if any(job.write for job in jobs):
             yield unit, jobs
@@ -117,13 +121,14 @@ def run_batch(inputs: Inputs, out: Path, settings: BatchSettings, models: dict[s
         done = 0
         try:
             if execute is not None:
-                for unit, results in execute(_jobs(plan.units, settings, fail)):
+                sources: dict[str, dict[str, Any]] = {}
+                for unit, results in execute(_jobs(plan.units, settings, fail, sources)):
                     for result in results:
                         if result.key not in unit.todo:
                             continue
                         item = items[result.key]
                         if result.ok:
-                            _store(item, result, unit.size, out, settings, record, key, manifest)
+                            _store(item, result, sources.pop(result.key), out, settings, record, key, manifest)
                             done += 1
                         else:
                             fail(item, result.error, result.worker)
@@ -137,10 +142,12 @@ def run_batch(inputs: Inputs, out: Path, settings: BatchSettings, models: dict[s
     return summary
 
 
-def _store(item: Item, result: Result, size: tuple[int, int], out: Path, settings: BatchSettings,
+def _store(item: Item, result: Result, source: dict[str, Any], out: Path, settings: BatchSettings,
            record: dict[str, Any], key: str, manifest: Manifest) -> None:
-    record_done(item, result.files, out, manifest, record, key, size=list(result.size), working_size=list(size),
-                seed=settings.seed, scores=result.scores, timings=result.timings, worker=result.worker)
+    fields = {"warnings": result.warnings} if result.warnings else {}
+    record_done(item, result.files, out, manifest, record, key, source, size=list(result.size),
+                working_size=list(result.working_size), output_size=list(result.output_size), seed=settings.seed,
+                scores=result.scores, timings=result.timings, worker=result.worker, **fields)
 
 
 def _write_summary(summary: Summary, record: dict[str, Any], key: str) -> None:

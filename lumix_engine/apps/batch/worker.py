@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
+from ...errors import InputError
 from .manifest import error_message
 from .probe import probe_size
 from .settings import BatchSettings
@@ -28,17 +29,24 @@ class Job:
 class Result:
     key: str
     ok: bool
-    size: Optional[tuple[int, int]] = None
+    size: Optional[tuple[int, int]] = None             # the photo's (width, height)
     files: dict[str, bytes] = field(default_factory=dict)   # map name -> PNG bytes
     scores: Optional[dict[str, Any]] = None
     timings: dict[str, float] = field(default_factory=dict)
     error: str = ""
     worker: str = ""
+    working_size: Optional[tuple[int, int]] = None
+    output_size: Optional[tuple[int, int]] = None
+    warnings: list[str] = field(default_factory=list)
 
 
 class Decomposer:
     """Runs batches of jobs on one pipeline. Lives where the model is: in the driver for a
-    single process, in each Ray actor otherwise. Returns PNG bytes; the driver writes."""
+    single process, in each Ray actor otherwise. Returns PNG bytes; the driver writes.
+
+    Each photo goes through the path of `decompose` and the node (`apps.photo`): its working
+    size from its own size, an ensemble of `ensemble_size` runs, its maps brought back to its
+    own size; photos sharing a working size share one forward."""
 
     def __init__(self, pipe: Any, settings: BatchSettings, threads: Optional[int] = None) -> None:
         import torch
@@ -49,50 +57,69 @@ class Decomposer:
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def run(self, jobs: Sequence[Job], size: tuple[int, int]) -> list[Result]:
-        """Decompose `jobs` together at working size `size`; a photo that cannot be read fails
-        alone, the others still run as one batch."""
-        import torch
-
-        from ...image_io import encode_png16, load_image_bytes, resize_images
-        results, loaded = {}, []
+        """Decompose `jobs` together at working size `size` (the planner's, from the header);
+        a photo that cannot be read fails alone, the others still run as one batch."""
+        results, groups = {}, {}
         for job in jobs:
             started = time.perf_counter()
             try:
                 source_size = probe_size(job.data, self.settings.max_pixels)
-                image = resize_images(load_image_bytes(job.data), *size)
+                prepared = self._prepare(job.data)
             except Exception as exc:   # any decoder error is this file's problem, not the run's
                 results[job.key] = Result(job.key, False, error=error_message(exc), worker=self.worker)
                 continue
-            loaded.append((job, image, source_size, time.perf_counter() - started))
-        if loaded:
-            settings = self.settings
-            started = time.perf_counter()
-            try:
-                maps = self.pipe.decompose(torch.cat([image for _, image, _, _ in loaded]),
-                                           prompt=[job.prompt for job, _, _, _ in loaded], given="color",
-                                           seed=[settings.seed] * len(loaded), steps=settings.steps,
-                                           cfg=settings.cfg, guidance=settings.guidance, width=size[0],
-                                           height=size[1], negative_prompt=settings.negative_prompt,
-                                           token_count=settings.token_count)
-            except Exception as exc:   # e.g. out of memory: these photos fail, the run goes on
-                message = error_message(exc) + ("; try --batch-size 1" if len(loaded) > 1 else "")
-                return [results.get(job.key) or Result(job.key, False, error=message, worker=self.worker)
-                        for job in jobs]
-            sample_s = (time.perf_counter() - started) / len(loaded)
-            images = maps.as_dict()
-            for k, (job, _, source_size, load_s) in enumerate(loaded):
-                if not job.write:
-                    continue
-                started = time.perf_counter()
-                files = {name: encode_png16(images[name][k], text={"lumix_map": name}) for name in settings.maps}
-                encode_s = time.perf_counter() - started
-                scores = _scores({name: image[k:k + 1] for name, image in images.items()}) if settings.scores \
-                    else None
-                results[job.key] = Result(job.key, True, source_size, files, scores,
-                                          {"load_s": load_s, "sample_s": sample_s, "encode_s": encode_s,
-                                           "scores_s": time.perf_counter() - started - encode_s,
-                                           "batch": len(loaded)}, worker=self.worker)
+            # A decoded photo may plan otherwise than its header said (an EXIF rotation): it
+            # then runs in a forward of its own, never stretched to the planned size.
+            working = tuple(prepared.plan.working)
+            groups.setdefault(working, []).append((job, prepared, source_size, time.perf_counter() - started))
+        for group in sorted(groups.values(), key=lambda g: tuple(g[0][1].plan.working) != tuple(size)):
+            results.update(self._decompose(group))
         return [results[job.key] for job in jobs if job.key in results]
+
+    def _prepare(self, data: bytes) -> Any:
+        from ...image_io import load_image_bytes
+        from ..photo import prepare_photos
+        settings = self.settings
+        try:
+            image = load_image_bytes(data)
+        except (OSError, ValueError, SyntaxError) as exc:   # PIL's errors for damaged or foreign data
+            raise InputError(f"cannot decode it as an image ({type(exc).__name__}: {exc}); give a PNG, JPEG, "
+                             f"WebP or TIFF photo") from None
+        return prepare_photos({"color": image}, settings.megapixels, settings.ensemble_size,
+                              settings.max_output_megapixels, settings.fixed_size)
+
+    def _decompose(self, group: list[tuple[Job, Any, tuple[int, int], float]]) -> dict[str, Result]:
+        from ...image_io import encode_png16
+        settings = self.settings
+        started = time.perf_counter()
+        try:
+            decomposed = self.pipe.decompose_prepared(
+                [prepared for _, prepared, _, _ in group], [[job.prompt] for job, _, _, _ in group],
+                [settings.seed] * len(group), upsample=settings.upsample, **settings.sampling_overrides())
+        except Exception as exc:   # e.g. out of memory: these photos fail, the run goes on
+            message = error_message(exc) + ("; try --batch-size 1" if len(group) > 1 else "")
+            return {job.key: Result(job.key, False, error=message, worker=self.worker) for job, _, _, _ in group}
+        sample_s = (time.perf_counter() - started) / len(group)
+        results = {}
+        for (job, prepared, source_size, load_s), maps in zip(group, decomposed):
+            if not job.write:
+                continue
+            started = time.perf_counter()
+            images = maps.as_dict()
+            chosen = {name: images[name] for name in settings.maps}
+            chosen.update({name: image for name, image in maps.uncertainty.items()
+                           if settings.ensemble_size > 1 and name.rsplit("_", 1)[0] in settings.maps})
+            files = {name: encode_png16(image[0].float().clamp(0, 1), text={"lumix_map": name})
+                     for name, image in chosen.items()}
+            encode_s = time.perf_counter() - started
+            scores = _scores(images) if settings.scores else None
+            plan = prepared.plan
+            results[job.key] = Result(job.key, True, source_size, files, scores,
+                                      {"load_s": load_s, "sample_s": sample_s, "encode_s": encode_s,
+                                       "scores_s": time.perf_counter() - started - encode_s, "batch": len(group)},
+                                      worker=self.worker, working_size=tuple(plan.working),
+                                      output_size=tuple(plan.output), warnings=list(plan.warnings))
+        return results
 
 
 def _scores(maps: dict[str, Any]) -> dict[str, Any]:
