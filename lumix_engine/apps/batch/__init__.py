@@ -4,16 +4,25 @@
 
 Layout of `--out`: the input tree mirrored, one folder per photo holding its maps as 16-bit
 PNGs (`photos/a/kitchen.jpg` -> `maps/a/kitchen/albedo.png` ...), plus `manifest.jsonl` (one
-JSON record per photo and attempt: source, size, working size, seed, settings, timings,
-coherence scores, status) and `summary.json`.
+JSON record per photo and attempt: source, size, working size, output size, seed, settings,
+timings, coherence scores, status) and `summary.json`.
+
+One photo path: each photo is decomposed as `decompose` and the ComfyUI node do it
+(`apps/photo.py`): at a working size chosen from its own size (`--megapixels`), as an
+ensemble with uncertainty maps (`--seeds`), brought back to its own size (`--upsample`);
+`--width`/`--height` fix one working and output size instead. With one photo per forward
+its files equal `decompose`'s byte for byte.
 
 Nothing lost, nothing redone:
 - every file is written under a temporary name, flushed to disk and renamed, so a final name
   always holds a whole file; a photo's record is appended to the manifest (and flushed)
   only after all its maps are in place, so a record always describes files that exist;
+- each photo is read once: the driver hashes those bytes and the worker decodes the same
+  bytes, so the record vouches for what was decomposed, and a photo edited during the run
+  is done again on resume;
 - a rerun of the same command skips a photo only when its last record says done, the
-  source still has the recorded content (size and modification time, or its SHA-256 with
-  `--verify`), the settings are the same, and every recorded output file is there with its
+  source still has the recorded content (size and modification time as found before it was
+  read, or its SHA-256 with `--verify`), the settings are the same, and every recorded output file is there with its
   recorded size and time (or hash); anything else is done again;
 - a photo that cannot be read (corrupt, not an image, too large, unreadable) is recorded as
   failed with the reason and the run goes on; a failure to write (a full disk) stops the run
