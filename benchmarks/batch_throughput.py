@@ -73,7 +73,7 @@ def main() -> None:
         return settings, local_executor(Decomposer(pipe, settings, threads=threads)), threads
 
     def on_ray(workers: int):
-        from lumix_engine.apps.batch_ray import ray_executor
+        from lumix_engine.apps.batch.ray import ray_executor
         settings = BatchSettings(**base, batch_size=1)
         factory = ray_executor(files, settings, address="local", workers=workers, device="cpu", dtype="fp32",
                                cpus_per_worker=1, threads=1)
@@ -83,7 +83,7 @@ def main() -> None:
     if args.all_threads:
         configs[f"single, {all_threads} threads, batch 1"] = lambda: local(all_threads, 1)
     try:
-        from lumix_engine.apps.batch_ray import connect
+        from lumix_engine.apps.batch.ray import connect
         connect("local", num_cpus=4)   # CPU tokens for the 1- and the 2-worker pools, both kept alive
         configs.update({"Ray, 1 worker x 1 thread": lambda: on_ray(1), "Ray, 2 workers x 1 thread": lambda: on_ray(2)})
     except InputError:

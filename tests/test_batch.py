@@ -194,7 +194,7 @@ def test_bad_files_are_recorded_and_the_run_goes_on(reference, models, tmp_path,
     found = records(out)
     errors = {key: found[key]["error"] for key in found if found[key]["status"] == "failed"}
     assert "not an image" in errors["b/notes.png"]
-    assert "too large: 300 x 300" in errors["big.png"] and "--max-pixels" in errors["big.png"]
+    assert "300 x 300 = 0.1 MP, over the limit" in errors["big.png"] and "--max-pixels" in errors["big.png"]
     assert errors["cut.png"] and "No such file" in errors["gone.png"]
     for key in errors:
         assert key in printed
@@ -216,6 +216,7 @@ def test_manifest_records_what_the_issue_asks_for(reference):
     record = records(reference[1])["b/y.jpg"]
     assert record["status"] == "done" and record["path"].endswith("b/y.jpg")
     assert record["size"] == [56, 56] and record["working_size"] == [32, 32] and record["seed"] == 0
+    assert record["output_size"] == [32, 32]    # --width/--height: a fixed working and output size
     assert record["settings"]["steps"] == 2 and record["settings"]["guidance"] == 1.0
     assert set(record["outputs"]) == {"albedo", "irradiance", "color", "depth", "normal"}
     assert 0 <= record["scores"]["structural_alignment"] <= 1 and "recomposition_rmse" in record["scores"]
@@ -274,8 +275,8 @@ def test_a_full_disk_stops_the_run_keeps_what_is_written_and_resumes(reference, 
     folder, expected = reference
     out = tmp_path / "maps"
     command = ["batch", str(folder), "--out", str(out), "--config", str(models), "--batch-size", "2", *FAST]
-    monkeypatch.setattr(batch, "write_file", batch.write_file)     # restored after the test
-    monkeypatch.setattr(batch, "append_line", batch.append_line)
+    monkeypatch.setattr(batch.manifest, "write_file", batch.manifest.write_file)     # restored after the test
+    monkeypatch.setattr(batch.manifest, "append_line", batch.manifest.append_line)
     batch_faults.install("enospc", 15)                             # a map file of the third photo
     with quiet_libraries():
         assert main(command) == EXIT_STOPPED
@@ -293,6 +294,87 @@ def test_a_full_disk_stops_the_run_keeps_what_is_written_and_resumes(reference, 
     assert tree(out) == tree(expected) and records(out) == records(expected)
 
 
+def _edit(path: Path, seed: int) -> None:
+    """Other pixels, the same size and format (a BMP keeps its byte count)."""
+    with Image.open(path) as opened:
+        size, fmt = opened.size, opened.format
+    pixels = (np.random.default_rng(seed).random((size[1], size[0], 3)) * 255).astype(np.uint8)
+    Image.fromarray(pixels).save(path, format=fmt)
+
+
+def editing(execute, edits: dict[str, int]):
+    """An executor that edits each photo in `edits` after the driver read its bytes and
+    before the worker returns its maps (so before its record is written)."""
+    def run(work):
+        def tap():
+            for unit, jobs in work:
+                for job in jobs:
+                    if job.key in edits:
+                        _edit(job_sources[job.key], edits.pop(job.key))
+                yield unit, jobs
+        return execute(tap())
+    job_sources = {}
+    return run, job_sources
+
+
+def test_a_photo_edited_during_the_run_is_recorded_as_read_and_redone_on_resume(pipe, tmp_path):
+    """The record vouches for the bytes that were decomposed: a photo edited between its
+    read and its record is done again on resume, and its maps are then the edited photo's.
+    An edit that keeps the size and the modification time is found by --verify."""
+    folder = tmp_path / "in"
+    photo(folder / "a.png", 1)
+    photo(folder / "b.bmp", 2)
+    photo(folder / "c.png", 3)
+    settings = BatchSettings(prompt="a red sphere", steps=2, width=32, height=32, scores=False)
+    decomposer = Decomposer(pipe, settings)
+    inputs = find_inputs(folder, tmp_path / "out")
+    out = tmp_path / "out"
+    before = {name: batch.file_sha256(folder / name) for name in ("a.png", "b.bmp")}
+    stat_b = (folder / "b.bmp").stat()
+    execute, sources = editing(batch.local_executor(decomposer), {"a.png": 11, "b.bmp": 12})
+    sources.update({item.key: item.source for item in inputs.items})
+    batch.run_batch(inputs, out, settings, {}, lambda: execute, progress=False)
+    os.utime(folder / "b.bmp", ns=(stat_b.st_atime_ns, stat_b.st_mtime_ns))   # size and time as read
+    done = Manifest(out / MANIFEST).records
+    for name in ("a.png", "b.bmp"):
+        assert done[name]["source"]["sha256"] == before[name] != batch.file_sha256(folder / name)
+
+    fresh = tmp_path / "fresh"          # the edited photos, decomposed from scratch
+    batch.run_batch(find_inputs(folder, fresh), fresh, settings, {}, lambda: batch.local_executor(decomposer),
+                    progress=False)
+    summary = batch.run_batch(inputs, out, settings, {}, lambda: batch.local_executor(decomposer), progress=False)
+    assert (summary.done, summary.skipped) == (1, 2)               # a.png; b.bmp looks unchanged by size + time
+    assert tree(out)["a/albedo.png"] == tree(fresh)["a/albedo.png"]
+    assert tree(out)["b/albedo.png"] != tree(fresh)["b/albedo.png"]
+    summary = batch.run_batch(inputs, out, settings, {}, lambda: batch.local_executor(decomposer), verify=True,
+                              progress=False)
+    assert (summary.done, summary.skipped) == (1, 2)               # b.bmp, by its hash
+    assert tree(out) == tree(fresh)
+
+
+def test_killed_after_an_edit_between_read_and_record_the_resume_redoes_the_photo(models, tmp_path):
+    """A real run in a subprocess: the first photo is overwritten after its bytes were read,
+    just before its record is written, and the process dies after writing the record. The
+    resumed run decomposes the edited photo again, and its maps equal a fresh run's."""
+    folder = tmp_path / "in"
+    first = photo(folder / "a.png", 1)
+    photo(folder / "b.png", 2)
+    out, fresh = tmp_path / "out", tmp_path / "fresh"
+    command = ["batch", str(folder), "--out", str(out), "--config", str(models), *FAST]
+    killed = _run([f"edit-after:{first}", "6", "--", *command])    # 5 maps, then the record of a.png
+    _, err = killed.communicate(timeout=300)
+    assert killed.returncode == batch_faults.KILLED, err[-2000:]
+    assert Manifest(out / MANIFEST).records["a.png"]["status"] == "done"
+    resumed = _run(["exit-after", "100000", "--", *command])
+    stdout, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err[-2000:]
+    assert "2 decomposed now, 0 already done" in stdout and "source or output changed" in stdout
+    with quiet_libraries():
+        assert main(["batch", str(folder), "--out", str(fresh), "--config", str(models), *FAST]) == 0
+    assert tree(out) == tree(fresh)
+    assert Manifest(out / MANIFEST).records["a.png"]["source"]["sha256"] == batch.file_sha256(first)
+
+
 def test_a_second_run_on_the_same_output_folder_is_refused(tmp_path):
     folder = photo_set(tmp_path / "in")
     out = tmp_path / "out"
@@ -302,13 +384,35 @@ def test_a_second_run_on_the_same_output_folder_is_refused(tmp_path):
                             lambda: pytest.fail("no model may load"))
 
 
+def test_the_lock_holds_across_processes_and_needs_no_posix_call(tmp_path):
+    """Another process holding the output folder's lock refuses this run; the lock is
+    filelock's (Windows has no fcntl), and no batch module reaches for fcntl."""
+    out = tmp_path / "out"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from lumix_engine.apps.batch import exclusive\n"
+                               f"with exclusive(Path({str(out)!r})):\n    print('held', flush=True); time.sleep(60)"],
+                              cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(InputError, match="another batch run is writing to"):
+            with batch.exclusive(out):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with batch.exclusive(out):   # the lock goes with the process that held it
+        pass
+    sources = [p.read_text() for p in (REPO / "lumix_engine" / "apps" / "batch").glob("*.py")]
+    assert not any("import fcntl" in text for text in sources)
+
+
 def test_photos_are_batched_by_working_size_in_key_order(tmp_path, monkeypatch):
     """The batches depend only on the inputs and their working sizes (here a rule that sends
     portrait photos to 32 x 48), never on what is done."""
     folder = tmp_path / "in"
     for k, size in enumerate([(40, 56), (64, 40), (40, 56), (64, 40), (40, 56)]):   # (height, width)
         photo(folder / f"p{k}.png", k, size=size)
-    monkeypatch.setattr(batch, "working_size", lambda size, settings: (32, 32) if size[0] >= size[1] else (32, 48))
+    monkeypatch.setattr(batch.planner, "working_size", lambda size, settings: (32, 32) if size[0] >= size[1] else (32, 48))
     settings = BatchSettings(width=32, height=32, batch_size=2)
     plan = batch.plan_work(find_inputs(folder, tmp_path / "out"), Manifest(tmp_path / "none.jsonl"), settings,
                            "key", tmp_path / "out")

@@ -15,11 +15,11 @@ from lumix_engine.apps.batch import (
 )
 from lumix_engine.apps.loading import ModelFiles, quiet_libraries
 from lumix_engine.apps.pipeline import LumiXPipeline
-from tests.test_batch import photo_set, records, tree
+from tests.test_batch import editing, photo_set, records, tree
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra (pip install ray); CI installs it")
 
-from lumix_engine.apps.batch_ray import ray_executor  # noqa: E402
+from lumix_engine.apps.batch.ray import ray_executor  # noqa: E402
 
 SETTINGS = BatchSettings(prompt="a red sphere", seed=3, steps=2, width=32, height=32, batch_size=2)
 THREADS = 1   # per pipeline, in both runs: BLAS rounding depends on the thread count
@@ -71,3 +71,26 @@ def test_two_ray_workers_give_the_single_process_bytes_and_resume_by_the_same_ru
     assert tree(on_ray) == tree(single) and records(on_ray) == records(single)
     done = Manifest(on_ray / MANIFEST).records
     assert all(done[key]["status"] == "done" for key in ("a/x.png", "b/y.jpg", "c.png"))
+
+
+def test_a_photo_edited_while_a_ray_worker_decomposes_it_is_redone_on_resume(setup, tmp_path):
+    """The driver reads each photo once and records the hash of those bytes, whichever worker
+    decomposes them: an edit between read and record is done again on resume."""
+    files, photos, models = setup
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("a/x.png", "c.png"):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes((photos / name).read_bytes())
+    out = tmp_path / "out"
+    inputs = find_inputs(folder, out)
+    pool = ray_executor(files, SETTINGS, address="local", workers=2, device="cpu", dtype="fp32",
+                        cpus_per_worker=1, threads=THREADS)()
+    execute, sources = editing(pool, {"c.png": 21})
+    sources.update({item.key: item.source for item in inputs.items})
+    run_batch(inputs, out, SETTINGS, models, lambda: execute, progress=False)
+    summary = run_batch(inputs, out, SETTINGS, models, lambda: pool, progress=False)
+    assert (summary.done, summary.skipped) == (1, 1)
+    fresh = tmp_path / "fresh"
+    run_batch(find_inputs(folder, fresh), fresh, SETTINGS, models, lambda: pool, progress=False)
+    assert tree(out) == tree(fresh)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
 import queue
 import sys
@@ -152,9 +151,11 @@ def _error_of(entry: dict[str, Any]) -> str:
 
 def decompose_on(server: Server, item: batch.Item, workflow: dict[str, Any], prompt: Optional[str],
                  seed: Optional[int]) -> dict[str, Any]:
-    """One photo on one server -> {"files": {map: PNG bytes}} or {"error": message}."""
-    data = item.source.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()[:16]
+    """One photo on one server -> {"files": {map: PNG bytes}, "source": what was sent} or {"error": message}.
+    The workflow's own node (LumiXDecomposePhoto) decides the working size from the photo and
+    returns the maps at the photo's size, as `decompose` and `batch` do."""
+    data, source = batch.read_source(item.source)   # the record vouches for exactly these bytes
+    digest = source["sha256"][:16]
     started = time.perf_counter()
     name = server.upload(f"lumix_batch_{digest}{item.source.suffix.lower()}", data)
     graph = prepare(workflow, name, f"LumiX/batch/{digest}", prompt, seed)
@@ -167,7 +168,8 @@ def decompose_on(server: Server, item: batch.Item, workflow: dict[str, Any], pro
             files[map_name if len(images) == 1 else f"{map_name}_{k}"] = server.fetch(image)
     if not files:
         return {"error": "the workflow saved no images"}
-    return {"files": files, "prompt_id": entry["prompt_id"], "seconds": time.perf_counter() - started}
+    return {"files": files, "prompt_id": entry["prompt_id"], "seconds": time.perf_counter() - started,
+            "source": source}
 
 
 def run(inputs: batch.Inputs, out: Path, servers: Sequence[Server], workflow: dict[str, Any],
@@ -179,8 +181,7 @@ def run(inputs: batch.Inputs, out: Path, servers: Sequence[Server], workflow: di
         batch.remove_partials(out)
         manifest = batch.Manifest(out / batch.MANIFEST)
         manifest.repair()
-        todo = [item for item in inputs.items
-                if not batch.is_done(manifest.records.get(item.key), item, out, key, verify)]
+        _, todo, _ = batch.sort_done(inputs, manifest, key, out, verify)
         work: queue.Queue = queue.Queue()
         for item in todo:
             work.put(item)
@@ -221,7 +222,7 @@ def run(inputs: batch.Inputs, out: Path, servers: Sequence[Server], workflow: di
                     manifest.append(batch.failed_record(item, result["error"], url))
                     failed[item.key] = result["error"]
                     continue
-                batch.record_done(item, result["files"], out, manifest, record, key, worker=url,
+                batch.record_done(item, result["files"], out, manifest, record, key, result["source"], worker=url,
                                   prompt_id=result["prompt_id"], timings={"server_s": result["seconds"]})
                 done += 1
         finally:

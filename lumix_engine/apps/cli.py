@@ -2,7 +2,7 @@
 
 generate and decompose write the five maps (16-bit PNG, or float EXR with --format exr;
 a GLB mesh per scene with --mesh), a contact sheet and settings.json to --out and print
-what they wrote; batch decomposes a folder, glob or list file, resumably (see batch.py), in
+what they wrote; batch decomposes a folder, glob or list file, resumably (see apps/batch/), in
 one process or on Ray workers. Model paths come from flags, or from a JSON / TOML
 config file whose keys are the flag names (`lumix`, `flux_dir`, `transformer`, `vae`,
 `clip_l`, `t5xxl`, `models`; relative paths are relative to the file). Nothing is ever
@@ -27,7 +27,6 @@ from ..intrinsics.upsample import METHODS
 from ..method.resolution import DEFAULT_MEGAPIXELS, MAX_MEGAPIXELS, MAX_OUTPUT_MEGAPIXELS, MIN_MEGAPIXELS
 from ..method.sampling import DECOMPOSITION, TEXT_TO_MAPS
 from ..modalities import MAP_NAMES
-from .batch import DEFAULT_MAX_PIXELS
 from .loading import MissingModelError, ModelFiles, quiet_libraries
 from .photo import prepare_photos
 
@@ -92,17 +91,60 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                           "authors' scripts do, to match their outputs seed for seed (default: engine)")
 
 
-def _add_sampling_options(parser: argparse.ArgumentParser, defaults) -> None:
+def _add_sampling_options(parser: argparse.ArgumentParser, defaults, photo: bool = False) -> None:
     group = parser.add_argument_group("sampling (defaults: the published settings)")
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--steps", type=int, help=f"default {defaults.steps}")
     group.add_argument("--cfg", type=float, help=f"true classifier-free guidance, default {defaults.cfg} (1 = off)")
     group.add_argument("--guidance", type=float, help=f"FLUX guidance embedding, default {defaults.guidance}")
-    group.add_argument("--width", type=int, help="multiple of 16")
-    group.add_argument("--height", type=int, help="multiple of 16")
+    fixed = (" (with --height/--width: a fixed working and output size, every image resized to it, instead of "
+             "its own size)") if photo else ""
+    group.add_argument("--width", type=int, help="multiple of 16" + fixed)
+    group.add_argument("--height", type=int, help="multiple of 16" + fixed)
     group.add_argument("--negative-prompt", dest="negative_prompt", help="used when cfg > 1")
     group.add_argument("--token-count", dest="token_count", choices=("published", "true"),
                        help="schedule shift: the authors' token count (default) or FLUX's true count")
+
+
+def _add_photo_options(parser: argparse.ArgumentParser) -> None:
+    """The photo path's options, shared by decompose and batch (apps/photo.py)."""
+    photo = parser.add_argument_group("photo size and ensembles")
+    photo.add_argument("--megapixels", type=float,
+                       help=f"working area in megapixels, aspect kept, sides multiples of 16 (default "
+                            f"{DEFAULT_MEGAPIXELS:.2f} = the published 1536x1152, {MIN_MEGAPIXELS} with --tiny; "
+                            f"{MIN_MEGAPIXELS} to {MAX_MEGAPIXELS}); the maps come back at the image's own size. "
+                            f"--width/--height fix the size instead")
+    photo.add_argument("--tiny", action="store_true",
+                       help="use the shipped tiny model (a TOY: 64x64, procedural renders only; no model files, no "
+                            "download) to try the whole photo path on any machine; its outputs are labelled as a toy's")
+    photo.add_argument("--ensemble-size", dest="ensemble_size", type=int, default=1,
+                       help="ensemble: N runs (one noise each, from --seed) combined per map, plus "
+                            "NAME_uncertainty.png files (default 1: no ensemble; formerly --seeds)")
+    photo.add_argument("--seeds", type=int, help=argparse.SUPPRESS)   # deprecated name of --ensemble-size
+    photo.add_argument("--postprocess", help=f"post-processing of the decoded maps: comma-separated steps "
+                                             f"({', '.join(STEPS)}) or 'none' (default: both with --numerics "
+                                             f"engine, none with --numerics authors, whose single run is then "
+                                             f"the authors' maps exactly)")
+    photo.add_argument("--upsample", choices=METHODS, default="guided",
+                       help="working size -> image size: guided (edge-aware, albedo x irradiance = the image "
+                            "exactly; default) or bilinear")
+    photo.add_argument("--max-output-megapixels", dest="max_output_megapixels", type=float,
+                       default=MAX_OUTPUT_MEGAPIXELS,
+                       help=f"larger images come back downscaled to this area, with a warning (default "
+                            f"{MAX_OUTPUT_MEGAPIXELS:g})")
+    photo.add_argument("--max-pixels", dest="max_pixels", type=float, default=MAX_IMAGE_PIXELS,
+                       help=f"images with more pixels are refused from their header, before decoding (default "
+                            f"{MAX_IMAGE_PIXELS:.0e}; batch records them as failed)")
+
+
+def _ensemble_size(args: argparse.Namespace) -> int:
+    """--ensemble-size, or its deprecated name --seeds (with a warning)."""
+    if args.seeds is None:
+        return args.ensemble_size
+    if args.ensemble_size not in (1, args.seeds):
+        raise LumiXError(f"--seeds is the old name of --ensemble-size; give --ensemble-size {args.ensemble_size} only")
+    print("warning: --seeds is deprecated; use --ensemble-size", file=sys.stderr)
+    return args.seeds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,49 +172,28 @@ def build_parser() -> argparse.ArgumentParser:
                            help="another given map, e.g. --map depth=depth.png (repeatable)")
     decompose.add_argument("--prompt", default="", help="a caption of the image (the published runs use one)")
     _add_output_options(decompose)
-    photo = decompose.add_argument_group("photo size and ensembles")
-    photo.add_argument("--megapixels", type=float, default=DEFAULT_MEGAPIXELS,
-                       help=f"working area in megapixels, aspect kept, sides multiples of 16 (default "
-                            f"{DEFAULT_MEGAPIXELS:.2f} = the published 1536x1152; {MIN_MEGAPIXELS} to {MAX_MEGAPIXELS}); "
-                            f"the maps come back at the image's own size. --width/--height fix the size instead")
-    photo.add_argument("--ensemble-size", dest="ensemble_size", type=int, default=1,
-                       help="ensemble: N runs (one noise each, from --seed) combined per map, plus "
-                            "NAME_uncertainty.png files (default 1: no ensemble; formerly --seeds)")
-    photo.add_argument("--seeds", type=int, help=argparse.SUPPRESS)   # deprecated name of --ensemble-size
-    photo.add_argument("--postprocess", help=f"post-processing of the decoded maps: comma-separated steps "
-                                             f"({', '.join(STEPS)}) or 'none' (default: both with --numerics "
-                                             f"engine, none with --numerics authors, whose single run is then "
-                                             f"the authors' maps exactly)")
-    photo.add_argument("--upsample", choices=METHODS, default="guided",
-                       help="working size -> image size: guided (edge-aware, albedo x irradiance = the image "
-                            "exactly; default) or bilinear")
-    photo.add_argument("--max-output-megapixels", dest="max_output_megapixels", type=float,
-                       default=MAX_OUTPUT_MEGAPIXELS,
-                       help=f"larger images come back downscaled to this area, with a warning (default "
-                            f"{MAX_OUTPUT_MEGAPIXELS:g})")
-    photo.add_argument("--max-pixels", dest="max_pixels", type=float, default=MAX_IMAGE_PIXELS,
-                       help=f"images with more pixels are refused from their header, before decoding (default "
-                            f"{MAX_IMAGE_PIXELS:.0e})")
-    _add_sampling_options(decompose, DECOMPOSITION)
+    _add_photo_options(decompose)
+    _add_sampling_options(decompose, DECOMPOSITION, photo=True)
     _add_model_options(decompose)
 
     batch = commands.add_parser("batch", help="a folder, glob or list of photos -> their maps, resumable",
                                 description="Decompose many photos: a folder (recursive), a glob ('photos/**/*.jpg', "
                                             "quoted) or a list file (.txt: one path per line). Writes the maps in a "
-                                            "mirror of the input tree, manifest.jsonl and summary.json. Run the same "
-                                            "command again after an interruption: finished photos are skipped.")
+                                            "mirror of the input tree, manifest.jsonl and summary.json. Each photo is "
+                                            "decomposed as decompose does it: at a working size from its own size "
+                                            "(--megapixels) and back at its own size. Run the same command again "
+                                            "after an interruption: finished photos are skipped.")
     batch.add_argument("input", help="folder, glob pattern or list file")
     batch.add_argument("--out", required=True, help="output folder (not the input folder)")
     batch.add_argument("--prompt", default="", help="one caption for every photo")
     batch.add_argument("--captions", action="store_true",
                        help="use NAME.txt beside each photo as its prompt where it exists (else --prompt)")
     batch.add_argument("--maps", default=",".join(MAP_NAMES), help="maps to write (comma-separated; default all five,"
-                                                                   " color being the model's reconstruction)")
+                                                                   " color being the photo itself, as decompose "
+                                                                   "returns it)")
     batch.add_argument("--batch-size", dest="batch_size", type=int, default=1,
                        help="photos (scenes) per forward when their working sizes match (default 1: each scene is "
                             "already a batch of five maps)")
-    batch.add_argument("--max-pixels", dest="max_pixels", type=float, default=DEFAULT_MAX_PIXELS,
-                       help="photos with more pixels fail (recorded) instead of being loaded (default 64e6)")
     batch.add_argument("--no-scores", action="store_true", help="skip the coherence scores in the manifest")
     batch.add_argument("--no-recursive", action="store_true", help="a folder's top level only")
     batch.add_argument("--verify", action="store_true",
@@ -186,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--workers", type=int, help="pipelines (Ray actors); default: one per GPU, else 2")
     scale.add_argument("--gpus-per-worker", dest="gpus_per_worker", type=float, help="default 1 on cuda, else 0")
     scale.add_argument("--cpus-per-worker", dest="cpus_per_worker", type=int, default=1)
-    _add_sampling_options(batch, DECOMPOSITION)
+    _add_photo_options(batch)
+    _add_sampling_options(batch, DECOMPOSITION, photo=True)
     _add_model_options(batch)
 
     demo = commands.add_parser("demo", help="no model files needed: ground truth, the shipped tiny trained model, "
@@ -210,7 +232,23 @@ def _sampling_kwargs(args: argparse.Namespace) -> dict[str, Any]:
                                                 "negative_prompt", "token_count")}
 
 
+def _megapixels(args: argparse.Namespace) -> float:
+    if args.megapixels is not None:
+        return args.megapixels
+    if args.tiny:
+        from .tiny import DEFAULT_MEGAPIXELS as TINY_MEGAPIXELS
+        return TINY_MEGAPIXELS
+    return DEFAULT_MEGAPIXELS
+
+
 def _pipeline(args: argparse.Namespace):
+    if getattr(args, "tiny", False):
+        from .tiny import TOY_LABEL, TinyPhotoPipeline
+        print(TOY_LABEL, file=sys.stderr)
+        if args.numerics != "engine" or args.device not in (None, "cpu") or args.dtype not in (None, "fp32"):
+            raise LumiXError("--tiny runs on the CPU in float32 with engine numerics; drop --device, --dtype and "
+                             "--numerics")
+        return TinyPhotoPipeline.load(progress=not args.no_progress)
     from .pipeline import LumiXPipeline
     files = model_files(args).check()   # before importing diffusers: a missing file fails fast
     return LumiXPipeline.from_files(files, device=args.device, dtype=args.dtype,
@@ -266,24 +304,21 @@ def run_decompose(args: argparse.Namespace) -> list[Path]:
             raise LumiXError(f"the {name} image {path} does not exist")
     if (args.width is None) != (args.height is None):
         raise LumiXError("give --width and --height together (a fixed size), or neither (the image's own size)")
-    ensemble_size = args.ensemble_size
-    if args.seeds is not None:
-        if ensemble_size not in (1, args.seeds):
-            raise LumiXError(f"--seeds is the old name of --ensemble-size; give --ensemble-size {ensemble_size} only")
-        print("warning: --seeds is deprecated; use --ensemble-size", file=sys.stderr)
-        ensemble_size = args.seeds
+    ensemble_size = _ensemble_size(args)
     # Read and check the images before loading any model: a bad photo fails in a second.
     images = {name: load_image(path, int(args.max_pixels)) for name, path in given.items()}
-    prepare_photos(images, args.megapixels, ensemble_size, args.max_output_megapixels,
+    megapixels = _megapixels(args)
+    prepare_photos(images, megapixels, ensemble_size, args.max_output_megapixels,
                    None if args.width is None else (args.width, args.height), check_steps(args.postprocess, args.numerics))
     pipe = _pipeline(args)
-    maps = pipe.decompose(given=images, prompt=args.prompt, megapixels=args.megapixels, ensemble_size=ensemble_size,
+    maps = pipe.decompose(given=images, prompt=args.prompt, megapixels=megapixels, ensemble_size=ensemble_size,
                           upsample=args.upsample, max_output_megapixels=args.max_output_megapixels,
                           postprocess=args.postprocess, **_sampling_kwargs(args))
     for warning in maps.settings.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
     print(describe_steps(maps.settings["postprocess"]))
-    written = _write(maps, args, f"LumiX decomposition of {', '.join(given.values())}")
+    title = f"{'TOY tiny model: ' if args.tiny else ''}LumiX decomposition of {', '.join(given.values())}"
+    written = _write(maps, args, title)
     if ensemble_size > 1:
         from ..image_io import write_maps
         written[-2:-2] = write_maps(maps.uncertainty, Path(args.out))
@@ -297,17 +332,25 @@ def run_batch_command(args: argparse.Namespace) -> int:
                              negative_prompt=args.negative_prompt, token_count=args.token_count,
                              maps=tuple(name.strip() for name in args.maps.split(",") if name.strip()),
                              batch_size=args.batch_size, max_pixels=int(args.max_pixels),
-                             scores=not args.no_scores).check()
+                             scores=not args.no_scores, megapixels=_megapixels(args), ensemble_size=_ensemble_size(args),
+                             upsample=args.upsample, max_output_megapixels=args.max_output_megapixels).check()
     out = Path(args.out)
     inputs = find_inputs(args.input, out, recursive=not args.no_recursive)
-    files = model_files(args).check()
-    models = {key: str(Path(value).resolve()) for key, value in vars(files).items() if value is not None}
+    if args.tiny:
+        from .tiny import TOY_LABEL
+        files, models = None, {"model": "tiny", "note": TOY_LABEL}
+        print(TOY_LABEL)
+    else:
+        files = model_files(args).check()
+        models = {key: str(Path(value).resolve()) for key, value in vars(files).items() if value is not None}
     models["dtype"] = args.dtype or "default"
+    if args.numerics != "engine":
+        models["numerics"] = args.numerics
     if args.ray:
-        from .batch_ray import ray_executor
+        from .batch.ray import ray_executor
         factory = ray_executor(files, settings, address=args.ray, workers=args.workers, device=args.device,
                                dtype=args.dtype, gpus_per_worker=args.gpus_per_worker,
-                               cpus_per_worker=args.cpus_per_worker, threads=args.threads)
+                               cpus_per_worker=args.cpus_per_worker, threads=args.threads, numerics=args.numerics)
     else:
         def factory():
             with quiet_libraries():

@@ -46,7 +46,7 @@ from ..method.sampling import (
 )
 from ..modalities import MAP_NAMES, NUM_MAPS, map_index, split_maps
 from .loading import ModelFiles, load_text_encoders, load_transformer, load_vae
-from .photo import finish_photos, prepare_photos
+from .photo import PreparedPhotos, finish_photos, prepare_photos
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 StepCallback = Callable[[int, int, torch.Tensor], None]
@@ -270,10 +270,16 @@ class LumiXPipeline:
             return diffusers_flux_velocity(self.transformer, latents, timesteps, context, pooled, guidance,
                                            out_dtype=None if self.numerics == "authors" else torch.float32)
 
-    def _sample(self, prompts: Sequence[str], settings: Settings, seed: Union[int, Sequence[int]],
+    def _noise(self, scenes: int, settings: Settings, seed: Union[int, Sequence[int]]) -> torch.Tensor:
+        """The starting noise of `scenes` scenes at the settings' size, drawn as the numerics say."""
+        latent_shape = (self.latent_channels, settings.height // 8, settings.width // 8)
+        if self.numerics == "authors":
+            return authors_noise(scenes, latent_shape, seed, self.dtype, self.device)
+        return shared_noise(scenes, latent_shape, seed, dtype=torch.float32, device=self.device)
+
+    def _sample(self, prompts: Sequence[str], settings: Settings, noise: torch.Tensor,
                 given: GivenMaps, callback: Optional[StepCallback]) -> torch.Tensor:
         scenes = len(prompts)
-        latent_shape = (self.latent_channels, settings.height // 8, settings.width // 8)
         context, pooled = self._conditioning(prompts)
         true_cfg = settings.cfg != 1.0
         if true_cfg:
@@ -298,10 +304,8 @@ class LumiXPipeline:
         if authors:
             timesteps = schedule(settings.steps, settings.width, settings.height, settings.token_count,
                                  dtype=torch.float32)
-            noise = authors_noise(scenes, latent_shape, seed, self.dtype, self.device)
         else:
             timesteps = schedule(settings.steps, settings.width, settings.height, settings.token_count)
-            noise = shared_noise(scenes, latent_shape, seed, dtype=torch.float32, device=self.device)
         given = GivenMaps({name: latent.to(self.device) for name, latent in given.latents.items()})
         progress = progress_bar(settings.steps, self.progress)
 
@@ -352,7 +356,7 @@ class LumiXPipeline:
             raise InputError(f"{len(prompts)} prompts for {scenes} scenes; give one prompt, or one per scene")
         settings = self._settings(TEXT_TO_MAPS, steps=steps, cfg=cfg, guidance=guidance, width=width, height=height,
                                   negative_prompt=negative_prompt, token_count=token_count)
-        latents = self._sample(prompts, settings, seed, GivenMaps(), callback)
+        latents = self._sample(prompts, settings, self._noise(scenes, settings, seed), GivenMaps(), callback)
         return self._maps(latents, self._record("generate", settings, prompt=prompts, seed=seed, scenes=scenes))
 
     def decompose(self, image: Optional[ImageLike] = None, prompt: Union[str, Sequence[str]] = "",
@@ -417,27 +421,61 @@ class LumiXPipeline:
         prepared = prepare_photos(images, DEFAULT_MEGAPIXELS if megapixels is None else megapixels, ensemble_size,
                                   max_output_megapixels, None if width is None else (width, height),
                                   check_steps(postprocess, self.numerics))
-        settings = self._settings(DECOMPOSITION, steps=steps, cfg=cfg, guidance=guidance, width=prepared.plan.working[0],
-                                  height=prepared.plan.working[1], negative_prompt=negative_prompt,
-                                  token_count=token_count)
         prompts = [prompt] * prepared.photos if isinstance(prompt, str) else list(prompt)
         if len(prompts) != prepared.photos:
             raise InputError(f"{len(prompts)} prompts for {prepared.photos} images; give one prompt, or one per image")
-        # One VAE encoding per photo; its runs share it (they differ only by their noise).
-        size = prepared.ensemble_size
-        latents = {name: self.encode_images(pictures[::size]).repeat_interleave(size, 0)
-                   for name, pictures in prepared.working.items()}
-        runs = [p for p in prompts for _ in range(size)]
         if not isinstance(seed, int):
-            seed = [int(s) + k for s in seed for k in range(size)]
-        sampled = self._sample(runs, settings, seed, GivenMaps(latents), callback)
+            seed = [int(s) + k for s in seed for k in range(prepared.ensemble_size)]
+        return self.decompose_prepared([prepared], [prompts], [seed], steps=steps, cfg=cfg, guidance=guidance,
+                                       negative_prompt=negative_prompt, token_count=token_count, callback=callback,
+                                       upsample=upsample)[0]
+
+    def decompose_prepared(self, prepared: Sequence[PreparedPhotos], prompts: Sequence[Sequence[str]],
+                           seeds: Sequence[Union[int, Sequence[int]]], steps: Optional[int] = None,
+                           cfg: Optional[float] = None, guidance: Optional[float] = None,
+                           negative_prompt: Optional[str] = None, token_count: Optional[str] = None,
+                           callback: Optional[StepCallback] = None, upsample: str = "guided") -> list[LumiXMaps]:
+        """Several prepared photo sets (`apps.photo.prepare_photos`) of one working size in one
+        forward: each set gets the noise its own `decompose` call draws from its seed (one seed
+        per set, or one per scene), its prompts, and its maps at its own output size. Batch
+        runs use it to put photos of different sizes but one working size in one batch."""
+        working = {tuple(p.plan.working) for p in prepared}
+        if len(working) != 1 or len(prompts) != len(prepared) or len(seeds) != len(prepared):
+            raise InputError(f"decompose_prepared needs photo sets of one working size, each with its prompts and "
+                             f"seed; got working sizes {sorted(working)}, {len(prompts)} prompt lists and "
+                             f"{len(seeds)} seeds for {len(prepared)} sets")
+        names = [list(p.working) for p in prepared]
+        if any(n != names[0] for n in names):
+            raise InputError(f"every photo set must give the same maps; got {names}")
+        (width, height), = working
+        settings = self._settings(DECOMPOSITION, steps=steps, cfg=cfg, guidance=guidance, width=width,
+                                  height=height, negative_prompt=negative_prompt, token_count=token_count)
+        runs, latents, noise = [], {name: [] for name in names[0]}, []
+        for photos, texts, seed in zip(prepared, prompts, seeds):
+            ensemble = photos.ensemble_size
+            if len(texts) != photos.photos:
+                raise InputError(f"{len(texts)} prompts for {photos.photos} images; give one per image")
+            runs += [text for text in texts for _ in range(ensemble)]
+            # One VAE encoding per photo; its runs share it (they differ only by their noise).
+            for name, pictures in photos.working.items():
+                latents[name].append(self.encode_images(pictures[::ensemble]).repeat_interleave(ensemble, 0))
+            noise.append(self._noise(photos.scenes, settings, seed))
+        sampled = self._sample(runs, settings, torch.cat(noise), GivenMaps({name: torch.cat(parts) for name, parts
+                                                                            in latents.items()}), callback)
         decoded = split_maps(self.decode_latents(sampled))
-        maps, uncertainty = finish_photos(decoded, prepared, upsample)
-        record = self._record("decompose", settings, prompt=prompts, seed=seed if isinstance(seed, int) else list(seed), scenes=prepared.photos,
-                              given=sorted(latents, key=map_index), ensemble_size=size, upsample=upsample,
-                              postprocess=list(prepared.postprocess), **prepared.plan.as_dict())
-        return LumiXMaps(**{name: image.contiguous() for name, image in maps.items()}, settings=record,
-                         latents=sampled.cpu(), uncertainty=uncertainty)
+        results, start = [], 0
+        for photos, texts, seed in zip(prepared, prompts, seeds):
+            part = {name: image[start:start + photos.scenes] for name, image in decoded.items()}
+            maps, uncertainty = finish_photos(part, photos, upsample)
+            record = self._record("decompose", settings, prompt=list(texts),
+                                  seed=seed if isinstance(seed, int) else list(seed), scenes=photos.photos,
+                                  given=sorted(photos.working, key=map_index), ensemble_size=photos.ensemble_size,
+                                  upsample=upsample, postprocess=list(photos.postprocess), **photos.plan.as_dict())
+            scenes = slice(start * NUM_MAPS, (start + photos.scenes) * NUM_MAPS)
+            results.append(LumiXMaps(**{name: image.contiguous() for name, image in maps.items()}, settings=record,
+                                     latents=sampled[scenes].cpu(), uncertainty=uncertainty))
+            start += photos.scenes
+        return results
 
 
 def _place(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:

@@ -3,7 +3,7 @@
 Ray is an optional extra (`pip install ray`, or the pack's `[ray]` extra); nothing else in the
 engine imports it. The driver (the process that runs the command) plans the work, reads
 each photo and sends its bytes with the batch, and alone writes files and the manifest,
-exactly as a single process does (batch.py): so the resume rule, the manifest and the
+exactly as a single process does (run.py): so the resume rule, the manifest and the
 output bytes are the same, and workers need neither the input nor the output folder, only
 the model files at the same paths and this package importable.
 
@@ -19,23 +19,29 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-from ..errors import InputError
-from .batch import BatchSettings, BatchStopped, Decomposer, Executor, Job, Result, Unit
-from .loading import ModelFiles
+from ...errors import InputError
+from ..loading import ModelFiles
+from .manifest import BatchStopped
+from .planner import Unit
+from .run import Executor
+from .settings import BatchSettings
+from .worker import Decomposer, Job, Result
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]   # the folder that holds lumix_engine/
+PACKAGE_ROOT = Path(__file__).resolve().parents[3]   # the folder that holds lumix_engine/
 IN_FLIGHT_PER_WORKER = 2
 
 
 class Worker:
     """A pipeline in a Ray actor; built once, then runs batches."""
 
-    def __init__(self, files: ModelFiles, settings: BatchSettings, device: Optional[str], dtype: Optional[str],
-                 threads: Optional[int]) -> None:
-        from .loading import quiet_libraries
-        from .pipeline import LumiXPipeline
+    def __init__(self, files: Optional[ModelFiles], settings: BatchSettings, device: Optional[str],
+                 dtype: Optional[str], threads: Optional[int], numerics: str = "engine") -> None:
+        from ..loading import quiet_libraries
+        from ..pipeline import LumiXPipeline
+        from ..tiny import TinyPhotoPipeline
         with quiet_libraries():
-            pipe = LumiXPipeline.from_files(files, device=device, dtype=dtype, progress=False)
+            pipe = (TinyPhotoPipeline.load(progress=False) if files is None else   # --tiny
+                    LumiXPipeline.from_files(files, device=device, dtype=dtype, progress=False, numerics=numerics))
         self.decomposer = Decomposer(pipe, settings, threads=threads)
 
     def ready(self) -> str:
@@ -69,10 +75,10 @@ def connect(address: str = "local", num_cpus: Optional[int] = None) -> Any:
     return ray
 
 
-def ray_executor(files: ModelFiles, settings: BatchSettings, address: str = "local", workers: Optional[int] = None,
+def ray_executor(files: Optional[ModelFiles], settings: BatchSettings, address: str = "local", workers: Optional[int] = None,
                  device: Optional[str] = None, dtype: Optional[str] = None, gpus_per_worker: Optional[float] = None,
                  cpus_per_worker: int = 1, threads: Optional[int] = None,
-                 start_timeout_s: float = 900.0) -> Callable[[], Executor]:
+                 start_timeout_s: float = 900.0, numerics: str = "engine") -> Callable[[], Executor]:
     """A factory for run_batch: connects and starts the workers only when there is work.
     Work goes only to workers that have loaded their pipeline; if none has after
     `start_timeout_s` (the cluster lacks the CPUs or GPUs asked for), the run stops."""
@@ -91,7 +97,7 @@ def ray_executor(files: ModelFiles, settings: BatchSettings, address: str = "loc
                              f"--workers or --device cpu")
         actor = ray.remote(num_cpus=cpus_per_worker, num_gpus=per_gpu)(Worker)
         worker_device = device or ("cuda" if per_gpu else "cpu")
-        pool = [actor.remote(files, settings, worker_device, dtype, threads or cpus_per_worker)
+        pool = [actor.remote(files, settings, worker_device, dtype, threads or cpus_per_worker, numerics)
                 for _ in range(count)]
         return lambda work: _execute(ray, pool, work, start_timeout_s)
 
