@@ -193,7 +193,7 @@ def test_bad_files_are_recorded_and_the_run_goes_on(reference, models, tmp_path,
     assert "9 image(s): 5 decomposed now, 0 already done, 4 failed" in printed
     found = records(out)
     errors = {key: found[key]["error"] for key in found if found[key]["status"] == "failed"}
-    assert "not an image" in errors["b/notes.png"]
+    assert "as an image" in errors["b/notes.png"]
     assert "300 x 300 = 0.1 MP, over the limit" in errors["big.png"] and "--max-pixels" in errors["big.png"]
     assert errors["cut.png"] and "No such file" in errors["gone.png"]
     for key in errors:
