@@ -212,3 +212,27 @@ def top_ops(cost: Cost, count: int = 8) -> str:
     fresh = ", ".join(f"{name} {value / MB:.2f} MB" for name, value in cost.fresh_by_name.most_common(count) if value)
     ops = ", ".join(f"{name} x{value}" for name, value in cost.ops_by_name.most_common(count))
     return f"fresh storage by op: {fresh}\nops by name: {ops}"
+
+
+def guard_problems(lumix: dict[str, float], unpatched: dict[str, float], budget: dict[str, float],
+                   max_flop_ratio: Optional[float] = None, max_fresh_ratio: Optional[float] = None,
+                   where: str = "forward") -> list[str]:
+    """What is wrong with a patched forward's counts (`Cost.summary()` or `per_call()` dicts):
+    weight copies other than the unpatched forward's, ops or fresh MB above the pinned
+    `budget` ({"ops": n, "fresh_mb": mb}), FLOPs or fresh storage above the given ratios to
+    the unpatched forward. Each message says what grew, by how much, and against what."""
+    problems = []
+    if lumix["weight_copies"] != unpatched["weight_copies"]:
+        problems.append(f"{where}: {lumix['weight_copies']} weight copies, the unpatched forward makes "
+                        f"{unpatched['weight_copies']} (a weight is cast, cloned or made contiguous once more)")
+    for key, unit in (("ops", "aten ops"), ("fresh_mb", "MB of fresh storage")):
+        if key in budget and lumix[key] > budget[key] + 1e-6:
+            problems.append(f"{where}: {lumix[key]:g} {unit}, budget {budget[key]:g} (+{lumix[key] - budget[key]:g}; "
+                            f"unpatched {unpatched[key]:g})")
+    if max_flop_ratio is not None and lumix["gflop"] > max_flop_ratio * unpatched["gflop"]:
+        problems.append(f"{where}: FLOP ratio {lumix['gflop'] / unpatched['gflop']:.4f} > {max_flop_ratio} "
+                        f"({lumix['gflop']} / {unpatched['gflop']} GFLOP)")
+    if max_fresh_ratio is not None and lumix["fresh_mb"] > max_fresh_ratio * unpatched["fresh_mb"]:
+        problems.append(f"{where}: fresh storage ratio {lumix['fresh_mb'] / unpatched['fresh_mb']:.4f} > "
+                        f"{max_fresh_ratio} ({lumix['fresh_mb']} / {unpatched['fresh_mb']} MB)")
+    return problems
