@@ -118,12 +118,12 @@ def _add_by_rows(low: LowRankDelta, heads: torch.Tensor, columns: slice) -> None
     """heads [B, H, L, Dh] += the delta's `columns` [B, L, H*Dh], in place: straight into heads when
     it is a view of a [B, L, H*Dh] tensor (v: the projection's output), else through the delta."""
     batch, num_heads, length, head_dim = heads.shape
-    try:
-        rows = heads.transpose(1, 2).view(batch, length, num_heads * head_dim)
-    except RuntimeError:  # laid out head-major (a norm's output): no row view exists
+    # Heads and channels merge into one row view only when a head's stride spans its channels.
+    # Decided from the strides, not by trying a view: torch.compile traces this too.
+    if heads.stride(1) == head_dim * heads.stride(3):
+        low.add_to(heads.transpose(1, 2).view(batch, length, num_heads * head_dim), columns)
+    else:  # laid out head-major (a norm's output): through the delta
         heads.add_(low.delta(columns).view(batch, length, num_heads, head_dim).transpose(1, 2))
-    else:
-        low.add_to(rows, columns)
 
 
 def _inference() -> bool:
