@@ -18,6 +18,11 @@ flux1-dev-fp8 files are), loaded through `comfy.sd.load_diffusion_model_state_di
 - after every run, and after a run interrupted at its second step: the dynamic-VRAM pages
   still pinned (comfy-aimdo's residency bit 2; must be 0) and ComfyUI's host-pinned total.
 
+- the cost guard's counts (evaluation/cost_counter.py, as tests/comfyui/test_cost_guard.py
+  pins them at a smaller width) for one forward of the diffusion model at each size, 10 rows
+  (5 maps x 2 guidance branches): aten ops, fresh storage, weight copies, FLOPs, and the
+  forward's own peak allocated memory, printed next to s/step with LumiX / unpatched ratios.
+
 Prints one line per measurement and a JSON summary at the end (`--json PATH` writes it).
 Exits non-zero when a page stays pinned.
 """
@@ -156,6 +161,39 @@ def sample(patcher, side: int, steps: int, text: int, config, interrupt_at: int 
             "pinned_pages_after": pinned_pages(patcher), "host_pinned_gib_after": host_pinned_bytes() / 2 ** 30}
 
 
+def guard_counts(patcher, side: int, text: int, config) -> dict:
+    """The cost guard's counts for one forward of `patcher`'s diffusion model (10 rows), with the
+    forward's peak allocated memory; the model is loaded the way sampling loads it first."""
+    import comfy.model_management as mm
+    import torch
+
+    from evaluation.cost_counter import CostCounter
+    mm.load_models_gpu([patcher])
+    model = patcher.model.diffusion_model
+    device = mm.get_torch_device()
+    dtype = getattr(patcher.model, "manual_cast_dtype", None) or patcher.model.get_dtype()
+    generator = torch.Generator().manual_seed(2)
+    rows = 10
+    x = torch.randn(rows, 16, side // 8, side // 8, generator=generator).to(device, dtype)
+    context = torch.randn(rows, text, config.context_in_dim, generator=generator).to(device, dtype)
+    y = torch.randn(rows, config.vec_in_dim, generator=generator).to(device, dtype)
+    t, guidance = torch.full((rows,), 0.7, device=device), torch.full((rows,), 3.5, device=device)
+    options = dict(patcher.model_options.get("transformer_options", {}), wrappers=patcher.wrappers)
+    cuda = torch.cuda.is_available() and device.type == "cuda"
+    with torch.inference_mode():
+        model(x, t, context, y=y, guidance=guidance, transformer_options=options)  # warm-up: folded cores
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            start = torch.cuda.memory_allocated()
+        counter = CostCounter(model.parameters())
+        with counter:
+            model(x, t, context, y=y, guidance=guidance, transformer_options=options)
+    counts = counter.finish().summary()
+    counts["forward_peak_gib"] = (torch.cuda.max_memory_allocated() - start) / 2 ** 30 if cuda else None
+    return counts
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--comfyui", required=True, type=pathlib.Path, help="a ComfyUI source tree (0.29.0 tested)")
@@ -198,15 +236,28 @@ def main() -> int:
         for side in sizes:
             for name, patcher in (("unpatched", model), ("LumiX", patched)):
                 run = sample(patcher, side, args.steps, text, config)
-                run.update(dtype=dtype_name, side=side, variant=name)
+                run.update(dtype=dtype_name, side=side, variant=name, guard=guard_counts(patcher, side, text, config))
                 summary["runs"].append(run)
+                guard = run["guard"]
                 print(f"  {side}x{side} {name:9s} {run['s_per_step'] or float('nan'):7.3f} s/step, torch peak "
                       f"{run['torch_peak_gib'] or 0:6.2f} GiB, device peak {run['device_used_peak_gib'] or 0:6.2f} GiB, "
                       f"pinned pages after {run['pinned_pages_after']}, host pinned {run['host_pinned_gib_after']:.2f} GiB")
+                print(f"  {side}x{side} {name:9s} one forward: {guard['ops']} aten ops, {guard['fresh_mb']:.0f} MB "
+                      f"fresh, {guard['weight_copies']} weight copies, {guard['gflop']:.0f} GFLOP, forward peak "
+                      f"{guard['forward_peak_gib'] or 0:.2f} GiB")
                 failures += bool(run["pinned_pages_after"])
-            pair = {r["variant"]: r["s_per_step"] for r in summary["runs"][-2:]}
-            if all(pair.values()):
-                print(f"  {side}x{side} LumiX / unpatched time per step: {pair['LumiX'] / pair['unpatched']:.3f}")
+            pair = {r["variant"]: r for r in summary["runs"][-2:]}
+            lumix, plain = pair["LumiX"], pair["unpatched"]
+            ratios = {key: lumix["guard"][key] / plain["guard"][key] for key in ("ops", "fresh_mb", "gflop")
+                      if plain["guard"][key]}
+            for key in ("s_per_step", "torch_peak_gib", "device_used_peak_gib"):
+                if lumix[key] and plain[key]:
+                    ratios[key] = lumix[key] / plain[key]
+            if lumix["guard"]["forward_peak_gib"] and plain["guard"]["forward_peak_gib"]:
+                ratios["forward_peak"] = lumix["guard"]["forward_peak_gib"] / plain["guard"]["forward_peak_gib"]
+            summary.setdefault("ratios", []).append({"dtype": dtype_name, "side": side, **ratios})
+            print(f"  {side}x{side} LumiX / unpatched: " + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items())
+                  + f"; weight copies {lumix['guard']['weight_copies']} vs {plain['guard']['weight_copies']}")
         stopped = sample(patched, sizes[0], max(args.steps, 3), text, config, interrupt_at=2)
         stopped.update(dtype=dtype_name, side=sizes[0], variant="LumiX interrupted at step 2")
         summary["runs"].append(stopped)

@@ -14,9 +14,16 @@ from ..devices import float64_device, to_device, to_float64
 
 
 class Rotary(Protocol):
-    """Rotates q or k [b, H, n, Dh] whose tokens sit at `positions` of the joint sequence."""
+    """Rotates q or k [b, H, n, Dh] whose tokens sit at `positions` of the joint sequence.
+
+    `rotate_into` writes the result into `out` (a view of a joint q or k tensor) instead of
+    returning a new tensor: inference-only (out= records no autograd graph).
+    """
 
     def __call__(self, x: torch.Tensor, positions: slice, rows: slice | None = None) -> torch.Tensor: ...
+
+    def rotate_into(self, x: torch.Tensor, positions: slice, out: torch.Tensor,
+                    rows: slice | None = None) -> torch.Tensor: ...
 
 
 class BflRotary:
@@ -33,6 +40,24 @@ class BflRotary:
         out = pe[..., 0] * pairs[..., 0] + pe[..., 1] * pairs[..., 1]
         return out.reshape(x.shape).type_as(x)
 
+    def rotate_into(self, x: torch.Tensor, positions: slice, out: torch.Tensor,
+                    rows: slice | None = None) -> torch.Tensor:
+        """The same rotation written into `out` (last dim contiguous). Computed in pe's dtype
+        as above (a narrower x is promoted inside the multiply, a wider one is rounded first):
+        straight into `out` when that is out's dtype, else through one temporary."""
+        pe = self.pe[:, :, positions]
+        if rows is not None and pe.shape[0] > 1:
+            pe = pe[rows]
+        if torch.promote_types(x.dtype, pe.dtype) != pe.dtype:
+            x = x.to(pe.dtype)
+        pairs = x.reshape(*x.shape[:-1], -1, 1, 2)
+        direct = out.dtype == pe.dtype
+        rotated = torch.mul(pe[..., 0], pairs[..., 0], out=out.view(*out.shape[:-1], -1, 2) if direct else None)
+        rotated.addcmul_(pe[..., 1], pairs[..., 1])
+        if not direct:
+            out.copy_(rotated.reshape(out.shape))
+        return out
+
 
 class DiffusersRotary:
     """diffusers form: (cos, sin), each [S, Dh] with every frequency repeated twice."""
@@ -45,6 +70,10 @@ class DiffusersRotary:
         real, imag = x.reshape(*x.shape[:-1], -1, 2).unbind(-1)
         rotated = torch.stack([-imag, real], dim=-1).flatten(-2)
         return (x.float() * cos + rotated.float() * sin).to(x.dtype)
+
+    def rotate_into(self, x: torch.Tensor, positions: slice, out: torch.Tensor,
+                    rows: slice | None = None) -> torch.Tensor:
+        return out.copy_(self(x, positions, rows))
 
 
 def rope_frequencies(positions: torch.Tensor, dim: int, theta: float) -> torch.Tensor:

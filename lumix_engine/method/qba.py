@@ -12,6 +12,12 @@ add the two LumiX changes to an unpatched FLUX block:
 
 Maps interact only through those two; attention itself stays within each map.
 Tensors are [B, L, D] with B = 5 * scenes, scene-major, maps ordered albedo, irradiance, color, depth, normal.
+
+Inference (no autograd: ComfyUI samples under inference_mode, the pipeline under no_grad)
+allocates no more than a stock block: the modulation, the k/v and projection deltas and the
+second residual add are written in place into tensors the block itself created, rope writes
+straight into the joint q and k, and the adapters' readouts accumulate into their targets.
+With gradients enabled (training) every op stays out of place, as autograd needs.
 """
 from __future__ import annotations
 
@@ -23,7 +29,7 @@ import torch
 from ..flux.attention import AttentionFn, sdpa_attention
 from ..flux.rotary import Rotary
 from ..modalities import NUM_MAPS, QUERY_SOURCE, broadcast_to_scene, scene_count
-from .tensor_lora import TensorLoRA
+from .tensor_lora import LowRankDelta, TensorLoRA
 
 
 @dataclass
@@ -35,6 +41,10 @@ class Modulation:
 
     def apply(self, normed: torch.Tensor) -> torch.Tensor:
         return torch.addcmul(self.shift, normed, 1 + self.scale)
+
+    def apply_(self, normed: torch.Tensor) -> torch.Tensor:
+        """`apply` written into `normed` (inference, on a tensor the caller owns)."""
+        return torch.addcmul(self.shift, normed, 1 + self.scale, out=normed)
 
 
 class DoubleBlockLayout(Protocol):
@@ -83,10 +93,60 @@ class BlockAdapters:
         dk, dv = delta.view(batch, length, 2, num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
         return dk, dv
 
-    def proj_delta(self, p: torch.Tensor) -> torch.Tensor:
+    def add_kv_delta(self, h: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_heads: int, inplace: bool
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(k + dk, v + dv); with `inplace` (k and v the block's own tensors) written into k and v."""
+        if not inplace:
+            delta = self.kv_delta(h, num_heads)
+            return (k, v) if delta is None else (k + delta[0], v + delta[1])
+        if self.kv is not None and self.strength != 0:
+            low = self.kv.low_rank(h, self.strength)
+            width = k.shape[1] * k.shape[3]
+            _add_by_rows(low, k, slice(0, width))
+            _add_by_rows(low, v, slice(width, 2 * width))
+        return k, v
+
+    def proj_delta(self, p: torch.Tensor, inplace: bool = False) -> torch.Tensor:
         if self.proj is None or self.strength == 0:
             return p
+        if inplace:
+            return self.proj.low_rank(p, self.strength).add_to(p)  # p is read whole before it is written
         return p + self.proj(p, self.strength)
+
+
+def _add_by_rows(low: LowRankDelta, heads: torch.Tensor, columns: slice) -> None:
+    """heads [B, H, L, Dh] += the delta's `columns` [B, L, H*Dh], in place: straight into heads when
+    it is a view of a [B, L, H*Dh] tensor (v: the projection's output), else through the delta."""
+    batch, num_heads, length, head_dim = heads.shape
+    # Heads and channels merge into one row view only when a head's stride spans its channels.
+    # Decided from the strides, not by trying a view: torch.compile traces this too.
+    if heads.stride(1) == head_dim * heads.stride(3):
+        low.add_to(heads.transpose(1, 2).view(batch, length, num_heads * head_dim), columns)
+    else:  # laid out head-major (a norm's output): through the delta
+        heads.add_(low.delta(columns).view(batch, length, num_heads, head_dim).transpose(1, 2))
+
+
+def _inference() -> bool:
+    """In-place updates are for inference: with gradients enabled autograd needs every input."""
+    return not torch.is_grad_enabled()
+
+
+def _modulated(mod: Modulation, normed: torch.Tensor, source: torch.Tensor, inplace: bool) -> torch.Tensor:
+    """mod applied to a norm's output, in place when that output is new (not the block's input)."""
+    if inplace and not _shares_storage(normed, source):
+        return mod.apply_(normed)
+    return mod.apply(normed)
+
+
+def _shares_storage(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.untyped_storage()._cdata == b.untyped_storage()._cdata
+
+
+def _gated_add(x: torch.Tensor, gate: torch.Tensor, y: torch.Tensor, inplace: bool, own: bool) -> torch.Tensor:
+    """x + gate * y: one new tensor for inference (addcmul), none when x is the block's own (`own`)."""
+    if not inplace:
+        return x + gate * y
+    return x.addcmul_(gate, y) if own else torch.addcmul(x, gate, y)
 
 
 @dataclass
@@ -129,6 +189,33 @@ def _text_then_scene_queries(txt_q: torch.Tensor, img_q: torch.Tensor) -> torch.
     return q
 
 
+def _joint_rotated(parts: tuple[tuple[torch.Tensor, bool], ...], rotary: Optional[Rotary], batch: int) -> torch.Tensor:
+    """The parts [b, H, n, Dh] one after another along the sequence, each rotated for its
+    positions, written into one new [batch, H, S, Dh] tensor (inference: rope's out= has no
+    autograd). A part flagged per-scene holds one row per scene (the color map's queries): it
+    is rotated once into the color map's slot and copied to the scene's other maps."""
+    first = parts[0][0]
+    joint = first.new_empty(batch, first.shape[1], sum(p.shape[2] for p, _ in parts), first.shape[3])
+    start = 0
+    for part, per_scene in parts:
+        positions = slice(start, start + part.shape[2])
+        start = positions.stop
+        target = joint[:, :, positions]
+        rows = None
+        if per_scene:
+            maps = target.unflatten(0, (-1, NUM_MAPS))
+            target, rows = maps[:, QUERY_SOURCE], QUERY_SOURCE_ROWS
+        if rotary is None:
+            target.copy_(part)
+        else:
+            rotary.rotate_into(part, positions, target, rows)
+        if per_scene:
+            source = maps[:, QUERY_SOURCE:QUERY_SOURCE + 1]
+            maps[:, :QUERY_SOURCE].copy_(source)
+            maps[:, QUERY_SOURCE + 1:].copy_(source)
+    return joint
+
+
 def _fp16_safe(x: torch.Tensor) -> torch.Tensor:
     # FLUX blocks clamp fp16 activations the same way; without it fp16 overflows to inf.
     if x.dtype == torch.float16:
@@ -152,23 +239,26 @@ def lumix_double_block(
     attends with the color map's image queries, proj output plus its LoRA delta."""
     batch, txt_len = img.shape[0], txt.shape[1]
     scene_count(batch)
+    inplace = _inference()
     rows = QUERY_SOURCE_ROWS if adapters.qba else None
     img_mod1, img_mod2 = layout.img_modulation(vec)
     txt_mod1, txt_mod2 = layout.txt_modulation(vec)
 
-    h = img_mod1.apply(layout.img_norm1(img))
+    h = _modulated(img_mod1, layout.img_norm1(img), img, inplace)
     img_q, img_k, img_v = layout.img_qkv(h, rows)
-    delta = adapters.kv_delta(h, layout.num_heads)
-    if delta is not None:
-        img_k, img_v = img_k + delta[0], img_v + delta[1]
-
-    txt_q, txt_k, txt_v = layout.txt_qkv(txt_mod1.apply(layout.txt_norm1(txt)))
+    img_k, img_v = adapters.add_kv_delta(h, img_k, img_v, layout.num_heads, inplace)
+    del h
+    txt_q, txt_k, txt_v = layout.txt_qkv(_modulated(txt_mod1, layout.txt_norm1(txt), txt, inplace))
 
     if hooks is not None and hooks.before is not None:
         q = torch.cat((txt_q, img_q), dim=2) if rows is None else _text_then_scene_queries(txt_q, img_q)
         q, k, v, rotary, mask = hooks.before(q, torch.cat((txt_k, img_k), dim=2), torch.cat((txt_v, img_v), dim=2),
                                              rotary, mask)
         q, k = _rotate_joint(q, k, rotary)
+    elif inplace:
+        q = _joint_rotated(((txt_q, False), (img_q, rows is not None)), rotary, batch)
+        k = _joint_rotated(((txt_k, False), (img_k, False)), rotary, batch)
+        v = torch.cat((txt_v, img_v), dim=2)
     else:
         image_positions, text_positions = slice(txt_len, None), slice(0, txt_len)
         if rotary is not None:
@@ -178,16 +268,20 @@ def lumix_double_block(
             txt_k = rotary(txt_k, text_positions)
         q = torch.cat((txt_q, img_q), dim=2) if rows is None else _text_then_scene_queries(txt_q, img_q)
         k, v = torch.cat((txt_k, img_k), dim=2), torch.cat((txt_v, img_v), dim=2)
+    del txt_q, txt_k, txt_v, img_q, img_k, img_v
     attn = attention(q, k, v, mask, transformer_options)
+    del q, k, v
     if hooks is not None and hooks.after is not None:
         attn = hooks.after(attn)
     txt_attn, img_attn = attn[:, :txt_len], attn[:, txt_len:]
 
-    img = img + img_mod1.gate * adapters.proj_delta(layout.img_proj(img_attn))
-    img = img + img_mod2.gate * layout.img_mlp(img_mod2.apply(layout.img_norm2(img)))
+    img = _gated_add(img, img_mod1.gate, adapters.proj_delta(layout.img_proj(img_attn), inplace), inplace, own=False)
+    img = _gated_add(img, img_mod2.gate, layout.img_mlp(_modulated(img_mod2, layout.img_norm2(img), img, inplace)),
+                     inplace, own=True)
 
-    txt = txt + txt_mod1.gate * layout.txt_proj(txt_attn)
-    txt = txt + txt_mod2.gate * layout.txt_mlp(txt_mod2.apply(layout.txt_norm2(txt)))
+    txt = _gated_add(txt, txt_mod1.gate, layout.txt_proj(txt_attn), inplace, own=False)
+    txt = _gated_add(txt, txt_mod2.gate, layout.txt_mlp(_modulated(txt_mod2, layout.txt_norm2(txt), txt, inplace)),
+                     inplace, own=True)
     return _fp16_safe(img), _fp16_safe(txt)
 
 
@@ -206,18 +300,23 @@ def lumix_single_block(
     tokens, every map attends with the color map's queries (text and image), linear2 plus its delta."""
     batch = x.shape[0]
     scene_count(batch)
+    inplace = _inference()
     rows = QUERY_SOURCE_ROWS if adapters.qba else None
     mod = layout.modulation(vec)
-    h = mod.apply(layout.pre_norm(x))
+    h = _modulated(mod, layout.pre_norm(x), x, inplace)
     q, k, v, mlp = layout.qkv_mlp(h, rows)
-    delta = adapters.kv_delta(h, layout.num_heads)
-    if delta is not None:
-        k, v = k + delta[0], v + delta[1]
+    k, v = adapters.add_kv_delta(h, k, v, layout.num_heads, inplace)
+    del h
     if hooks is not None and hooks.before is not None:
         if rows is not None:
             q = broadcast_to_scene(q)
         q, k, v, rotary, mask = hooks.before(q, k, v, rotary, mask)
         q, k = _rotate_joint(q, k, rotary)
+    elif inplace:
+        if rotary is not None or rows is not None:
+            q = _joint_rotated(((q, rows is not None),), rotary, batch)
+        if rotary is not None:
+            k = _joint_rotated(((k, False),), rotary, batch)
     else:
         if rotary is not None:
             everything = slice(0, None)
@@ -225,7 +324,8 @@ def lumix_single_block(
         if rows is not None:
             q = broadcast_to_scene(q)
     attn = attention(q, k, v, mask, transformer_options)
+    del q, k, v
     if hooks is not None and hooks.after is not None:
         attn = hooks.after(attn)
-    out = adapters.proj_delta(layout.output(attn, mlp))
-    return _fp16_safe(x + mod.gate * out)
+    out = adapters.proj_delta(layout.output(attn, mlp), inplace)
+    return _fp16_safe(_gated_add(x, mod.gate, out, inplace, own=False))

@@ -9,7 +9,8 @@ O(M^2 L d_in R^2). Here G1 is folded into G2 once, giving a core
 F[j, u, i, r] = s * sum_q G2[i, u, r, q] G1[i, j, q], so one scene costs a batched
 [L, d_in] @ [d_in, M*R] per source map j, summed over j, plus a batched [L, R] @ [R, d_out]
 per target map: O(M^2 L d_in R + M L R d_out). The maps are never copied side by side, so
-the only large tensor a call allocates is its output. The folded core is cached per device
+the only large tensor a call allocates is its output, and `low_rank(...).add_to(t)` (inference)
+accumulates the readout straight into t, so not even that. The folded core is cached per device
 and dtype and rebuilt only when a parameter changes, so sampling pays for the fold once per
 run; G3 is read in place when it already has the compute dtype.
 """
@@ -103,6 +104,12 @@ class TensorLoRA(nn.Module):
 
         Computes in `compute_dtype`, by default x's dtype: the adapter follows the model.
         """
+        return self.low_rank(x, strength, compute_dtype).delta()
+
+    def low_rank(self, x: torch.Tensor, strength: float = 1.0, compute_dtype: torch.dtype | None = None
+                 ) -> "LowRankDelta":
+        """The delta for x up to its readout: what `forward` computes before its last matmul,
+        so the readout can be written where the caller wants it (`LowRankDelta.add_to`)."""
         batch, length, d_in = x.shape
         scenes = scene_count(batch, self.num_maps)
         dtype = compute_dtype or x.dtype
@@ -113,8 +120,36 @@ class TensorLoRA(nn.Module):
         if strength != 1.0:
             low = low * strength
         low = low.view(scenes, length, m, r).transpose(1, 2)  # [k, M, L, R], target map first
-        out = torch.matmul(low, readout)  # [k, M, L, d_out], broadcast over scenes
-        return out.reshape(batch, length, self.out_features).to(x.dtype)
+        return LowRankDelta(low, readout, x.dtype)
 
 
-__all__ = ["TensorLoRA", "NUM_MAPS"]
+class LowRankDelta:
+    """A Tensor LoRA delta before its readout: low [k, M, L, R] and readout [M, R, d_out].
+
+    `delta()` is the adapter's output; `add_to(target)` adds it to a tensor in place, with the
+    readout matmul accumulating straight into the target when its layout allows, so the
+    [B, L, d_out] delta is never allocated. In-place writes record no autograd graph: for
+    inference only. `columns` picks part of d_out (the k or the v half of a kv adapter).
+    """
+
+    def __init__(self, low: torch.Tensor, readout: torch.Tensor, out_dtype: torch.dtype) -> None:
+        self.low, self.readout, self.out_dtype = low, readout, out_dtype
+
+    def delta(self, columns: slice = slice(None)) -> torch.Tensor:
+        scenes, m, length, _ = self.low.shape
+        out = torch.matmul(self.low, self.readout[:, :, columns])  # [k, M, L, c], broadcast over scenes
+        return out.reshape(scenes * m, length, out.shape[-1]).to(self.out_dtype)
+
+    def add_to(self, target: torch.Tensor, columns: slice = slice(None)) -> torch.Tensor:
+        """target [B, L, c] += delta(columns), in place; returns target."""
+        scenes, m, length, rank = self.low.shape
+        readout = self.readout[:, :, columns]
+        if target.dtype != self.low.dtype:  # the sum is formed in the target's dtype either way
+            return target.add_(self.delta(columns))
+        # Both factors are small ([B, L, R] and [B, R, c]); their copies cost next to nothing.
+        low = self.low.reshape(scenes * m, length, rank)
+        readout = readout.expand(scenes, *readout.shape).reshape(scenes * m, rank, readout.shape[-1])
+        return target.baddbmm_(low, readout)
+
+
+__all__ = ["LowRankDelta", "TensorLoRA", "NUM_MAPS"]

@@ -15,11 +15,11 @@ import tempfile
 PROBE = pathlib.Path(__file__).resolve().parent / "gpu_paths_probe.py"
 
 
-def run_probe(install, tmp_path: pathlib.Path, scenario: str, timeout: int = 600) -> dict:
+def run_probe(install, tmp_path: pathlib.Path, scenario: str, timeout: int = 600, probe: pathlib.Path = PROBE) -> dict:
     # Byte code outside the ComfyUI tree, which may be read-only (kept between runs).
     env = dict(os.environ)
     env.setdefault("PYTHONPYCACHEPREFIX", str(pathlib.Path(tempfile.gettempdir()) / "lumix-comfyui-pycache"))
-    done = subprocess.run([str(install.python), str(PROBE), str(install.path), str(tmp_path), scenario],
+    done = subprocess.run([str(install.python), str(probe), str(install.path), str(tmp_path), scenario],
                           capture_output=True, text=True, timeout=timeout, cwd=tmp_path, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("LUMIX_PROBE ")]
     assert done.returncode == 0 and lines, f"probe {scenario} failed:\n{done.stdout[-4000:]}\n{done.stderr[-8000:]}"
