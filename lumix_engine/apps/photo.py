@@ -19,7 +19,7 @@ import torch
 from ..errors import InputError
 from ..image_io import ImageLike, load_image, resize_images
 from ..intrinsics.ensemble import UNCERTAINTY_SUFFIX, combine_ensemble
-from ..intrinsics.upsample import METHODS, Method, upsample_map, upsample_maps
+from ..intrinsics.upsample import METHODS, CheckInterrupt, Method, Progress, upsample_map, upsample_maps
 from ..method.resolution import DEFAULT_MEGAPIXELS, MAX_OUTPUT_MEGAPIXELS, PhotoPlan, plan_photo
 from ..modalities import map_index
 
@@ -80,13 +80,17 @@ def prepare_photos(given: Mapping[str, ImageLike], megapixels: float = DEFAULT_M
     return PreparedPhotos(output, working, plan, runs)
 
 
-def finish_photos(decoded: Mapping[str, torch.Tensor], prepared: PreparedPhotos, method: Method = "guided"
+def finish_photos(decoded: Mapping[str, torch.Tensor], prepared: PreparedPhotos, method: Method = "guided", *,
+                  device: Optional[torch.device | str] = None, progress: Optional[Progress] = None,
+                  check_interrupt: Optional[CheckInterrupt] = None
                   ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Decoded maps at the working size {name: [B * runs, h, w, 3]} -> ({name: [B, H, W, 3]}
     at the output size; {name: uncertainty [B, H, W, 3]} for the maps that were not given).
 
     Given maps come back as given. With the photo given as color, albedo x irradiance
-    recomposes it exactly; otherwise the first given map guides the upsampling."""
+    recomposes it exactly; otherwise the first given map guides the upsampling. device,
+    progress and check_interrupt go to `upsample_maps` (where it runs; ComfyUI's progress
+    bar and interrupt)."""
     if method not in METHODS:
         raise InputError(f"upsample {method!r} is unknown; use one of {', '.join(METHODS)}")
     combined, spread = combine_ensemble(dict(decoded), prepared.runs)
@@ -94,7 +98,8 @@ def finish_photos(decoded: Mapping[str, torch.Tensor], prepared: PreparedPhotos,
     guide = prepared.given[guide_name]
     free = {name: image for name, image in combined.items() if name not in prepared.given}
     if prepared.plan.working != prepared.plan.output:
-        free = upsample_maps(free, guide, method, recompose=guide_name == "color")
+        free = upsample_maps(free, guide, method, recompose=guide_name == "color", device=device, progress=progress,
+                             check_interrupt=check_interrupt)
     height, width = guide.shape[1:3]
     uncertainty = {name + UNCERTAINTY_SUFFIX: upsample_map(spread[name], guide, "bilinear")
                    if spread[name].shape[1:3] != (height, width) else spread[name]
