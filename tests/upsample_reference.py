@@ -7,7 +7,7 @@ lumix_engine/intrinsics/upsample.py's docstring), for tests on small random inpu
   nearest sample (clamped), weight exp(-d^2 / 2 s^2) (exp(-|I(p) - I~(q)|^2 / 2 r^2) + 1e-6);
 - edge-aware: per map (a group of channels), bilinear + blend (joint bilateral - bilinear),
   blend = clip((change / tau - 1/4) / (3/4), 0, 1), change = bilinear upsampling of the
-  map's max - min over its 3 x 3 working neighbourhood, the largest over its channels;
+  map's largest |second difference| over its 3 x 3 working neighbourhood and its channels;
 - recomposition: irradiance = max(exp(upsampled log(E + 1e-4)) - 1e-4 clipped to [0, 1],
   photo), albedo = photo / irradiance (linear light), both sRGB-encoded.
 """
@@ -75,12 +75,19 @@ def joint_bilateral(low: np.ndarray, guide_low: np.ndarray, guide: np.ndarray, r
 
 
 def local_change(low: np.ndarray) -> np.ndarray:
+    """Per channel: the largest |second difference| (x or y, borders replicated) over the
+    3 x 3 neighbourhood clipped at the border."""
     channels, h, w = low.shape
+    curvature = np.zeros_like(low)
+    for y in range(h):
+        for x in range(w):
+            left, right = low[:, y, max(x - 1, 0)], low[:, y, min(x + 1, w - 1)]
+            up, below = low[:, max(y - 1, 0), x], low[:, min(y + 1, h - 1), x]
+            curvature[:, y, x] = np.maximum(np.abs(left + right - 2 * low[:, y, x]), np.abs(up + below - 2 * low[:, y, x]))
     out = np.zeros_like(low)
     for y in range(h):
         for x in range(w):
-            window = low[:, max(y - 1, 0):y + 2, max(x - 1, 0):x + 2].reshape(channels, -1)
-            out[:, y, x] = window.max(1) - window.min(1)
+            out[:, y, x] = curvature[:, max(y - 1, 0):y + 2, max(x - 1, 0):x + 2].reshape(channels, -1).max(1)
     return out
 
 

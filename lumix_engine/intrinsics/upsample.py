@@ -13,9 +13,9 @@ Two ideas, both guided by the full-resolution photo:
   checkered floor under a flat normal) cannot leak in, because a weighted mean of equal
   values is that value. The weights are not linear in position, so on a smooth ramp (a
   tilted floor's depth) bilinear is exact and this is not: per map the result is blended
-  with bilinear by how much the map itself changes around the pixel (its max - min over
-  the 3 x 3 working pixels, the largest over its channels, bilinearly upsampled: joint
-  bilateral above tau, bilinear below tau / 4, linear in between). Used for depth,
+  with bilinear by how far the map itself is from a plane around the pixel (its largest
+  |second difference| over the 3 x 3 working pixels and its channels, bilinearly
+  upsampled: joint bilateral above tau, bilinear below tau / 4, linear in between). Used for depth,
   normals, and irradiance in log space.
 
 - Exact recomposition: irradiance is smooth, so its upsampling is trusted, and the albedo
@@ -61,10 +61,10 @@ METHODS = ("guided", "bilinear")
 Progress = Callable[[int, int], None]
 CheckInterrupt = Callable[[], None]
 
-# Chosen on procedural scenes (benchmarks/photo_upsampling.py) and left there for any photo.
-RADIUS = 2            # working pixels each side: a 5 x 5 neighbourhood
+# RADIUS and SIGMA_RANGE chosen on one Mitsuba render (benchmarks/upsampling_mitsuba.py, poster 2048x1152).
+RADIUS = 1            # working pixels each side: a 3 x 3 neighbourhood
 SIGMA_SPACE = 0.7     # working pixels
-SIGMA_RANGE = 0.06    # sRGB units of the photo
+SIGMA_RANGE = 0.02    # sRGB units of the photo
 TAU = {"depth": 0.2, "normal": 0.4, "log_irradiance": 0.5, "other": 0.2}   # map change for full joint bilateral
 RANGE_FLOOR = 1e-6    # added to the range weight
 LOG_OFFSET = 1e-4     # irradiance is upsampled as log(linear + LOG_OFFSET)
@@ -93,17 +93,25 @@ def resize_linear(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return F.interpolate(image, size=(height, width), mode="bilinear", align_corners=False, antialias=shrinking)
 
 
+def _dilate(values: torch.Tensor) -> torch.Tensor:
+    """[B, C, h, w] -> the largest value over each 3 x 3 neighbourhood (clipped at the
+    border), by shifted maxima (max_pool2d is several times slower on CPUs)."""
+    height, width = values.shape[-2:]
+    padded = F.pad(values, (1, 1, 1, 1), mode="replicate")
+    rows = torch.maximum(torch.maximum(padded[..., :width], padded[..., 1:width + 1]), padded[..., 2:])
+    return torch.maximum(torch.maximum(rows[..., :height, :], rows[..., 1:height + 1, :]), rows[..., 2:, :])
+
+
 def local_change(low: torch.Tensor) -> torch.Tensor:
-    """[B, C, h, w] -> [B, C, h, w]: max - min over the 3 x 3 neighbourhood (clipped at the
-    border), per channel; by shifted maxima (max_pool2d is several times slower on CPUs)."""
+    """[B, C, h, w] -> [B, C, h, w]: how far the map is from a plane around each pixel: the
+    largest |second difference| (x or y, borders replicated) over its 3 x 3 neighbourhood,
+    per channel. A step of height s gives s next to it; a ramp, however steep, gives 0,
+    which is where bilinear is exact."""
     padded = F.pad(low, (1, 1, 1, 1), mode="replicate")
-    width = low.shape[-1]
-    row_max = torch.maximum(torch.maximum(padded[..., :width], padded[..., 1:width + 1]), padded[..., 2:])
-    row_min = torch.minimum(torch.minimum(padded[..., :width], padded[..., 1:width + 1]), padded[..., 2:])
-    height = low.shape[-2]
-    high = torch.maximum(torch.maximum(row_max[..., :height, :], row_max[..., 1:height + 1, :]), row_max[..., 2:, :])
-    low_ = torch.minimum(torch.minimum(row_min[..., :height, :], row_min[..., 1:height + 1, :]), row_min[..., 2:, :])
-    return high - low_
+    centre = padded[..., 1:-1, 1:-1]
+    across = (padded[..., 1:-1, :-2] + padded[..., 1:-1, 2:] - 2 * centre).abs()
+    down = (padded[..., :-2, 1:-1] + padded[..., 2:, 1:-1] - 2 * centre).abs()
+    return _dilate(torch.maximum(across, down))
 
 
 def _group_change(low: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
