@@ -23,7 +23,7 @@ from ..errors import InputError
 from ..image_io import ImageLike, load_image, resize_images
 from ..intrinsics.ensemble import UNCERTAINTY_SUFFIX, combine_ensemble
 from ..intrinsics.postprocess import ENGINE_STEPS, apply_steps, check_steps, describe_steps, steps_for
-from ..intrinsics.upsample import METHODS, Method, upsample_map, upsample_maps
+from ..intrinsics.upsample import METHODS, CheckInterrupt, Method, Progress, upsample_map, upsample_maps
 from ..method.resolution import DEFAULT_MEGAPIXELS, MAX_OUTPUT_MEGAPIXELS, PhotoPlan, plan_photo
 from ..modalities import MAP_NAMES, map_index
 
@@ -93,7 +93,9 @@ def prepare_photos(given: Mapping[str, ImageLike], megapixels: float = DEFAULT_M
     return PreparedPhotos(output, working, plan, ensemble_size, postprocess)
 
 
-def finish_photos(decoded: Mapping[str, torch.Tensor], prepared: PreparedPhotos, method: Method = "guided"
+def finish_photos(decoded: Mapping[str, torch.Tensor], prepared: PreparedPhotos, method: Method = "guided", *,
+                  device: Optional[torch.device | str] = None, progress: Optional[Progress] = None,
+                  check_interrupt: Optional[CheckInterrupt] = None
                   ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Decoded maps at the working size {name: [B * ensemble_size, h, w, 3]} -> ({name:
     [B, H, W, 3]} at the output size; {name: uncertainty [B, H, W, 3]} for the maps that were
@@ -102,7 +104,8 @@ def finish_photos(decoded: Mapping[str, torch.Tensor], prepared: PreparedPhotos,
     One run per photo comes back as decoded except for `prepared.postprocess`; an ensemble
     is combined per map first. Given maps come back as given. With the photo given as
     color, albedo x irradiance recomposes it exactly; otherwise the first given map guides
-    the upsampling."""
+    the upsampling. device, progress and check_interrupt go to `upsample_maps` (where it
+    runs; ComfyUI's progress bar and interrupt)."""
     if method not in METHODS:
         raise InputError(f"upsample {method!r} is unknown; use one of {', '.join(METHODS)}")
     combined, spread = combine_ensemble(dict(decoded), prepared.ensemble_size)
@@ -111,7 +114,8 @@ def finish_photos(decoded: Mapping[str, torch.Tensor], prepared: PreparedPhotos,
     free = apply_steps({name: image for name, image in combined.items() if name not in prepared.given},
                        prepared.postprocess)
     if prepared.plan.working != prepared.plan.output:
-        free = upsample_maps(free, guide, method, recompose=guide_name == "color")
+        free = upsample_maps(free, guide, method, recompose=guide_name == "color", device=device, progress=progress,
+                             check_interrupt=check_interrupt)
     height, width = guide.shape[1:3]
     uncertainty = {name + UNCERTAINTY_SUFFIX: upsample_map(spread[name], guide, "bilinear")
                    if spread[name].shape[1:3] != (height, width) else spread[name]
