@@ -60,3 +60,13 @@ def gpu_memory_bytes(model) -> Optional[int]:
     if getattr(device, "type", None) != "cuda":
         return None
     return int(comfy.model_management.get_total_memory(device))
+
+
+def upsampling_hooks() -> dict:
+    """Where the photo upsampling runs and how it reports: on ComfyUI's torch device (the
+    GPU the model samples on), with a progress bar and ComfyUI's cancel honoured between bands."""
+    import comfy.utils
+    bar = comfy.utils.ProgressBar(100)
+    return {"device": comfy.model_management.get_torch_device(),
+            "progress": lambda done, total: bar.update_absolute(round(100 * done / max(total, 1)), 100),
+            "check_interrupt": comfy.model_management.throw_exception_if_processing_interrupted}

@@ -24,7 +24,7 @@ from ..lumix_engine.method.resolution import (
 )
 from ..lumix_engine.method.sampling import AUTO
 from ..lumix_engine.modalities import split_maps
-from .comfy_glue import gpu_memory_bytes
+from .comfy_glue import gpu_memory_bytes, upsampling_hooks
 from .sampling_glue import sample_maps, scheduler_names, unknown_sampler
 
 OUTPUT_MAPS = ("albedo", "irradiance", "depth", "normal")
@@ -106,6 +106,6 @@ class LumiXDecomposePhoto(io.ComfyNode):
         samples = sample_maps(model, positive, positive, seed, steps, AUTO, AUTO, width, height, prepared.scenes,
                               sampler_name, scheduler, vae, prepared.working)
         decoded = split_maps(vae.decode(samples)[..., :3].float().cpu())
-        maps, uncertainty = finish_photos(decoded, prepared, upsample)
+        maps, uncertainty = finish_photos(decoded, prepared, upsample, **upsampling_hooks())
         return io.NodeOutput(*(maps[name] for name in OUTPUT_MAPS),
                              *(uncertainty[name + UNCERTAINTY_SUFFIX] for name in OUTPUT_MAPS), info)

@@ -466,7 +466,7 @@ class LumiXPipeline:
         results, start = [], 0
         for photos, texts, seed in zip(prepared, prompts, seeds):
             part = {name: image[start:start + photos.scenes] for name, image in decoded.items()}
-            maps, uncertainty = finish_photos(part, photos, upsample)
+            maps, uncertainty = finish_photos(part, photos, upsample, device=self.device)
             record = self._record("decompose", settings, prompt=list(texts),
                                   seed=seed if isinstance(seed, int) else list(seed), scenes=photos.photos,
                                   given=sorted(photos.working, key=map_index), ensemble_size=photos.ensemble_size,
