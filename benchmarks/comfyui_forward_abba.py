@@ -59,7 +59,7 @@ def main() -> int:
     import torch
     from lumix_pack.nodes.loader import patch_model
 
-    from benchmarks.common import machine
+    from evaluation.timing import machine
     from evaluation.cost_counter import count_cost
     from lumix_engine.flux.model import Flux, FluxConfig
     from lumix_engine.method.adapters import new_adapters

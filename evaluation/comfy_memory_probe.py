@@ -105,7 +105,7 @@ def comfy_model(shape: FluxShape, weights_dtype: str, gpu: torch.device):
 def run(request: dict, work: pathlib.Path) -> dict:
     from gpu_paths_probe import setup  # noqa: F401  (called by main)
     from lumix_pack.nodes.loader import patch_model
-    from lumix_pack.nodes.sampler import sample_maps
+    from lumix_pack.nodes.sampling_glue import sample_maps
     shape = FluxShape(**request["shape"])
     gpu = pretend_nvidia(float(request.get("free_gb") or 80))
     adapters = write_adapter_file(work / f"lumix_{shape.depth}_{shape.depth_single_blocks}.safetensors", shape)

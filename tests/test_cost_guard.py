@@ -17,7 +17,7 @@ from evaluation.cost_counter import CostCounter, SectionCall, count_cost, guard_
 from lumix_engine.flux.model import Flux, FluxConfig
 from lumix_engine.method.adapters import DOUBLE, SINGLE, new_adapters
 from lumix_engine.method.patch import block_patches
-from lumix_engine.method.reference import plain_double_block, plain_single_block
+from evaluation.reference import plain_double_block, plain_single_block
 from tests.factories import scene_inputs
 from tests.test_qba_blocks import rel, run_double, run_single
 
