@@ -59,8 +59,8 @@ def main() -> int:
     import torch
     from lumix_pack.nodes.loader import patch_model
 
-    from evaluation.timing import machine
     from evaluation.cost_counter import count_cost
+    from evaluation.timing import machine
     from lumix_engine.flux.model import Flux, FluxConfig
     from lumix_engine.method.adapters import new_adapters
     from lumix_engine.tiny_random import write_adapters

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from evaluation.cost_counter import CostCounter, SectionCall, count_cost, guard_problems, section_hooks
+from evaluation.reference import plain_double_block, plain_single_block
 from lumix_engine.flux.model import Flux, FluxConfig
 from lumix_engine.method.adapters import DOUBLE, SINGLE, new_adapters
 from lumix_engine.method.patch import block_patches
-from evaluation.reference import plain_double_block, plain_single_block
 from tests.factories import scene_inputs
 from tests.test_qba_blocks import rel, run_double, run_single
 
