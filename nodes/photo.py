@@ -57,7 +57,7 @@ class LumiXDecomposePhoto(io.ComfyNode):
                                max=MAX_MEGAPIXELS, step=0.01,
                                tooltip=f"Working area: the photo is worked on at this many megapixels, aspect kept "
                                        f"(published 1536x1152 = 1.77; at most {MAX_MEGAPIXELS}, which fits a 24 GB "
-                                       f"GPU with fp8 FLUX). The maps come back at the photo's own size anyway."),
+                                       f"GPU with fp8 FLUX, simulated: docs/memory.md). The maps come back at the photo's own size anyway."),
                 io.Int.Input("seeds", display_name="ensemble_size", default=1, min=1, max=MAX_ENSEMBLE_SIZE,
                              tooltip="Ensemble size: N runs with different noise, combined per map (depth aligned "
                                      "by scale and shift, normals averaged and renormalised, albedo and irradiance "

@@ -12,8 +12,8 @@ brought back to the photo's own pixel size afterwards:
   the budget and its maps are downsampled back): the model only knows scenes at the scale
   it was trained on, and a 4 x 3-token image has no room for a scene;
 - DEFAULT_MEGAPIXELS is the authors' decomposition size (1536 x 1152 = 1.77 MP);
-  MAX_MEGAPIXELS = 3.4 MP is the largest budget that fits a 24 GB GPU with fp8 FLUX, on
-  paper (benchmarks/photo_cost.py; the table is in benchmarks/PHOTO_RESULTS.md), and stays
+  MAX_MEGAPIXELS = 3.4 MP is the largest budget that fits a 24 GB GPU with fp8 FLUX in the
+  memory simulation of the real sampling code (docs/memory.md, method/memory.py), and stays
   within twice the area FLUX.1 was trained at (about 2 MP);
 - sides stay within FLUX's 4096-pixel limit; panoramas up to MAX_ASPECT : 1 keep their
   aspect, longer strips are refused (a 1-pixel-high strip has no second dimension to work
