@@ -150,7 +150,7 @@ def simulate_pipeline(sizes: Sequence[tuple[int, int]], shape: FluxShape = FLUX_
                 settings = pipe._settings(DECOMPOSITION, steps=steps, width=width, height=height)
                 color = torch.empty(1, 16, height // 8, width // 8, device=FAKE_GPU, dtype=torch.float32)
                 tracker.reset_peak()
-                pipe._sample([""], settings, 0, GivenMaps({"color": color}), None)
+                pipe._sample([""], settings, pipe._noise(1, settings, 0), GivenMaps({"color": color}), None)
                 del color
                 if index:
                     report = tracker.report()

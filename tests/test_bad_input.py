@@ -125,5 +125,5 @@ def test_batch_records_a_bomb_as_failed_without_decoding_it(tiny_model_config, t
     assert code == 4, capsys.readouterr()
     records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     failed = [r for r in records if r.get("status") == "failed"]
-    assert len(failed) == 1 and "too large" in failed[0]["error"], records
+    assert len(failed) == 1 and "over the limit" in failed[0]["error"], records
     assert not list(out.rglob("*.png"))

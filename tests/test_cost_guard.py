@@ -23,7 +23,9 @@ from tests.test_qba_blocks import rel, run_double, run_single
 
 IMG_TOKENS, TXT_TOKENS = 256, 64
 # Pinned counts of the LumiX forward (inference mode, steady state: adapter cores folded).
-BUDGET = {"total": {"ops": 352, "fresh_mb": 1022.681},
+# Total ops 352 -> 356 when the rope table became MPS-safe (lumix_engine/devices.py): a few
+# moves of the once-per-forward table, outside the blocks, in the unpatched forward too.
+BUDGET = {"total": {"ops": 356, "fresh_mb": 1022.681},
           "double_block": {"ops": 156, "fresh_mb": 444.359}, "single_block": {"ops": 98, "fresh_mb": 480.645}}
 MAX_FLOP_RATIO, MAX_FRESH_RATIO = 0.945, 1.05
 

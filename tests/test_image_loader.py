@@ -300,7 +300,14 @@ for attempt in (lambda: load_image(path), lambda: load_image_bytes(data), lambda
     except InputError as error:
         messages.append(str(error))
 peak = tracemalloc.get_traced_memory()[1]
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 if resource else None   # Linux: KB
+# This process's own peak resident memory. Linux keeps ru_maxrss across exec, so it would
+# report the parent test runner's peak; VmHWM belongs to this process's memory map alone.
+status = Path("/proc/self/status")
+if status.is_file():
+    line = next(line for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
+    rss = int(line.split()[1]) * 1024
+else:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss if resource else None   # macOS: bytes
 print(json.dumps({"messages": messages, "traced_peak": peak, "max_rss": rss}))
 """
 
