@@ -54,8 +54,9 @@ def default_trees() -> list[tuple[pathlib.Path, pathlib.Path]]:
 
 
 def run_comfyui(tree: pathlib.Path, python: pathlib.Path, shape: FluxShape, dtype: str, sizes: list,
-                work: pathlib.Path, free_gb: float = 200.0) -> dict:
-    request = {"shape": shape.as_dict(), "weights_dtype": dtype, "sizes": sizes, "steps": 1, "free_gb": free_gb}
+                work: pathlib.Path, free_gb: float = 200.0, unpatched: bool = False) -> dict:
+    request = {"shape": shape.as_dict(), "weights_dtype": dtype, "sizes": sizes, "steps": 1, "free_gb": free_gb,
+               "unpatched": unpatched}
     env = dict(os.environ, PYTHONPYCACHEPREFIX=str(pathlib.Path(tempfile.gettempdir()) / "lumix-comfyui-pycache"))
     done = subprocess.run([str(python), str(ROOT / "evaluation" / "comfy_memory_probe.py"), str(tree), str(work),
                            json.dumps(request)], capture_output=True, text=True, env=env, cwd=work)

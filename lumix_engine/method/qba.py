@@ -70,7 +70,8 @@ class SingleBlockLayout(Protocol):
     def modulation(self, vec: torch.Tensor) -> Modulation: ...
     def pre_norm(self, x: torch.Tensor) -> torch.Tensor: ...
     def qkv_mlp(self, h: torch.Tensor, query_rows: Optional[slice]) -> tuple[torch.Tensor, ...]: ...
-    def output(self, attn: torch.Tensor, mlp: torch.Tensor) -> torch.Tensor: ...
+    def mlp_act(self, mlp: torch.Tensor) -> torch.Tensor: ...
+    def output(self, attn: torch.Tensor, mlp: torch.Tensor) -> torch.Tensor: ...  # mlp: mlp_act's output
 
 
 @dataclass
@@ -327,5 +328,8 @@ def lumix_single_block(
     del q, k, v
     if hooks is not None and hooks.after is not None:
         attn = hooks.after(attn)
+    # Rebinding mlp drops the last reference to the fused projection's output (mlp is a view of
+    # it in BFL's layout) before the concatenation allocates, as FLUX's own single block does.
+    mlp = layout.mlp_act(mlp)
     out = adapters.proj_delta(layout.output(attn, mlp), inplace)
     return _fp16_safe(_gated_add(x, mod.gate, out, inplace, own=False))

@@ -109,5 +109,8 @@ class BflSingleBlock:
         q, k = self.block.norm(_heads(q, self.num_heads), k, v)
         return q, k, v, rest[..., 2 * d:]
 
+    def mlp_act(self, mlp):
+        return self.block.mlp_act(mlp)
+
     def output(self, attn, mlp):
-        return self.block.linear2(torch.cat((attn, self.block.mlp_act(mlp)), dim=2))
+        return self.block.linear2(torch.cat((attn, mlp), dim=2))

@@ -108,5 +108,8 @@ class DiffusersSingleBlock:
         return (_heads(q, self.attn, self.attn.norm_q), _heads(k, self.attn, self.attn.norm_k),
                 _heads(v, self.attn), self.block.proj_mlp(h))
 
+    def mlp_act(self, mlp):
+        return self.block.act_mlp(mlp)
+
     def output(self, attn, mlp):
-        return self.block.proj_out(torch.cat((attn, self.block.act_mlp(mlp)), dim=2))
+        return self.block.proj_out(torch.cat((attn, mlp), dim=2))
