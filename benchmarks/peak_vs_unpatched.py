@@ -24,7 +24,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.memory_simulation import default_trees, run_comfyui  # noqa: E402
+from evaluation.comfy_memory_runs import default_trees, run_comfyui  # noqa: E402
 from evaluation.lumix_memory import FLUX_DEV, small_shape  # noqa: E402
 
 DEFAULT_SIZES = ("512x512", "1024x1024", "1536x1152")  # 1536x1152: the photo path's default working size
