@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pathlib
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +28,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from evaluation.comfy_memory_runs import default_trees, run_comfyui  # noqa: E402
 from evaluation.lumix_memory import FLUX_DEV, FluxShape, small_shape  # noqa: E402
 from evaluation.memory_sim import engine_table, photo_working_sizes  # noqa: E402
 
@@ -38,36 +37,6 @@ ASPECTS = ((3, 2), (1, 1))
 PUBLISHED = (1536, 1152)  # the authors' decomposition size, 4:3 at the default 1.77 MP
 RESULTS = ROOT / "benchmarks" / "results" / "memory_simulation.json"
 ENGINE_TABLE = ROOT / "lumix_engine" / "method" / "memory_table.json"
-# ../shared beside the clone, as .ci/run expects it (LUMIX_SHARED overrides); a worktree one level deeper also works
-SHARED = pathlib.Path(os.environ.get("LUMIX_SHARED") or next(
-    (p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if p.is_dir()), ROOT.parent / "shared"))
-TREES = SHARED / "comfyui"
-
-
-def default_trees() -> list[tuple[pathlib.Path, pathlib.Path]]:
-    trees = []
-    for tree in sorted(TREES.glob("*")) if TREES.is_dir() else []:
-        python = pathlib.Path.home() / ".cache" / "lumix-ci" / f"venv-{tree.name}" / "bin" / "python"
-        if (tree / "comfy").is_dir() and python.exists():
-            trees.append((tree, python))
-    return trees
-
-
-def run_comfyui(tree: pathlib.Path, python: pathlib.Path, shape: FluxShape, dtype: str, sizes: list,
-                work: pathlib.Path, free_gb: float = 200.0) -> dict:
-    request = {"shape": shape.as_dict(), "weights_dtype": dtype, "sizes": sizes, "steps": 1, "free_gb": free_gb}
-    env = dict(os.environ, PYTHONPYCACHEPREFIX=str(pathlib.Path(tempfile.gettempdir()) / "lumix-comfyui-pycache"))
-    done = subprocess.run([str(python), str(ROOT / "evaluation" / "comfy_memory_probe.py"), str(tree), str(work),
-                           json.dumps(request)], capture_output=True, text=True, env=env, cwd=work)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("LUMIX_MEMORY ")]
-    if done.returncode or not lines:
-        raise RuntimeError(f"ComfyUI {tree.name} {dtype} failed:\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}")
-    result = json.loads(lines[-1][len("LUMIX_MEMORY "):])
-    for row in result["results"]:
-        row["comfyui"] = tree.name
-    return result
-
-
 def markdown(rows: list[dict], estimates: list[dict]) -> str:
     sizes = sorted({(r["width"], r["height"]) for r in rows}, key=lambda s: s[0] * s[1])
     columns = sorted({(r["path"], r.get("comfyui", ""), r["weights_dtype"]) for r in rows})

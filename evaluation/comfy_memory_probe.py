@@ -5,7 +5,10 @@ Run by a ComfyUI interpreter, one process per call (ComfyUI's modules are proces
     <ComfyUI python> evaluation/comfy_memory_probe.py <ComfyUI dir> <work dir> '<json request>'
 
 request: {"shape": FluxShape fields, "weights_dtype": "bf16" | "fp8", "sizes": [[w, h], ...],
-"steps": 1, "free_gb": 80}. Prints one line `LUMIX_MEMORY {json}`.
+"steps": 1, "free_gb": 80, "unpatched": false}. Prints one line `LUMIX_MEMORY {json}`.
+"unpatched": true is the control: the same step (the same five-latent batch, schedule,
+conditioning and Euler sampler through ComfyUI's `sample_custom`) on the base ModelPatcher
+without the LumiX patch, so the two runs differ only by the patch.
 
 What runs for real: ComfyUI's model detection and model classes (`model_config_from_unet`,
 `get_model`, its `comfy.ops` layers: fp8 weights stored as float8_e4m3fn and cast per
@@ -102,6 +105,24 @@ def comfy_model(shape: FluxShape, weights_dtype: str, gpu: torch.device):
     return comfy.model_patcher.ModelPatcher(model, load_device=gpu, offload_device=gpu)
 
 
+def sample_unpatched(base, positive, steps: int, width: int, height: int) -> torch.Tensor:
+    """The control: what `sample_maps` runs (five latents per scene, LumiX's schedule, no
+    CFG, guidance 1, Euler, through ComfyUI's sample_custom) on the unpatched model, without
+    the LumiX patch and the given-map wrapper."""
+    import comfy.sample
+    import comfy.samplers
+    import node_helpers
+
+    from lumix_engine.method.sampling import resolve_guidance, schedule, shared_noise
+    cfg, guidance = resolve_guidance(-1.0, -1.0, decomposing=True)
+    shape = (base.get_model_object("latent_format").latent_channels, height // 8, width // 8)
+    noise = shared_noise(1, shape, 0)
+    sigmas = schedule(steps, width, height, "published").float()
+    cond = node_helpers.conditioning_set_values(positive, {"guidance": guidance})
+    return comfy.sample.sample_custom(base.clone(), noise, cfg, comfy.samplers.sampler_object("euler"), sigmas, cond,
+                                      cond, torch.zeros_like(noise), disable_pbar=True, seed=0)
+
+
 def run(request: dict, work: pathlib.Path) -> dict:
     from gpu_paths_probe import setup  # noqa: F401  (called by main)
     from lumix_pack.nodes.loader import patch_model
@@ -111,6 +132,7 @@ def run(request: dict, work: pathlib.Path) -> dict:
     adapters = write_adapter_file(work / f"lumix_{shape.depth}_{shape.depth_single_blocks}.safetensors", shape)
     positive = [[torch.zeros(1, shape.text_tokens, shape.context_in_dim), {"pooled_output": torch.zeros(1, shape.vec_in_dim)}]]
     results = []
+    unpatched = bool(request.get("unpatched"))
     loads = record_load_requests()
     with fake_cuda():
         base = comfy_model(shape, request["weights_dtype"], gpu)
@@ -132,14 +154,18 @@ def run(request: dict, work: pathlib.Path) -> dict:
             for index, (width, height) in enumerate([warm, *sizes]):
                 tracker.reset_peak()
                 photo = torch.zeros(1, height, width, 3)
-                sample_maps(patched, positive, positive, 0, int(request.get("steps", 1)), -1.0, -1.0, width, height,
-                            1, "euler", "published", LatentOfShape(), {"color": photo})
+                if unpatched:
+                    sample_unpatched(base, positive, int(request.get("steps", 1)), width, height)
+                else:
+                    sample_maps(patched, positive, positive, 0, int(request.get("steps", 1)), -1.0, -1.0, width,
+                                height, 1, "euler", "published", LatentOfShape(), {"color": photo})
                 if index:
                     report = tracker.report()
-                    results.append({"path": "comfyui", "weights_dtype": request["weights_dtype"], "width": width,
+                    results.append({"path": "comfyui", "unpatched": unpatched, "weights_dtype": request["weights_dtype"], "width": width,
                                     "height": height, "megapixels": width * height / 1e6, "weights_gb": weights / 1e9,
                                     "resident_gb": report.resident / 1e9, "peak_gb": report.peak / 1e9,
                                     "activations_gb": report.activations / 1e9, "peak_op": report.peak_op,
+                                    "largest_live_at_peak_gb": [b / 1e9 for b in report.peak_live],
                                     "ops": report.ops, "comfy_kept_free_gb": loads[-1]["minimum_memory_required"] / 1e9,
                                     "comfy_memory_required_gb": loads[-1]["memory_required"] / 1e9})
     import comfy.model_management

@@ -69,8 +69,10 @@ class SingleBlockLayout(Protocol):
 
     def modulation(self, vec: torch.Tensor) -> Modulation: ...
     def pre_norm(self, x: torch.Tensor) -> torch.Tensor: ...
-    def qkv_mlp(self, h: torch.Tensor, query_rows: Optional[slice]) -> tuple[torch.Tensor, ...]: ...
-    def output(self, attn: torch.Tensor, mlp: torch.Tensor) -> torch.Tensor: ...
+    def project(self, h: torch.Tensor, query_rows: Optional[slice]) -> tuple[torch.Tensor, ...]: ...
+    def heads(self, *projected: torch.Tensor) -> tuple[torch.Tensor, ...]: ...  # q, k, v (q/k normed), mlp
+    def mlp_act(self, mlp: torch.Tensor) -> torch.Tensor: ...
+    def output(self, attn: torch.Tensor, mlp: torch.Tensor) -> torch.Tensor: ...  # mlp: mlp_act's output
 
 
 @dataclass
@@ -93,14 +95,22 @@ class BlockAdapters:
         dk, dv = delta.view(batch, length, 2, num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
         return dk, dv
 
-    def add_kv_delta(self, h: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_heads: int, inplace: bool
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(k + dk, v + dv); with `inplace` (k and v the block's own tensors) written into k and v."""
+    def kv_input(self, h: torch.Tensor, inplace: bool) -> "torch.Tensor | LowRankDelta | None":
+        """What `add_kv_delta` needs of h: in place its low-rank part (small; None without a
+        kv adapter), so h itself can be freed first; else h."""
+        if not inplace:
+            return h
+        return self.kv.low_rank(h, self.strength) if self.kv is not None and self.strength != 0 else None
+
+    def add_kv_delta(self, h: "torch.Tensor | LowRankDelta | None", k: torch.Tensor, v: torch.Tensor,
+                     num_heads: int, inplace: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(k + dk, v + dv); with `inplace` (k and v the block's own tensors) written into k and v.
+        h: the block's modulated input, or in place also what `kv_input` made of it."""
         if not inplace:
             delta = self.kv_delta(h, num_heads)
             return (k, v) if delta is None else (k + delta[0], v + delta[1])
-        if self.kv is not None and self.strength != 0:
-            low = self.kv.low_rank(h, self.strength)
+        low = h if not isinstance(h, torch.Tensor) else self.kv_input(h, inplace)
+        if low is not None:
             width = k.shape[1] * k.shape[3]
             _add_by_rows(low, k, slice(0, width))
             _add_by_rows(low, v, slice(width, 2 * width))
@@ -304,9 +314,14 @@ def lumix_single_block(
     rows = QUERY_SOURCE_ROWS if adapters.qba else None
     mod = layout.modulation(vec)
     h = _modulated(mod, layout.pre_norm(x), x, inplace)
-    q, k, v, mlp = layout.qkv_mlp(h, rows)
-    k, v = adapters.add_kv_delta(h, k, v, layout.num_heads, inplace)
+    projected = layout.project(h, rows)
+    # The k/v delta reads h; in place its low-rank part is taken now, so h (a full-width
+    # activation) is gone before the q/k norm's float32 temporaries, as in FLUX's own block.
+    kv_input = adapters.kv_input(h, inplace)
     del h
+    q, k, v, mlp = layout.heads(*projected)
+    del projected
+    k, v = adapters.add_kv_delta(kv_input, k, v, layout.num_heads, inplace)
     if hooks is not None and hooks.before is not None:
         if rows is not None:
             q = broadcast_to_scene(q)
@@ -327,5 +342,8 @@ def lumix_single_block(
     del q, k, v
     if hooks is not None and hooks.after is not None:
         attn = hooks.after(attn)
+    # Rebinding mlp drops the last reference to the fused projection's output (mlp is a view of
+    # it in BFL's layout) before the concatenation allocates, as FLUX's own single block does.
+    mlp = layout.mlp_act(mlp)
     out = adapters.proj_delta(layout.output(attn, mlp), inplace)
     return _fp16_safe(_gated_add(x, mod.gate, out, inplace, own=False))

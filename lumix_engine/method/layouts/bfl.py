@@ -102,12 +102,17 @@ class BflSingleBlock:
     def pre_norm(self, x):
         return self.block.pre_norm(x)
 
-    def qkv_mlp(self, h: torch.Tensor, query_rows: Optional[slice]):
+    def project(self, h: torch.Tensor, query_rows: Optional[slice]):
+        return split_linear(self.block.linear1, h, self.hidden_size, query_rows, self.weights)
+
+    def heads(self, q, rest):
         d = self.hidden_size
-        q, rest = split_linear(self.block.linear1, h, d, query_rows, self.weights)
         k, v = _split_kv(rest[..., : 2 * d], self.num_heads)
         q, k = self.block.norm(_heads(q, self.num_heads), k, v)
         return q, k, v, rest[..., 2 * d:]
 
+    def mlp_act(self, mlp):
+        return self.block.mlp_act(mlp)
+
     def output(self, attn, mlp):
-        return self.block.linear2(torch.cat((attn, self.block.mlp_act(mlp)), dim=2))
+        return self.block.linear2(torch.cat((attn, mlp), dim=2))

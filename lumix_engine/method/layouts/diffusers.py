@@ -103,10 +103,16 @@ class DiffusersSingleBlock:
     def pre_norm(self, x):
         return self.block.norm.norm(x)
 
-    def qkv_mlp(self, h, query_rows):
+    def project(self, h, query_rows):
         q, k, v = _project(self.attn, h, query_rows, ("to_q", "to_k", "to_v"), "to_qkv", self.weights)
+        return q, k, v, self.block.proj_mlp(h)
+
+    def heads(self, q, k, v, mlp):
         return (_heads(q, self.attn, self.attn.norm_q), _heads(k, self.attn, self.attn.norm_k),
-                _heads(v, self.attn), self.block.proj_mlp(h))
+                _heads(v, self.attn), mlp)
+
+    def mlp_act(self, mlp):
+        return self.block.act_mlp(mlp)
 
     def output(self, attn, mlp):
-        return self.block.proj_out(torch.cat((attn, self.block.act_mlp(mlp)), dim=2))
+        return self.block.proj_out(torch.cat((attn, mlp), dim=2))
