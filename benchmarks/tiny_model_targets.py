@@ -8,13 +8,6 @@ chosen on offset 0 (its trials, benchmarks/results/tiny_recipe_v3_trials.json), 
 certification of the chosen recipe uses an offset whose range was not looked at while
 choosing (the model card says which).
 
-Target 1 compares means over the scenes; beside it, per map, the paired margin (mean over
-scenes of model error minus trivial error, with its standard error) and on how many scenes
-the model wins, so a margin inside the scene-to-scene noise shows as one.
-
-Also reported, labelled as what it is: the albedo the pack derives from the given image and
-the predicted irradiance (color / irradiance in linear light, what the photo upsampler does),
-which is not the model's own albedo output.
 """
 from __future__ import annotations
 

@@ -307,12 +307,18 @@ class LumiXPipeline:
         else:
             timesteps = schedule(settings.steps, settings.width, settings.height, settings.token_count)
         given = GivenMaps({name: latent.to(self.device) for name, latent in given.latents.items()})
-        progress = progress_bar(settings.steps, self.progress)
+        return self._euler(velocity, noise, timesteps, given, settings.steps, callback)
+
+    def _euler(self, velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], noise: torch.Tensor,
+               timesteps: torch.Tensor, given: GivenMaps, steps: int,
+               callback: Optional[StepCallback]) -> torch.Tensor:
+        """The Euler loop with the progress bar and the caller's per-step callback."""
+        progress = progress_bar(steps, self.progress)
 
         def on_step(step: int, x: torch.Tensor) -> None:
             progress.update(1)
             if callback is not None:
-                callback(step, settings.steps, x)
+                callback(step, steps, x)
 
         try:
             return sample_euler(velocity, noise, timesteps, given, on_step)

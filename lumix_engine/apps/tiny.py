@@ -22,11 +22,11 @@ import torch
 
 from ..errors import InputError
 from ..method.resolution import MIN_MEGAPIXELS
-from ..method.sampling import GivenMaps, Settings, check_size, sample_euler, schedule, shared_noise
+from ..method.sampling import GivenMaps, Settings, check_size, schedule, shared_noise
 from ..modalities import broadcast_to_scene
 from ..tiny_trained.model import ASSETS, TinyLumiX
 from ..tiny_trained.showcase import STEPS
-from .pipeline import LumiXPipeline, StepCallback, progress_bar
+from .pipeline import LumiXPipeline, StepCallback
 
 TOY_LABEL = ("TOY MODEL: the shipped tiny LumiX (64x64, trained on procedural renders only), not the published "
              "LumiX; its maps show the photo path, not LumiX's quality")
@@ -87,15 +87,5 @@ class TinyPhotoPipeline(LumiXPipeline):
         def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             return base.velocity(x, t, context, pooled, self.model.patches)
 
-        progress = progress_bar(settings.steps, self.progress)
-
-        def on_step(step: int, x: torch.Tensor) -> None:
-            progress.update(1)
-            if callback is not None:
-                callback(step, settings.steps, x)
-
-        try:
-            return sample_euler(velocity, noise, schedule(settings.steps, settings.width, settings.height),
-                                given, on_step)
-        finally:
-            progress.close()
+        return self._euler(velocity, noise, schedule(settings.steps, settings.width, settings.height), given,
+                           settings.steps, callback)
