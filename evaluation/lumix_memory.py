@@ -25,7 +25,6 @@ import torch
 
 from evaluation.memory_sim import FAKE_GPU, PeakMemory, fake_cuda, materialize, module_tensors
 
-NUM_MAPS = 5
 DTYPE_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32", torch.float8_e4m3fn: "fp8"}
 
 
