@@ -1,0 +1,320 @@
+"""The maps viewer (web/js/lumix_maps_viewer.js) in the REAL frontend, headless Chromium.
+
+The page holds a Split Intrinsics node, a LumiX Decompose Photo node and a second Split
+Intrinsics that never runs. Tiny-model graphs whose map nodes carry those nodes' ids are queued
+from the page (api.queuePrompt, so the page's client gets the `executed` messages):
+Split Intrinsics with 2 scenes of 64x48, and Decompose Photo on a 640x96 photo (maps at the
+photo's size, decimated by 2 in the viewer's file). Checked, on each tree's frontend:
+
+- the viewer shows the five maps of a scene (five tiles), a scene selector with 2 scenes;
+- its raw file holds the node's outputs: floor(255 x value) equals the SaveImage PNG of the same
+  output exactly (SaveImage's own quantisation);
+- real mouse moves over known pixels of every tile give the readout of that pixel, checked
+  against the float64 reference (tests/test_viewer_maps.py readout64) within 1e-9 (the page
+  computes in float64 from the same float32 values; the visible text rounds to 4 decimals);
+- the A/B wipe: a real drag moves the line, and the canvas shows map A's pixels left of it and
+  map B's right of it (8-bit, exact);
+- the never-run node says there are no maps; maps whose file is gone say so;
+- a reload of the page, then loading the saved workflow, shows the same maps and readout;
+- the viewer adds nothing to the API prompt or the saved widgets_values.
+
+LUMIX_UI_SCREENSHOTS=<dir> saves `comfyui-<version>_maps_viewer.png` (side by side with a
+readout) and `..._maps_viewer_wipe.png` there (default: the session's temp dir).
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+from comfyui_graphs import lumix_graph
+from PIL import Image
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import ui_frontend  # noqa: E402
+from test_shipped_workflows import ROOT, tiny_version  # noqa: E402
+
+from tests.test_viewer_maps import readout64  # noqa: E402
+
+UNAVAILABLE = ui_frontend.unavailable()
+pytestmark = pytest.mark.skipif(UNAVAILABLE is not None, reason=f"maps viewer UI test: {UNAVAILABLE}")
+PHOTO_API = json.loads((ROOT / "workflows" / "api" / "lumix_image_to_maps.json").read_text())
+PHOTO_SIZE = (640, 96)              # width, height: > 512 wide, so the viewer's file has stride 2
+SPLIT_SIZE = (64, 48)
+READOUT_TOLERANCE = 1e-9
+VIEWPORT = {"width": 1900, "height": 1250}
+# The 404 of the gone file; requests the reload cut short.
+EXPECTED_ERRORS = ("Failed to load resource", "HTTP 404: ", "net::ERR_ABORTED")
+# Frontend 1.27 on a reload: a setting's onChange sets another setting not yet registered
+# (settingStore.addSetting in its own start-up; no extension code on the stack).
+SETTINGS_ERROR = ("pageerror: Cannot read properties of undefined (reading 'id')", "at Proxy.addSetting")
+
+SETUP_JS = """
+() => {
+  const app = window.app;
+  app.graph.clear();
+  const make = (type, pos) => {
+    const node = LiteGraph.createNode(type);
+    app.graph.add(node);
+    node.pos = pos;
+    node.setSize([740, 420]);
+    return node;
+  };
+  const split = make("SplitIntrinsics", [10, 30]);
+  const idle = make("SplitIntrinsics", [10, 560]);
+  const photo = make("LumiXDecomposePhoto", [800, 30]);
+  idle.setSize([740, 300]);
+  photo.setSize([900, 1060]);
+  app.canvas.ds.offset = [0, 0];
+  app.canvas.ds.scale = 1;
+  app.graph.setDirtyCanvas(true, true);
+  return {split: String(split.id), photo: String(photo.id), idle: String(idle.id)};
+}
+"""
+
+QUEUE_JS = """
+async (prompt) => {
+  const {api} = await import('/scripts/api.js');
+  const answer = await api.queuePrompt(0, {output: prompt, workflow: window.app.graph.serialize()});
+  return answer.prompt_id;
+}
+"""
+
+VIEWER_JS = """
+(id) => {
+  const node = window.app.graph.getNodeById(Number(id)) ?? window.app.graph.getNodeById(id);
+  const view = node?.lumixMapsViewer;
+  if (!view) return null;
+  const rect = view.canvas.getBoundingClientRect();
+  return {state: view.state, message: view.message.style.display === 'none' ? '' : view.message.textContent,
+          entries: view.entries, scene: view.sceneIndex, layout: view.layout, wipe: view.wipe,
+          tiles: view.tiles, width: view.scene?.width, height: view.scene?.height,
+          rect: {left: rect.left, top: rect.top, width: rect.width, height: rect.height},
+          client: {width: view.canvas.clientWidth, height: view.canvas.clientHeight},
+          scale: view.canvas.width / view.canvas.clientWidth,
+          sceneOptions: [...view.sceneSelect.options].map((o) => o.value),
+          sceneSelectShown: view.sceneLabel.style.display !== 'none',
+          readout: view.readout.textContent, pixel: view.readout.dataset.pixel ?? null,
+          values: view.readout.dataset.values ?? null};
+}
+"""
+
+CANVAS_PIXEL_JS = """
+([id, x, y]) => {
+  const node = window.app.graph.getNodeById(Number(id)) ?? window.app.graph.getNodeById(id);
+  return Array.from(node.lumixMapsViewer.canvas.getContext('2d').getImageData(x, y, 1, 1).data);
+}
+"""
+
+
+def rekey(graph: dict, ids: dict[str, str], prefix: str) -> dict:
+    """Rename the graph's node ids: those in `ids` to the page's node ids, the rest prefixed."""
+    new = {key: ids.get(key, prefix + key) for key in graph}
+    out = json.loads(json.dumps({new[key]: node for key, node in graph.items()}))
+    for node in out.values():
+        for name, value in node["inputs"].items():
+            if isinstance(value, list) and len(value) == 2 and value[0] in new:
+                node["inputs"][name] = [new[value[0]], value[1]]
+    return out
+
+
+def wait_for(page, node_id: str, state: str, timeout_s: float = 300) -> dict:
+    page.wait_for_function(f"() => window.app.graph.getNodeById({node_id})?.lumixMapsViewer?.state === '{state}'",
+                           timeout=timeout_s * 1000)
+    return page.evaluate(VIEWER_JS, node_id)
+
+
+def file_of(server, entry: dict) -> np.ndarray:
+    path = server.base_dir / "temp" / entry["file"]["subfolder"] / entry["file"]["filename"]
+    data = np.frombuffer(path.read_bytes(), dtype="<f4")
+    return data.reshape(len(entry["maps"]), entry["height"], entry["width"], 3)
+
+
+def client_point(view: dict, tile: dict, fx: float, fy: float) -> tuple[float, float]:
+    """Client coordinates of the point (fx, fy) in file pixels of `tile` (fractions allowed)."""
+    sx, sy = view["rect"]["width"] / view["client"]["width"], view["rect"]["height"] / view["client"]["height"]
+    return (view["rect"]["left"] + (tile["x"] + fx * tile["w"] / view["width"]) * sx,
+            view["rect"]["top"] + (tile["y"] + fy * tile["h"] / view["height"]) * sy)
+
+
+def check_hover(page, node_id: str, data: np.ndarray, entry: dict, pixels) -> list[float]:
+    """Real mouse moves to the centre of each (tile, x, y); the readout must be that pixel's.
+    Returns the largest difference from the float64 reference."""
+    worst = []
+    view = page.evaluate(VIEWER_JS, node_id)
+    assert all(t["w"] >= view["width"] and t["h"] >= view["height"] for t in view["tiles"]), \
+        "less than one screen pixel per map pixel: hovering cannot aim at one pixel"
+    for tile_index, x, y in pixels:
+        tile = view["tiles"][tile_index]
+        page.mouse.move(*client_point(view, tile, x + 0.5, y + 0.5), steps=3)
+        shown = page.evaluate(VIEWER_JS, node_id)
+        assert shown["tiles"] == view["tiles"], "the layout moved while hovering"
+        if shown["pixel"] is None:
+            page.screenshot(path="/tmp/viewer_shots/debug.png")
+            hit = page.evaluate("([x, y]) => { const e = document.elementFromPoint(x, y); return e ? e.tagName + '.' + e.className : null; }",
+                                list(client_point(view, tile, x + 0.5, y + 0.5)))
+            raise AssertionError((view, hit))
+        assert json.loads(shown["pixel"]) == [x, y], (tile["name"], x, y, shown["readout"])
+        values = json.loads(shown["values"])
+        expected = readout64({name: data[i, y, x] for i, name in enumerate(entry["maps"])}, entry["depth"])
+        assert set(values) == set(expected)
+        for key, value in expected.items():
+            difference = float(np.max(np.abs(np.asarray(values[key], np.float64) - value)))
+            assert difference <= READOUT_TOLERANCE, (key, values[key], value)
+            worst.append(difference)
+        stride = entry["stride"]
+        assert f"pixel {x * stride}, {y * stride} of {entry['source_width']}x{entry['source_height']}" \
+            in shown["readout"]
+        assert "nearest point = 1, farthest = 10" in shown["readout"] and "linear RGB" in shown["readout"]
+    return worst
+
+
+def select(page, node_id: str, name: str, value: str):
+    """Choose `value` in one of the viewer's <select> elements, as a person does."""
+    handle = page.evaluate_handle(f"() => window.app.graph.getNodeById({node_id}).lumixMapsViewer.{name}")
+    handle.as_element().select_option(value)
+
+
+def display_byte(value: float) -> int:
+    return int(np.round(np.clip(value, 0.0, 1.0) * 255))
+
+
+@pytest.fixture(scope="module")
+def photo_file(comfyui_server) -> str:
+    rng = np.random.default_rng(5)
+    width, height = PHOTO_SIZE
+    Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8)).save(
+        comfyui_server.input_dir / "viewer_photo.png")
+    return "viewer_photo.png"
+
+
+def test_the_maps_viewer_shows_reads_out_wipes_and_survives_a_reload(comfyui, comfyui_server, tiny_models,
+                                                                    photo_file, tmp_path_factory):
+    folder = pathlib.Path(os.environ.get("LUMIX_UI_SCREENSHOTS") or tmp_path_factory.mktemp("screens"))
+    folder.mkdir(parents=True, exist_ok=True)
+    version = comfyui_server.install.version()
+    with ui_frontend.Frontend(comfyui_server.url) as frontend:
+        page = frontend.page
+        page.set_viewport_size(VIEWPORT)
+        frontend.close_dialogs()
+        ids = page.evaluate(SETUP_JS)
+        assert page.evaluate(VIEWER_JS, ids["idle"])["state"] == "empty"
+
+        # Run both map nodes from the page.
+        split_graph = lumix_graph(tiny_models, width=SPLIT_SIZE[0], height=SPLIT_SIZE[1], scenes=2, prefix="viewer")
+        config = tiny_models.flux_config
+        photo_graph = tiny_version(PHOTO_API, tiny_models, (config.context_in_dim, config.vec_in_dim))
+        photo_graph["6"]["inputs"]["image"] = photo_file
+        photo_graph = rekey(photo_graph, {"7": ids["photo"]}, "p")
+        split_graph = rekey(split_graph, {"split": ids["split"]}, "s")
+        prompt_ids = [page.evaluate(QUEUE_JS, graph) for graph in (split_graph, photo_graph)]
+        entries = [comfyui.wait(pid, timeout_s=600) for pid in prompt_ids]
+        for entry in entries:
+            assert entry["status"]["status_str"] == "success", entry["status"]
+        split = wait_for(page, ids["split"], "ready")
+        photo = wait_for(page, ids["photo"], "ready")
+        frontend.close_dialogs()
+
+        # Five maps of a scene; two scenes to select; the photo's maps at its own size, stride 2.
+        assert [t["name"] for t in split["tiles"]] == ["albedo", "irradiance", "color", "depth", "normal"]
+        assert split["sceneOptions"] == ["0", "1"] and split["sceneSelectShown"]
+        assert (split["width"], split["height"]) == SPLIT_SIZE
+        [photo_entry] = photo["entries"]
+        assert (photo_entry["source_width"], photo_entry["source_height"], photo_entry["stride"]) == (*PHOTO_SIZE, 2)
+        assert (photo["width"], photo["height"]) == (PHOTO_SIZE[0] // 2, PHOTO_SIZE[1] // 2)
+        assert len(photo["tiles"]) == 5 and not photo["sceneSelectShown"]
+        idle = page.evaluate(VIEWER_JS, ids["idle"])
+        assert idle["state"] == "empty" and idle["message"].startswith("No maps yet")
+
+        # The viewer's file is the node's output: SaveImage's 8-bit PNG of it, exactly.
+        split_entries = split["entries"]
+        split_data = [file_of(comfyui_server, e) for e in split_entries]
+        for index, name in enumerate(split_entries[0]["maps"]):
+            files = sorted(comfyui.output_files(entries[0], f"ssave_{name}"))
+            assert len(files) == 2
+            for scene, path in enumerate(files):
+                png = np.asarray(Image.open(path))
+                np.testing.assert_array_equal(
+                    np.clip(255.0 * split_data[scene][index], 0, 255).astype(np.uint8), png, err_msg=name)
+        photo_data = file_of(comfyui_server, photo_entry)
+        [depth_png] = comfyui.output_files(entries[1], "p10")
+        np.testing.assert_array_equal(np.clip(255.0 * photo_data[3], 0, 255).astype(np.uint8),
+                                      np.asarray(Image.open(depth_png))[::2, ::2])
+
+        # Hover with real mouse events: readout of known pixels on every tile.
+        rng = np.random.default_rng(0)
+        pixels = [(t, int(rng.integers(SPLIT_SIZE[0])), int(rng.integers(SPLIT_SIZE[1]))) for t in range(5)]
+        worst = check_hover(page, ids["split"], split_data[0], split_entries[0], pixels + [(0, 0, 0), (4, 63, 47)])
+        photo_pixels = [(t, int(rng.integers(photo["width"])), int(rng.integers(photo["height"]))) for t in range(5)]
+        worst += check_hover(page, ids["photo"], photo_data, photo_entry, photo_pixels)
+        page.mouse.move(*client_point(split, split["tiles"][1], 20.5, 30.5))
+        page.screenshot(path=str(folder / f"comfyui-{version}_maps_viewer.png"))
+
+        # Scene 2 through the selector.
+        select(page, ids["split"], "sceneSelect", "1")
+        page.wait_for_function(f"() => window.app.graph.getNodeById({ids['split']}).lumixMapsViewer.sceneIndex === 1 "
+                               f"&& window.app.graph.getNodeById({ids['split']}).lumixMapsViewer.state === 'ready'")
+        worst += check_hover(page, ids["split"], split_data[1], split_entries[1], [(2, 10, 11), (3, 40, 5)])
+
+        # A/B wipe: irradiance | depth, dragged from the middle to 25 % with real mouse events.
+        select(page, ids["split"], "layoutSelect", "wipe")
+        select(page, ids["split"], "aSelect", "irradiance")
+        select(page, ids["split"], "bSelect", "depth")
+        view = page.evaluate(VIEWER_JS, ids["split"])
+        [tile] = view["tiles"]
+        assert view["layout"] == "wipe" and view["wipe"] == 0.5
+        page.mouse.move(*client_point(view, tile, 32, 24))
+        page.mouse.down()
+        page.mouse.move(*client_point(view, tile, 16, 24), steps=8)
+        page.mouse.up()
+        view = page.evaluate(VIEWER_JS, ids["split"])
+        assert view["wipe"] == pytest.approx(0.25, abs=0.02), view["wipe"]
+        maps = split_entries[1]["maps"]
+        for x, name in [(5, "irradiance"), (14, "irradiance"), (17, "depth"), (60, "depth")]:
+            y = 24
+            cx = round((tile["x"] + (x + 0.5) * tile["w"] / SPLIT_SIZE[0]) * view["scale"])
+            cy = round((tile["y"] + (y + 0.5) * tile["h"] / SPLIT_SIZE[1]) * view["scale"])
+            shown = page.evaluate(CANVAS_PIXEL_JS, [ids["split"], cx, cy])
+            expected = [display_byte(v) for v in split_data[1][maps.index(name), y, x]]
+            assert shown[:3] == expected, (x, name, shown, expected)
+        page.screenshot(path=str(folder / f"comfyui-{version}_maps_viewer_wipe.png"))
+
+        # Nothing of the viewer in the API prompt or the widgets' saved values.
+        prompt = page.evaluate("async () => (await window.app.graphToPrompt()).output")
+        assert set(prompt[ids["split"]]["inputs"]) <= {"images"}
+        saved = page.evaluate("() => window.app.graph.serialize()")
+        photo_node = next(n for n in saved["nodes"] if str(n["id"]) == ids["photo"])
+        assert "lumix_maps_viewer" not in json.dumps(photo_node.get("widgets_values"))
+        assert len(photo_node["widgets_values"]) == len([w for w in page.evaluate(
+            f"() => window.app.graph.getNodeById({ids['photo']}).widgets.map((w) => w.name)")
+            if w != "lumix_maps_viewer"])
+
+        # Reload the page and open the saved workflow: the maps come back.
+        page.reload(wait_until="load")
+        page.wait_for_function("() => window.app && window.app.graph && window.app.canvas && "
+                               "Object.keys(LiteGraph.registered_node_types).length > 0",
+                               timeout=ui_frontend.PAGE_TIMEOUT_MS)
+        frontend.close_dialogs()
+        page.evaluate("async (w) => { await window.app.loadGraphData(w, true, true, null); "
+                      "window.app.canvas.ds.offset = [0, 0]; window.app.canvas.ds.scale = 1; }", saved)
+        split = wait_for(page, ids["split"], "ready", 60)
+        wait_for(page, ids["photo"], "ready", 60)
+        assert page.evaluate(VIEWER_JS, ids["idle"])["state"] == "empty"
+        frontend.close_dialogs()
+        worst += check_hover(page, ids["split"], split_data[0], split_entries[0], pixels[:2])
+
+        # Maps whose file is gone (a restarted server) say so.
+        page.evaluate("""([id, entries]) => { const e = JSON.parse(JSON.stringify(entries));
+                                   e[0].file.filename = 'lumix_maps_gone_000.bin';
+                                   window.app.graph.getNodeById(Number(id)).lumixMapsViewer.setEntries(e); }""",
+                      [ids["idle"], split_entries])
+        gone = wait_for(page, ids["idle"], "gone", 30)
+        assert "no longer on the server" in gone["message"]
+    errors = [e for e in frontend.console_errors if not any(p in e for p in EXPECTED_ERRORS)
+              and not (e.startswith(SETTINGS_ERROR[0]) and SETTINGS_ERROR[1] in e and "LumiX" not in e)]
+    assert errors == [], errors
+    print(f"{version}: {len(worst)} readout values within {max(worst):.2e} of the float64 reference")
