@@ -294,6 +294,7 @@ def test_the_maps_viewer_shows_reads_out_wipes_and_survives_a_reload(comfyui, co
         view = page.evaluate(VIEWER_JS, ids["split"])
         assert view["wipe"] == pytest.approx(0.25, abs=0.02), view["wipe"]
         maps = split_entries[1]["maps"]
+        page.mouse.move(5, 5)   # off the viewer: no hover marker over the pixels read below
         for x, name in [(5, "irradiance"), (14, "irradiance"), (17, "depth"), (60, "depth")]:
             y = 24
             cx = round((tile["x"] + (x + 0.5) * tile["w"] / SPLIT_SIZE[0]) * view["scale"])
@@ -343,3 +344,83 @@ def test_the_maps_viewer_shows_reads_out_wipes_and_survives_a_reload(comfyui, co
     errors = [e for e in while_up if not any(p in e for p in EXPECTED_ERRORS)]
     assert errors == [], errors
     print(f"{version}: {len(worst)} readout values within {max(worst):.2e} of the float64 reference")
+
+
+DOCS_SETUP_JS = """
+() => {
+  const app = window.app;
+  app.graph.clear();
+  const node = LiteGraph.createNode("SplitIntrinsics");
+  app.graph.add(node);
+  node.pos = [200, 200];     // clear of both frontends' bars: the screenshot is the node alone
+  node.setSize([960, 520]);
+  app.canvas.ds.offset = [0, 0];
+  app.canvas.ds.scale = 1;
+  app.graph.setDirtyCanvas(true, true);
+  return String(node.id);
+}
+"""
+
+
+def ground_truth_graph(node_id: str, files: dict[str, str]) -> dict:
+    """5 x LoadImage -> ImageBatch chain (albedo ... normal) -> Split Intrinsics (the page's node)
+    -> PreviewImage."""
+    graph = {f"load_{name}": {"class_type": "LoadImage", "inputs": {"image": filename}}
+             for name, filename in files.items()}
+    previous = "load_albedo"
+    for name in list(files)[1:]:
+        graph[f"batch_{name}"] = {"class_type": "ImageBatch",
+                                  "inputs": {"image1": [previous, 0], "image2": [f"load_{name}", 0]}}
+        previous = f"batch_{name}"
+    graph[node_id] = {"class_type": "SplitIntrinsics", "inputs": {"images": [previous, 0]}}
+    graph["preview"] = {"class_type": "PreviewImage", "inputs": {"images": [node_id, 0]}}   # a graph needs an output
+    return graph
+
+
+def test_the_viewer_reads_ground_truth_maps(comfyui, comfyui_server, tmp_path_factory):
+    """A scene of the pack's own renderer (exact maps, saved as 8-bit PNGs, no model) through
+    LoadImage into Split Intrinsics: hovering a pixel gives its true normal within the 8-bit
+    quantisation (1 degree) and its true linear albedo within 1/255. Also the docs' figure:
+    `comfyui-<version>_maps_viewer_docs.png` (the node alone) in LUMIX_UI_SCREENSHOTS."""
+    import torch
+
+    from lumix_engine.intrinsics import render_scene
+    from lumix_engine.intrinsics.color_space import srgb_to_linear
+    scene = render_scene(11, 160, 120)
+    files = {}
+    for name, image in scene.images().items():
+        files[name] = f"viewer_truth_{name}.png"
+        pixels = (image[0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        Image.fromarray(pixels).save(comfyui_server.input_dir / files[name])
+    folder = pathlib.Path(os.environ.get("LUMIX_UI_SCREENSHOTS") or tmp_path_factory.mktemp("screens"))
+    folder.mkdir(parents=True, exist_ok=True)
+    with ui_frontend.Frontend(comfyui_server.url) as frontend:
+        page = frontend.page
+        page.set_viewport_size(VIEWPORT)
+        frontend.close_dialogs()
+        node_id = page.evaluate(DOCS_SETUP_JS)
+        prompt_id = page.evaluate(QUEUE_JS, ground_truth_graph(node_id, files))
+        assert comfyui.wait(prompt_id, timeout_s=300)["status"]["status_str"] == "success"
+        view = wait_for(page, node_id, "ready")
+        [entry] = view["entries"]
+        data = file_of(comfyui_server, entry)
+        uncover(page, node_id)
+        # Pixels on each object of the scene (object_id), hovered on the normal tile.
+        ids = scene.object_id[0].numpy()
+        pixels = [tuple(int(v) for v in np.argwhere(ids == k)[len(np.argwhere(ids == k)) // 2])
+                  for k in np.unique(ids)]
+        for y, x in pixels:
+            check_hover(page, node_id, data, entry, [(4, x, y)])
+            values = json.loads(page.evaluate(VIEWER_JS, node_id)["values"])
+            true_normal = scene.normal[0, y, x].double().numpy()
+            angle = np.degrees(np.arccos(np.clip(np.dot(values["normal"], true_normal), -1, 1)))
+            assert angle < 1.0, (x, y, values["normal"], true_normal)
+            true_albedo = srgb_to_linear(scene.albedo[0, y, x].double()).numpy()
+            np.testing.assert_allclose(values["albedo_linear"], true_albedo, atol=1 / 255)
+        y, x = pixels[len(pixels) // 2]
+        check_hover(page, node_id, data, entry, [(3, x, y)])
+        rect = page.evaluate(f"""() => {{ const node = window.app.graph.getNodeById({node_id});
+            const r = node.lumixMapsViewer.root.getBoundingClientRect();
+            return {{x: r.left - 12, y: r.top - 150, width: r.width + 24, height: r.height + 160}}; }}""")
+        page.screenshot(path=str(folder / f"comfyui-{comfyui_server.install.version()}_maps_viewer_docs.png"),
+                        clip=rect)

@@ -122,6 +122,7 @@ export class MapsView {
       if (!names.includes(this.mapB)) this.mapB = names[Math.min(1, names.length - 1)];
       this.updateToolbar();
       this.showMessage("");
+      this.clearReadout();
       this.draw();
     } catch (error) {
       if (load !== this.loads) return;
@@ -169,7 +170,7 @@ export class MapsView {
     const {columns, rows, scale} = best;
     const tileW = w * scale, tileH = h * scale;
     const left = (width - (columns * tileW + GAP * (columns - 1))) / 2;
-    const top = (height - rows * (tileH + LABEL) - GAP * (rows - 1)) / 2;
+    const top = 0;
     return names.map((name, i) => ({name, x: left + (i % columns) * (tileW + GAP),
                                     y: top + LABEL + Math.floor(i / columns) * (tileH + LABEL + GAP), w: tileW, h: tileH}));
   }
@@ -209,6 +210,26 @@ export class MapsView {
       const label = `B: ${this.mapB}`;
       context.fillText(label, tile.x + tile.w - context.measureText(label).width, tile.y - 2);
     }
+    if (this.hover) this.drawMarker(context);
+  }
+
+  // A ring around the hovered pixel on every tile (the maps are pixel-aligned).
+  drawMarker(context) {
+    const {x, y} = this.hover;
+    context.save();
+    context.lineWidth = 1.5;
+    for (const tile of this.tiles) {
+      const size = tile.w / this.scene.width;
+      const cx = tile.x + (x + 0.5) * size, cy = tile.y + (y + 0.5) * size;
+      const radius = Math.max(size, 5);
+      for (const [colour, r] of [["#000", radius + 1.5], ["#fff", radius]]) {
+        context.strokeStyle = colour;
+        context.beginPath();
+        context.arc(cx, cy, r, 0, 2 * Math.PI);
+        context.stroke();
+      }
+    }
+    context.restore();
   }
 
   // The tile and file pixel under canvas CSS point (px, py), or null.
@@ -259,7 +280,9 @@ export class MapsView {
       this.clearReadout();
       return;
     }
+    if (found.x === this.hover?.x && found.y === this.hover?.y) return;
     this.showReadout(found.x, found.y);
+    this.draw();
   }
 
   showReadout(x, y) {
@@ -276,7 +299,9 @@ export class MapsView {
   }
 
   clearReadout() {
+    const had = this.hover;
     this.hover = null;
+    if (had) this.draw();
     this.readout.textContent = this.scene ? "Hover over a map to read its values." : "";
     delete this.readout.dataset.pixel;
     delete this.readout.dataset.values;
