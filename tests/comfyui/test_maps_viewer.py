@@ -338,6 +338,18 @@ def test_the_maps_viewer_shows_reads_out_wipes_and_survives_a_reload(comfyui, co
                       [ids["idle"], split_entries, GONE_FILE])
         gone = wait_for(page, ids["idle"], "gone", 30)
         assert "no longer on the server" in gone["message"]
+
+        # The same node run again at another size and one scene: the viewer follows.
+        rerun = rekey(lumix_graph(tiny_models, seed=3, width=48, height=64, prefix="viewer_rerun"),
+                      {"split": ids["split"]}, "r")
+        assert comfyui.wait(page.evaluate(QUEUE_JS, rerun), timeout_s=600)["status"]["status_str"] == "success"
+        page.wait_for_function(f"() => {{ const v = window.app.graph.getNodeById({ids['split']}).lumixMapsViewer; "
+                               f"return v.state === 'ready' && v.scene.width === 48; }}", timeout=120_000)
+        view = page.evaluate(VIEWER_JS, ids["split"])
+        assert (view["height"], view["sceneOptions"], view["sceneSelectShown"]) == (64, ["0"], False)
+        [rerun_entry] = view["entries"]
+        worst += check_hover(page, ids["split"], file_of(comfyui_server, rerun_entry), rerun_entry,
+                             [(0, 47, 63), (3, 20, 33)])
     # The frontends' own start-ups (first load and reload) log 404s for optional user files and
     # more; what counts is what happens once the page is up.
     while_up = frontend.console_errors[started:before_reload] + frontend.console_errors[after_reload:]

@@ -41,6 +41,7 @@ export class MapsView {
     this.tiles = [];            // [{name, x, y, w, h}] in canvas CSS px
     this.hover = null;          // {x, y, values} of the last readout
     this.loads = 0;
+    this.cache = new Map();     // file name -> loaded scene, for the scene selector
     this.build();
     this.showMessage(NO_MAPS);
   }
@@ -96,6 +97,7 @@ export class MapsView {
   // entries: the node's UI output `lumix_maps` (one per scene), or null/[] for none.
   async setEntries(entries) {
     this.entries = Array.isArray(entries) ? entries : [];
+    this.cache.clear();
     this.sceneIndex = 0;
     this.updateToolbar();
     if (!this.entries.length) {
@@ -113,8 +115,9 @@ export class MapsView {
     this.state = "loading";
     const load = ++this.loads;
     try {
-      const scene = await loadScene(entry, this.viewUrl);
+      const scene = this.cache.get(entry.file.filename) ?? await loadScene(entry, this.viewUrl);
       if (load !== this.loads) return;        // a newer run or scene won
+      this.cache.set(entry.file.filename, scene);
       this.scene = scene;
       this.state = "ready";
       const names = entry.maps;
