@@ -61,7 +61,7 @@ export class MapsView {
     };
     [this.sceneLabel, this.sceneSelect] = labelled("scene", "lumix-maps-scene");
     [, this.layoutSelect] = labelled("view", "lumix-maps-layout");
-    options(this.layoutSelect, ["side", "wipe"], ["five side by side", "A/B wipe"]);
+    options(this.layoutSelect, ["side", "wipe"], ["side by side", "A/B wipe"]);
     [this.aLabel, this.aSelect] = labelled("A", "lumix-maps-a");
     [this.bLabel, this.bSelect] = labelled("B", "lumix-maps-b");
     this.sceneSelect.addEventListener("change", () => this.selectScene(Number(this.sceneSelect.value)));
@@ -170,12 +170,11 @@ export class MapsView {
                              (height - rows * LABEL - GAP * (rows - 1)) / (rows * h));
       if (!best || scale > best.scale * 1.001) best = {columns, rows, scale};
     }
-    const {columns, rows, scale} = best;
+    const {columns, scale} = best;
     const tileW = w * scale, tileH = h * scale;
     const left = (width - (columns * tileW + GAP * (columns - 1))) / 2;
-    const top = 0;
     return names.map((name, i) => ({name, x: left + (i % columns) * (tileW + GAP),
-                                    y: top + LABEL + Math.floor(i / columns) * (tileH + LABEL + GAP), w: tileW, h: tileH}));
+                                    y: LABEL + Math.floor(i / columns) * (tileH + LABEL + GAP), w: tileW, h: tileH}));
   }
 
   draw() {
