@@ -155,3 +155,21 @@ def test_photo_maps_without_every_map_and_sizes_that_differ(viewer_maps, tmp_pat
     assert entry["maps"] == ["albedo", "normal"] and "depth" not in entry
     data = read_scene(tmp_path, entry)
     np.testing.assert_array_equal(data[1], maps["normal"][0].numpy())
+
+
+def test_writing_leaves_the_node_s_outputs_untouched(viewer_maps, tmp_path):
+    """The node returns the same tensors it hands the writer: they must come back bit for bit
+    (the saved outputs of a workflow do not change with the viewer)."""
+    maps = random_maps(2, 30, 20, seed=5)
+    before = {name: image.clone() for name, image in maps.items()}
+    viewer_maps.write_viewer_maps(maps, tmp_path, max_side=8)
+    for name in maps:
+        assert torch.equal(maps[name], before[name]) and maps[name].dtype == torch.float32
+
+
+def test_half_precision_maps_are_written_as_their_float32_values(viewer_maps, tmp_path):
+    maps = {name: image.to(torch.bfloat16) for name, image in random_maps(1, 10, 12, seed=6).items()}
+    [entry] = viewer_maps.write_viewer_maps(maps, tmp_path)
+    data = read_scene(tmp_path, entry)
+    for index, name in enumerate(MAP_NAMES):
+        np.testing.assert_array_equal(data[index], maps[name][0].float().numpy())
