@@ -374,6 +374,12 @@ DOCS_SETUP_JS = """
 """
 
 
+def frontend_version(server) -> tuple[int, ...]:
+    """The comfyui-frontend-package version installed beside the server's Python."""
+    [info] = (server.install.python.parent.parent / "lib").glob("python*/site-packages/comfyui_frontend_package-*.dist-info")
+    return tuple(int(part) for part in info.name.removesuffix(".dist-info").split("-")[1].split("."))
+
+
 def ground_truth_graph(node_id: str, files: dict[str, str]) -> dict:
     """5 x LoadImage -> ImageBatch chain (albedo ... normal) -> Split Intrinsics (the page's node)
     -> PreviewImage."""
@@ -392,7 +398,8 @@ def ground_truth_graph(node_id: str, files: dict[str, str]) -> dict:
 def test_the_viewer_reads_ground_truth_maps(comfyui, comfyui_server, tmp_path_factory):
     """A scene of the pack's own renderer (exact maps, saved as 8-bit PNGs, no model) through
     LoadImage into Split Intrinsics: hovering a pixel gives its true normal within the 8-bit
-    quantisation (1 degree) and its true linear albedo within 1/255. Also the docs' figure:
+    quantisation (1 degree) and its true linear albedo within 1/255, also with frontend 1.47's
+    Nodes 2.0 (DOM-drawn nodes) switched on. And the docs' figure:
     `comfyui-<version>_maps_viewer_docs.png` (the node alone) in LUMIX_UI_SCREENSHOTS."""
     import torch
 
@@ -436,3 +443,10 @@ def test_the_viewer_reads_ground_truth_maps(comfyui, comfyui_server, tmp_path_fa
             return {{x: r.left - 12, y: r.top - 150, width: r.width + 24, height: r.height + 160}}; }}""")
         page.screenshot(path=str(folder / f"comfyui-{comfyui_server.install.version()}_maps_viewer_docs.png"),
                         clip=rect)
+        # Frontend 1.47's "Nodes 2.0" draws nodes as DOM (Vue); the viewer moves along and reads the same.
+        # (1.27 has the setting too, as an unfinished experiment, with no DOM widgets in it.)
+        if frontend_version(comfyui_server) >= (1, 47):
+            page.evaluate("async () => window.app.extensionManager.setting.set('Comfy.VueNodes.Enabled', true)")
+            page.wait_for_timeout(1500)
+            uncover(page, node_id)
+            check_hover(page, node_id, data, entry, [(4, x, y), (0, 3, 100)])
