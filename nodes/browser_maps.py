@@ -38,7 +38,7 @@ def write_preview_pngs(named_maps: dict[str, torch.Tensor], max_side: int, folde
     for name, images in named_maps.items():
         batch, height, width = images.shape[:3]
         size = preview_size(width, height, max_side)
-        small = resize_images(images[:1, ..., :3].float().cpu(), *size)
+        small = resize_images(images[:1, ..., :3].float(), *size).cpu()   # resized where the map is
         filename = f"{run}_{name}.png"
         # compress_level 1: these files live for one session; speed matters more than size.
         to_pil(small[0]).save(folder / filename, compress_level=1)

@@ -50,8 +50,9 @@ pytestmark = pytest.mark.skipif(UNAVAILABLE is not None, reason=f"relight editor
 SOFTWARE_WEBGL = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist"]
 SPEC = json.loads((HERE.parents[1] / "lumix_engine" / "intrinsics" / "relight_spec.json").read_text())
 MATCH = 2 / 255                      # the issue's bound, preview canvas vs node, per pixel and channel
-SIZES = {"wide": (640, 480), "tall": (120, 200)}   # wide > the 512 preview: it is downscaled
-PREVIEW_SIZE = {"wide": (512, 384), "tall": (120, 200)}
+# wide > the 512 preview: it is downscaled; tall: another aspect; lit: the irradiance input connected.
+SIZES = {"wide": (640, 480), "tall": (120, 200), "lit": (96, 64)}
+PREVIEW_SIZE = {"wide": (512, 384), "tall": (120, 200), "lit": (96, 64)}
 VALUE_NAMES = ("light_x", "light_y", "light_z", "light_color", "intensity", "ambient", "exposure")
 JS_BASE = f"/extensions/{PACK_DIR_NAME}/js"
 GIZMO_RADIUS = 0.88                  # of the gizmo's half-size (web/js/relight/gizmo.js)
@@ -77,6 +78,7 @@ async (pairs) => {
     relight.setSize([440, 700]);
     albedo.connect(0, relight, relight.findInputSlot("albedo"));
     normal.connect(0, relight, relight.findInputSlot("normal"));
+    if (pair.irradiance) load(pair.irradiance, 800).connect(0, relight, relight.findInputSlot("irradiance"));
     const preview = LiteGraph.createNode("PreviewImage");
     preview.pos = [x + 340, 780];
     app.graph.add(preview);
@@ -166,6 +168,23 @@ async ({base, side, frames, force2d}) => {
 }
 """
 
+# The node's rectangle on the page (title bar included), for a screenshot of it alone.
+NODE_CLIP_JS = """
+(id) => {
+  const app = window.app;
+  const node = app.graph.getNodeById(id);
+  const rect = app.canvas.canvas.getBoundingClientRect();
+  const [ox, oy] = app.canvas.ds.offset, scale = app.canvas.ds.scale;
+  const title = LiteGraph.NODE_TITLE_HEIGHT, margin = 8;
+  return {x: rect.left + (node.pos[0] + ox) * scale - margin, y: rect.top + (node.pos[1] - title + oy) * scale - margin,
+          width: node.size[0] * scale + 2 * margin, height: (node.size[1] + title) * scale + 2 * margin};
+}
+"""
+
+EDITOR_COUNT_JS = """
+(id) => window.app.graph.getNodeById(id).widgets.filter((w) => w.name === 'relight_editor').length
+"""
+
 RELOAD_JS = """
 async () => {
   const app = window.app;
@@ -233,6 +252,15 @@ class Session:
         assert read is not None, self.state(name)
         return read
 
+    def screenshot_node(self, name: str, filename: str):
+        """With LUMIX_UI_SCREENSHOTS=<dir>: the node (title included) as a PNG there (help page figures)."""
+        folder = os.environ.get("LUMIX_UI_SCREENSHOTS")
+        if not folder:
+            return
+        clip = self.page.evaluate(NODE_CLIP_JS, self.ids[name])
+        pathlib.Path(folder).mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(pathlib.Path(folder) / filename), clip=clip)
+
     def escape(self):
         for _ in range(3):   # the template browser opens on a fresh profile
             self.page.keyboard.press("Escape")
@@ -242,9 +270,9 @@ class Session:
 @pytest.fixture(scope="module")
 def relight_inputs(comfyui_server) -> dict:
     names = {}
-    for key, (width, height) in SIZES.items():
-        maps = render_scene(7 if key == "wide" else 3, width, height).images()
-        for name in ("albedo", "normal"):
+    for seed, (key, (width, height)) in zip((7, 3, 5), SIZES.items()):
+        maps = render_scene(seed, width, height).images()
+        for name in ("albedo", "normal", "irradiance"):
             names[f"{key}_{name}"] = f"lumix_relight_{key}_{name}.png"
             to_pil(maps[name][0]).save(comfyui_server.input_dir / names[f"{key}_{name}"])
     return names
@@ -258,7 +286,7 @@ def session(comfyui_server, relight_inputs, tmp_path_factory):
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(profile), executable_path=ui_frontend.chromium_path(), headless=True, args=args,
-            timeout=ui_frontend.LAUNCH_TIMEOUT_MS, viewport={"width": 1700, "height": 1000})
+            timeout=ui_frontend.LAUNCH_TIMEOUT_MS, viewport={"width": 2500, "height": 1000})
         try:
             page = context.pages[0] if context.pages else context.new_page()
             page.set_default_timeout(ui_frontend.CALL_TIMEOUT_MS)
@@ -281,8 +309,8 @@ def session(comfyui_server, relight_inputs, tmp_path_factory):
 
 
 def test_before_a_run_the_editor_says_to_run_the_graph(session):
-    pairs = [{"name": key, "albedo": session.inputs[f"{key}_albedo"], "normal": session.inputs[f"{key}_normal"]}
-             for key in SIZES]
+    pairs = [{"name": key, "albedo": session.inputs[f"{key}_albedo"], "normal": session.inputs[f"{key}_normal"],
+              "irradiance": session.inputs[f"{key}_irradiance"] if key == "lit" else None} for key in SIZES]
     session.ids = session.page.evaluate(BUILD_JS, pairs)
     for key in SIZES:
         state = session.state(key)
@@ -299,7 +327,7 @@ def test_a_run_shows_the_maps_at_preview_size(session):
         assert state["kind"] == "WebGL2", state
         assert state["size"] == list(PREVIEW_SIZE[key]) == state["canvas"], state
         maps = {e["map"]: e for e in state["maps"]}
-        assert set(maps) == {"albedo", "normal"}
+        assert set(maps) == ({"albedo", "normal", "irradiance"} if key == "lit" else {"albedo", "normal"})
         assert (maps["albedo"]["full_width"], maps["albedo"]["full_height"]) == SIZES[key]
         assert state["view"][1] > 100, "the preview area is too small to see"
 
@@ -320,6 +348,9 @@ def test_dragging_the_light_writes_the_widgets_and_the_canvas_matches_the_node(s
         y = 0.4 + t * (target[1] - 0.4)
         page.mouse.move(cx + x * radius, cy - y * radius)
         page.wait_for_timeout(30)
+        if k in (1, steps // 2, steps):         # a stepped figure for the help page
+            page.wait_for_timeout(100)
+            session.screenshot_node("wide", f"relight_editor_drag_{k:02}.png")
     page.mouse.up()
     page.wait_for_timeout(300)
     values = session.state("wide")["values"]
@@ -413,9 +444,33 @@ def test_a_second_node_of_another_aspect_has_its_own_editor(session):
     assert (canvas_image(read) - python_relight(maps["albedo"], maps["normal"], values)).abs().max().item() <= MATCH
 
 
+def test_with_the_irradiance_input_the_light_is_not_used(session):
+    state = session.state("lit")
+    assert "irradiance input connected" in session.page.evaluate(
+        "(id) => window.app.graph.getNodeById(id).lumixRelightEditor.status.textContent", session.ids["lit"])
+    maps = session.preview_maps("lit")
+    values = state["values"]
+    expected = python_relight(maps["albedo"], maps["normal"], values, irradiance=maps["irradiance"])
+    assert (canvas_image(session.read_canvas("lit")) - expected).abs().max().item() <= MATCH
+
+
+def test_values_the_node_refuses_show_a_message_instead_of_an_image(session):
+    set_values = """([id, changes]) => { const editor = window.app.graph.getNodeById(id).lumixRelightEditor;
+        editor.setValues(changes); return editor.render(); }"""
+    for changes, words in (({"light_x": 0, "light_y": 0, "light_z": 0}, "light direction is (0, 0, 0)"),
+                           ({"light_color": "warm white"}, "is not understood")):
+        before = session.state("tall")["values"]
+        assert session.page.evaluate(set_values, [session.ids["tall"], changes]) is None
+        assert words in session.state("tall")["message"]
+        session.page.evaluate(set_values, [session.ids["tall"], {k: before[k] for k in changes}])
+        assert session.state("tall")["message"] is None
+
+
 def test_the_editor_survives_loading_the_saved_workflow(session):
     ids = session.page.evaluate(RELOAD_JS)
-    assert sorted(ids) == sorted(session.ids.values())
+    assert sorted(map(str, ids)) == sorted(map(str, session.ids.values()))
+    for key in SIZES:
+        assert session.page.evaluate(EDITOR_COUNT_JS, session.ids[key]) == 1, "one editor per node after a reload"
     state = session.wait_for_maps("wide")
     assert state["values"] == session.results["values"]
     read = session.read_canvas("wide")
@@ -454,8 +509,8 @@ def test_the_shader_and_the_fallback_reproduce_the_spec_table(session):
 
 
 def test_frame_time_at_one_megapixel_is_reported(session):
-    timings = [session.page.evaluate(FRAME_TIME_JS, {"base": JS_BASE, "side": 1024, "frames": frames, "force2d": force})
-               for force, frames in ((False, 20), (True, 3))]
+    timings = [session.page.evaluate(FRAME_TIME_JS, {"base": JS_BASE, "side": side, "frames": frames, "force2d": force})
+               for side, force, frames in ((1024, False, 20), (1024, True, 3), (2048, False, 5))]
     for timing in timings:
         assert timing["ms"] > 0
         print(f"\n[relight editor] {timing['kind']} frame at {timing['megapixels']:.2f} MP: {timing['ms']:.1f} ms "

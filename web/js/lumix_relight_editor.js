@@ -234,7 +234,11 @@ class RelightEditor {
                                                height: "100%", objectFit: "contain", display: "block"});
     this.renderer.canvas.className = "lumix-relight-canvas";
     this.view.prepend(this.renderer.canvas);
-    if (this.maps) this.renderer.setMaps(this.maps);
+    if (this.maps) {
+      this.renderer.setMaps(this.maps);
+      this.render();
+    }
+    this.syncControls();
   }
 
   /** Show the maps named by a run's UI output (entries of nodes/browser_maps.py). */
