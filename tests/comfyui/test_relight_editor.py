@@ -181,6 +181,14 @@ NODE_CLIP_JS = """
 }
 """
 
+# The widget values of a node in the change tracker's last recorded state of the workflow.
+TRACKED_JS = """
+(id) => {
+  const state = window.app.extensionManager?.workflow?.activeWorkflow?.changeTracker?.activeState;
+  return state?.nodes?.find((n) => String(n.id) === String(id))?.widgets_values ?? null;
+}
+"""
+
 EDITOR_COUNT_JS = """
 (id) => window.app.graph.getNodeById(id).widgets.filter((w) => w.name === 'relight_editor').length
 """
@@ -368,6 +376,12 @@ def test_dragging_the_light_writes_the_widgets_and_the_canvas_matches_the_node(s
     values = session.state("wide")["values"]
     assert (values["intensity"], values["ambient"], values["exposure"], values["light_color"]) == \
         (1.35, 0.07, 0.3, "#ffc890"), values
+    # The frontend's change tracker (undo, the unsaved-changes mark) has recorded the drag.
+    page.mouse.move(5, 500)
+    page.mouse.down()
+    page.mouse.up()
+    tracked = page.evaluate(TRACKED_JS, session.ids["wide"])
+    assert tracked is not None and tracked[:3] == [values["light_x"], values["light_y"], values["light_z"]], tracked
     session.results["values"] = values
     read = session.read_canvas("wide")
     maps = session.preview_maps("wide")
@@ -518,6 +532,27 @@ def test_frame_time_at_one_megapixel_is_reported(session):
     target = os.environ.get("LUMIX_RELIGHT_TIMING")
     if target:
         pathlib.Path(target).write_text(json.dumps(timings, indent=1))
+
+
+def test_the_editor_works_with_the_modern_node_design(session):
+    """Frontends with 'Modern Node Design (Nodes 2.0)' render nodes in Vue; where it exists, the editor
+    must show and draw there too."""
+    has_setting = session.page.evaluate(
+        "() => !!window.app.ui.settings.getSettingValue && "
+        "window.app.extensionManager.setting.get('Comfy.VueNodes.Enabled') !== undefined")
+    if not has_setting:
+        pytest.skip("this frontend has no Modern Node Design")
+    session.page.evaluate("async () => { await window.app.extensionManager.setting.set('Comfy.VueNodes.Enabled', true); }")
+    try:
+        session.page.evaluate(RELOAD_JS)
+        state = session.wait_for_maps("wide")
+        assert state["view"][1] > 100, state
+        maps = session.preview_maps("wide")
+        expected = python_relight(maps["albedo"], maps["normal"], state["values"])
+        assert (canvas_image(session.read_canvas("wide")) - expected).abs().max().item() <= MATCH
+        session.screenshot_node("wide", "relight_editor_vue_nodes.png")
+    finally:
+        session.page.evaluate("async () => { await window.app.extensionManager.setting.set('Comfy.VueNodes.Enabled', false); }")
 
 
 def test_no_console_errors(session):

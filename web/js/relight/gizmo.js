@@ -53,16 +53,16 @@ export class SphereGizmo {
       this.onChange(this.directionAt(event));
     });
     this.canvas.addEventListener("pointermove", move);
+    // The release is left to bubble: the frontend's change tracker records the edit on mouseup.
     const stop = (event) => {
       if (!this.dragging) return;
-      event.stopPropagation();
       this.dragging = false;
       this.canvas.releasePointerCapture?.(event.pointerId);
     };
     this.canvas.addEventListener("pointerup", stop);
     this.canvas.addEventListener("pointercancel", stop);
     // The graph canvas must not pan or zoom while the light is dragged.
-    for (const type of ["mousedown", "mousemove", "mouseup", "wheel"]) {
+    for (const type of ["mousedown", "wheel"]) {
       this.canvas.addEventListener(type, (event) => event.stopPropagation());
     }
   }
