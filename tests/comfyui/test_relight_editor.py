@@ -189,6 +189,14 @@ TRACKED_JS = """
 }
 """
 
+SETTING_TYPE_JS = """
+(id) => {
+  const pinia = document.querySelector('#vue-app')?.__vue_app__?.config.globalProperties.$pinia;
+  const store = pinia?._s.get('setting');
+  return store?.settingsById?.[id]?.type ?? null;
+}
+"""
+
 EDITOR_COUNT_JS = """
 (id) => window.app.graph.getNodeById(id).widgets.filter((w) => w.name === 'relight_editor').length
 """
@@ -537,11 +545,14 @@ def test_frame_time_at_one_megapixel_is_reported(session):
 def test_the_editor_works_with_the_modern_node_design(session):
     """Frontends with 'Modern Node Design (Nodes 2.0)' render nodes in Vue; where it exists, the editor
     must show and draw there too."""
-    has_setting = session.page.evaluate(
-        "() => !!window.app.ui.settings.getSettingValue && "
-        "window.app.extensionManager.setting.get('Comfy.VueNodes.Enabled') !== undefined")
-    if not has_setting:
-        pytest.skip("this frontend has no Modern Node Design")
+    kind = session.page.evaluate(SETTING_TYPE_JS, "Comfy.VueNodes.Enabled")
+    assert kind is not None, "the setting store changed: find the Modern Node Design setting again"
+    if kind == "hidden":
+        # Frontend 1.27 has it only as a hidden experiment (no extension's DOM widget renders there),
+        # off unless switched by hand: the classic canvas above is what its users get.
+        assert session.page.evaluate("() => window.app.extensionManager.setting.get('Comfy.VueNodes.Enabled')") \
+            is False
+        return
     session.page.evaluate("async () => { await window.app.extensionManager.setting.set('Comfy.VueNodes.Enabled', true); }")
     try:
         session.page.evaluate(RELOAD_JS)
