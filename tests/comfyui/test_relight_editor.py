@@ -147,12 +147,12 @@ async ({cases, base}) => {
 """
 
 FRAME_TIME_JS = """
-async ({base, side, frames, force2d}) => {
+async ({base, width, height, frames, force2d}) => {
   const {createRenderer} = await import(base + '/relight/renderer.js');
   const renderer = createRenderer(force2d);
-  const random = (seed) => { const p = new Uint8Array(side * side * 4);
+  const random = (seed) => { const p = new Uint8Array(width * height * 4);
     let s = seed; for (let i = 0; i < p.length; i++) { s = (s * 1103515245 + 12345) >>> 0; p[i] = s >>> 24; }
-    return {width: side, height: side, pixels: p}; };
+    return {width, height, pixels: p}; };
   renderer.setMaps({albedo: random(1), normal: random(2)});
   const setup = (k) => ({useIrradiance: false, gain: 1, ambient: 0.1, radiance: [0.8, 0.8, 0.8],
                          direction: [Math.sin(k / 10) * 0.6, 0.6, Math.sqrt(1 - 0.36 - 0.36 * Math.sin(k / 10) ** 2)]});
@@ -164,7 +164,7 @@ async ({base, side, frames, force2d}) => {
   const info = gl?.getExtension('WEBGL_debug_renderer_info');
   const glRenderer = gl ? gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER) : null;
   gl?.getExtension('WEBGL_lose_context')?.loseContext();
-  return {kind: renderer.kind, ms, megapixels: side * side / 1e6, gl_renderer: glRenderer};
+  return {kind: renderer.kind, ms, width, height, megapixels: width * height / 1e6, gl_renderer: glRenderer};
 }
 """
 
@@ -501,8 +501,10 @@ def test_the_editor_survives_loading_the_saved_workflow(session):
 
 
 def test_the_2d_canvas_fallback_matches_too(session):
-    session.page.evaluate("(id) => window.app.graph.getNodeById(id).lumixRelightEditor.useRenderer(true)",
-                          session.ids["wide"])
+    """Forced by window.LUMIX_RELIGHT_FORCE_2D, and taken when the browser takes the WebGL context away."""
+    use = """([id, flag]) => { window.LUMIX_RELIGHT_FORCE_2D = flag;
+        window.app.graph.getNodeById(id).lumixRelightEditor.useRenderer(); delete window.LUMIX_RELIGHT_FORCE_2D; }"""
+    session.page.evaluate(use, [session.ids["wide"], True])
     read = session.read_canvas("wide")
     assert read["kind"] == "2D canvas"
     maps = session.preview_maps("wide")
@@ -510,8 +512,14 @@ def test_the_2d_canvas_fallback_matches_too(session):
     error = (canvas_image(read) - expected).abs().max().item()
     print(f"\n[relight editor] 2D canvas vs Python relight of the preview maps: max |diff| = {error * 255:.3f}/255")
     assert error <= MATCH
-    session.page.evaluate("(id) => window.app.graph.getNodeById(id).lumixRelightEditor.useRenderer(false)",
-                          session.ids["wide"])
+    session.page.evaluate(use, [session.ids["wide"], False])
+    assert session.state("wide")["kind"] == "WebGL2"
+    session.page.evaluate("""(id) => window.app.graph.getNodeById(id).lumixRelightEditor.renderer.gl
+        .getExtension('WEBGL_lose_context').loseContext()""", session.ids["wide"])
+    session.page.wait_for_function("(id) => window.app.graph.getNodeById(id).lumixRelightEditor.renderer.kind "
+                                   "=== '2D canvas'", arg=session.ids["wide"])
+    assert torch.equal(canvas_image(session.read_canvas("wide")), canvas_image(read))
+    session.page.evaluate(use, [session.ids["wide"], False])
 
 
 def test_the_shader_and_the_fallback_reproduce_the_spec_table(session):
@@ -531,12 +539,15 @@ def test_the_shader_and_the_fallback_reproduce_the_spec_table(session):
 
 
 def test_frame_time_at_one_megapixel_is_reported(session):
-    timings = [session.page.evaluate(FRAME_TIME_JS, {"base": JS_BASE, "side": side, "frames": frames, "force2d": force})
-               for side, force, frames in ((1024, False, 20), (1024, True, 3), (2048, False, 5))]
+    cases = (((512, 384), False, 20), ((512, 384), True, 5),      # the default preview
+             ((1024, 1024), False, 20), ((1024, 1024), True, 3), ((2048, 2048), False, 5))
+    timings = [session.page.evaluate(FRAME_TIME_JS, {"base": JS_BASE, "width": width, "height": height,
+                                                     "frames": frames, "force2d": force})
+               for (width, height), force, frames in cases]
     for timing in timings:
         assert timing["ms"] > 0
-        print(f"\n[relight editor] {timing['kind']} frame at {timing['megapixels']:.2f} MP: {timing['ms']:.1f} ms "
-              f"({timing['gl_renderer']})")
+        print(f"\n[relight editor] {timing['kind']} frame at {timing['width']}x{timing['height']} "
+              f"({timing['megapixels']:.2f} MP): {timing['ms']:.1f} ms ({timing['gl_renderer']})")
     target = os.environ.get("LUMIX_RELIGHT_TIMING")
     if target:
         pathlib.Path(target).write_text(json.dumps(timings, indent=1))

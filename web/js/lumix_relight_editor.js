@@ -40,6 +40,11 @@ async function fetchPixels(entry) {
           pixels: context.getImageData(0, 0, canvas.width, canvas.height).data};
 }
 
+/** Give a WebGL renderer's context back to the browser now, rather than when it is collected. */
+function releaseContext(renderer) {
+  renderer.gl?.getExtension("WEBGL_lose_context")?.loseContext();
+}
+
 class RelightEditor {
   constructor(node) {
     this.node = node;
@@ -227,13 +232,22 @@ class RelightEditor {
 
   /** (Re)create the renderer; forceCanvas2D (or window.LUMIX_RELIGHT_FORCE_2D) skips WebGL2. */
   useRenderer(forceCanvas2D = !!window.LUMIX_RELIGHT_FORCE_2D) {
-    this.renderer?.dispose?.();
-    this.renderer?.canvas.remove();
+    const old = this.renderer;
     this.renderer = createRenderer(forceCanvas2D);
-    Object.assign(this.renderer.canvas.style, {maxWidth: "100%", maxHeight: "100%", width: "100%",
-                                               height: "100%", objectFit: "contain", display: "block"});
-    this.renderer.canvas.className = "lumix-relight-canvas";
-    this.view.prepend(this.renderer.canvas);
+    const canvas = this.renderer.canvas;
+    Object.assign(canvas.style, {maxWidth: "100%", maxHeight: "100%", width: "100%", height: "100%",
+                                 objectFit: "contain", display: "block"});
+    canvas.className = "lumix-relight-canvas";
+    // A browser keeps only so many WebGL contexts (about 16): one taken away is replaced by the 2D canvas.
+    canvas.addEventListener("webglcontextlost", (event) => {
+      event.preventDefault();
+      if (!this.disposed && this.renderer?.canvas === canvas) setTimeout(() => this.useRenderer(true), 0);
+    });
+    if (old) {
+      old.canvas.remove();
+      releaseContext(old);
+    }
+    this.view.prepend(canvas);
     if (this.maps) {
       this.renderer.setMaps(this.maps);
       this.render();
@@ -286,8 +300,9 @@ class RelightEditor {
   }
 
   dispose() {
+    this.disposed = true;
     this.loading++;
-    if (this.renderer?.gl) this.renderer.gl.getExtension("WEBGL_lose_context")?.loseContext();
+    if (this.renderer) releaseContext(this.renderer);
   }
 }
 
