@@ -17,6 +17,7 @@ import torch
 from ..lumix_engine.image_io import resize_images, to_pil
 
 UI_KEY = "lumix_maps"          # the key of the node's UI output the extensions read
+SH9_UI_KEY = "lumix_sh9"       # an environment's 9 x 3 SH coefficients (LumiX Relight Environment)
 SUBFOLDER = "lumix_maps"       # under ComfyUI's temp folder (emptied when ComfyUI starts)
 DEFAULT_MAX_SIDE = 512
 

@@ -23,6 +23,7 @@ import torch
 from lumix_engine.errors import InputError
 from lumix_engine.intrinsics import Light, relight
 from lumix_engine.intrinsics.checks import parse_rgb
+from lumix_engine.intrinsics.environment import procedural_sky, sh9_coefficients
 
 SPEC_PATH = Path(__file__).resolve().parents[1] / "lumix_engine" / "intrinsics" / "relight_spec.json"
 DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -98,6 +99,84 @@ def reference_pixel(case: dict) -> dict:
     return {"color": out, "irradiance_used": used}
 
 
+# The environment light (LumiX Relight Environment): 9 SH coefficients of bands 0..2, filtered by
+# the clamped cosine over pi (Ramamoorthi & Hanrahan 2001; lumix_engine.intrinsics.environment).
+SH_CONSTANTS = (0.282095, 0.488603, 1.092548, 0.315392, 0.546274)
+BAND_FILTER = (1.0, 2 / 3, 2 / 3, 2 / 3, 0.25, 0.25, 0.25, 0.25, 0.25)
+
+
+def sh_basis(x: float, y: float, z: float) -> list[float]:
+    c0, c1, c2, c3, c4 = SH_CONSTANTS
+    return [c0, c1 * y, c1 * z, c1 * x, c2 * x * y, c2 * y * z, c3 * (3 * z * z - 1), c2 * x * z, c4 * (x * x - y * y)]
+
+
+def reference_sh9(radiance: list) -> list[float]:
+    """Project an equirectangular [H][W][3] linear radiance map (row 0 up, centre toward -Z) onto
+    the 9 functions: 27 numbers, coefficient-major ([k][channel])."""
+    height, width = len(radiance), len(radiance[0])
+    out = [0.0] * 27
+    for i in range(height):
+        theta = (i + 0.5) * math.pi / height
+        solid = (math.cos(i * math.pi / height) - math.cos((i + 1) * math.pi / height)) * 2 * math.pi / width
+        for j in range(width):
+            phi = (j + 0.5) * 2 * math.pi / width - math.pi
+            basis = sh_basis(math.sin(theta) * math.sin(phi), math.cos(theta), -math.sin(theta) * math.cos(phi))
+            for k in range(9):
+                for c in range(3):
+                    out[3 * k + c] += basis[k] * solid * radiance[i][j][c]
+    return out
+
+
+def reference_environment_pixel(case: dict, sh9: list[float]) -> dict:
+    """Turning the environment by `rotation` degrees about +Y (+90: ahead, -Z, goes right, +X)
+    lights a normal n as the unturned one lights n turned by -rotation."""
+    raw = [2 * c - 1 for c in case["normal"]]
+    n_length = math.sqrt(sum(v * v for v in raw))
+    x, y, z = [v / n_length for v in raw] if n_length > 1e-8 else [0.0, 0.0, 1.0]
+    r = math.radians(case["rotation"])
+    basis = sh_basis(x * math.cos(r) + z * math.sin(r), y, -x * math.sin(r) + z * math.cos(r))
+    linear = [case["intensity"] * sum(BAND_FILTER[k] * sh9[3 * k + c] * basis[k] for k in range(9)) for c in range(3)]
+    used = [linear_to_srgb(e) for e in linear]
+    gain = 2.0 ** case["exposure"]
+    albedo = [srgb_to_linear(c) for c in case["albedo"]]
+    out = [linear_to_srgb(min(1.0, max(0.0, a * srgb_to_linear(e) * gain))) for a, e in zip(albedo, used)]
+    return {"color": out, "irradiance_used": used}
+
+
+def _environments() -> dict:
+    rng = random.Random(7)
+    sky = procedural_sky(4).tolist()
+    rough = [[[rng.uniform(0, 2) for _ in range(3)] for _ in range(8)] for _ in range(4)]
+    return {name: {"radiance": radiance, "sh9": reference_sh9(radiance)}
+            for name, radiance in (("sky", sky), ("random", rough))}
+
+
+def _environment_cases(environments: dict) -> list[dict]:
+    rng = random.Random(11)
+    cases = [
+        {"name": "sky, front normal, no rotation", "environment": "sky", "albedo": [0.8, 0.6, 0.4],
+         "normal": [0.5, 0.5, 1.0], "rotation": 0.0, "intensity": 1.0, "exposure": 0.0},
+        {"name": "sky turned 90 degrees: the sun moves right", "environment": "sky", "albedo": [0.8, 0.6, 0.4],
+         "normal": [1.0, 0.5, 0.5], "rotation": 90.0, "intensity": 1.0, "exposure": 0.0},
+        {"name": "sky turned -135 degrees, downward normal", "environment": "sky", "albedo": [0.5, 0.5, 0.5],
+         "normal": [0.4, 0.05, 0.6], "rotation": -135.0, "intensity": 2.5, "exposure": -0.5},
+        {"name": "overexposed environment clips", "environment": "random", "albedo": [0.9, 0.9, 0.9],
+         "normal": [0.5, 0.9, 0.8], "rotation": 30.0, "intensity": 8.0, "exposure": 1.0},
+        {"name": "exact grey normal lit as (0, 0, 1)", "environment": "random", "albedo": [0.7, 0.7, 0.7],
+         "normal": [0.5, 0.5, 0.5], "rotation": 45.0, "intensity": 1.0, "exposure": 0.0},
+    ]
+    for k in range(15):
+        direction = [rng.gauss(0, 1) for _ in range(3)]
+        length = math.sqrt(sum(v * v for v in direction))
+        cases.append({"name": f"environment random {k}", "environment": ("sky", "random")[k % 2],
+                      "albedo": [round(rng.uniform(0.01, 1), 6) for _ in range(3)],
+                      "normal": [round(255 * (v / length + 1) / 2) / 255 for v in direction],
+                      "rotation": round(rng.uniform(-360, 360)), "intensity": round(rng.uniform(0.1, 4), 2),
+                      "exposure": round(rng.uniform(-2, 2), 1)})
+    return [{**case, **reference_environment_pixel(case, environments[case["environment"]]["sh9"])}
+            for case in cases]
+
+
 def _case(name, albedo, normal, light=(-0.5, 0.7, 0.5), light_color="#ffffff", intensity=0.8, ambient=0.15,
           exposure=0.0, irradiance=None) -> dict:
     return {"name": name, "albedo": list(albedo), "normal": list(normal), "irradiance": irradiance,
@@ -157,12 +236,28 @@ def build_cases() -> list[dict]:
     return cases + _random_cases(40)
 
 
+ENVIRONMENT_RULES = [
+    "LumiX Relight Environment: sh9 holds the environment's 9 SH coefficients at rotation 0, [k][channel], "
+    "L_k = sum over pixels of radiance x Y_k(direction) x solid angle (row 0 up, the centre toward -Z, the "
+    "quarter to its right toward +X; exact solid angles of the latitude bands).",
+    "Y = (0.282095, 0.488603 y, 0.488603 z, 0.488603 x, 1.092548 x y, 1.092548 y z, 0.315392 (3 z^2 - 1), "
+    "1.092548 x z, 0.546274 (x^2 - y^2)); filter per band over pi: 1, 2/3, 1/4.",
+    "rotation r degrees turns the environment about +Y (+90 brings what was ahead to the right); the "
+    "pixel's unit normal n is turned by -r instead: n' = (x cos r + z sin r, y, -x sin r + z cos r).",
+    "E = intensity x sum_k filter_k L_k Y_k(n') per channel (linear, no ambient); irradiance_used = "
+    "linear_to_srgb(E) (negative E taken as 0); color as above with exposure.",
+]
+
+
 def build_spec() -> dict:
     cases = [{**case, **reference_pixel(case)} for case in build_cases()]
-    return {"about": "The relight maths of LumiX Relight (lumix_engine.intrinsics.relight) and its live editor "
-                     "(web/js/relight/maths.js), as a table computed by the float64 reference in "
-                     "tests/test_relight_spec.py. Both implementations are tested against it.",
-            "rules": RULES, "browser_tolerance_8bit": 1, "cases": cases}
+    environments = _environments()
+    return {"about": "The relight maths of LumiX Relight and LumiX Relight Environment "
+                     "(lumix_engine.intrinsics.relight) and of their live editor (web/js/relight/maths.js), as "
+                     "tables computed by the float64 reference in tests/test_relight_spec.py. Both "
+                     "implementations are tested against them.",
+            "rules": RULES, "environment_rules": ENVIRONMENT_RULES, "browser_tolerance_8bit": 1, "cases": cases,
+            "environments": environments, "environment_cases": _environment_cases(environments)}
 
 
 @pytest.fixture(scope="module")
@@ -201,6 +296,7 @@ def case_ids(case: dict) -> str:
 
 
 SPEC_CASES = json.loads(SPEC_PATH.read_text())["cases"] if SPEC_PATH.exists() else []
+SPEC_CASES_ENVIRONMENTS = json.loads(SPEC_PATH.read_text()).get("environments", {}) if SPEC_PATH.exists() else {}
 
 
 @pytest.mark.parametrize("case", [c for c in SPEC_CASES if "color" in c], ids=case_ids)
@@ -217,6 +313,28 @@ def test_the_node_maths_matches_the_table(case):
 def test_the_node_refuses_what_the_table_refuses(case):
     with pytest.raises(InputError, match="light direction is \\(0, 0, 0\\)|colour .* is not understood"):
         node_maths(case)
+
+
+@pytest.mark.parametrize("case", json.loads(SPEC_PATH.read_text()).get("environment_cases", [])
+                         if SPEC_PATH.exists() else [], ids=case_ids)
+def test_the_environment_node_maths_matches_the_table(case):
+    """What LumiX Relight Environment computes (it projects the map at the rotation asked for; the
+    table turns the normal instead: the same up to the SH constants' six digits)."""
+    radiance = torch.tensor(SPEC_CASES_ENVIRONMENTS[case["environment"]]["radiance"], dtype=torch.float32)
+    pixel = lambda values: torch.tensor(values, dtype=torch.float32).reshape(1, 1, 1, 3)  # noqa: E731
+    color, used = relight(pixel(case["albedo"]), pixel(case["normal"]), (), ambient=(0.0, 0.0, 0.0),
+                          exposure=case["exposure"], environment=radiance, rotation=case["rotation"],
+                          environment_intensity=case["intensity"])
+    assert torch.allclose(color.reshape(3).double(), torch.tensor(case["color"], dtype=torch.float64),
+                          atol=FLOAT32_TOLERANCE, rtol=0)
+    expected_used = torch.tensor(case["irradiance_used"], dtype=torch.float64)
+    assert ((used.reshape(3).double() - expected_used).abs() <= FLOAT32_TOLERANCE * expected_used.clamp_min(1)).all()
+
+
+def test_the_environment_coefficients_are_the_engines(spec):
+    for environment in spec["environments"].values():
+        engine = sh9_coefficients(torch.tensor(environment["radiance"], dtype=torch.float32), 0.0)
+        assert torch.allclose(engine.flatten(), torch.tensor(environment["sh9"], dtype=torch.float64), atol=1e-12)
 
 
 def test_a_wrong_table_fails(spec):

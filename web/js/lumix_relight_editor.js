@@ -1,20 +1,35 @@
-// Live relight editor on the LumiX Relight node. After the node has run, its UI output names
-// preview PNGs of the albedo and normal (and irradiance) maps in ComfyUI's temp folder
-// (nodes/browser_maps.py); the editor fetches them through /view and relights them in the
-// browser (web/js/relight/maths.js, the maths of lumix_engine/intrinsics/relight_spec.json)
-// while the light is dragged. Every change is written into the node's own widgets, so the
+// Live relight editor on the LumiX Relight and LumiX Relight Environment nodes. After the node
+// has run, its UI output names preview PNGs of the albedo and normal (and irradiance) maps in
+// ComfyUI's temp folder (nodes/browser_maps.py), and for an environment its 9 SH coefficients;
+// the editor fetches the maps through /view and relights them in the browser
+// (web/js/relight/maths.js, the maths of lumix_engine/intrinsics/relight_spec.json) while the
+// light is dragged. Every change is written into the node's own widgets, so the
 // saved workflow, the API prompt and the next queue carry exactly what the preview shows.
 // Nothing here queues, pauses or waits on the queue.
 import { api } from "../../../scripts/api.js";
 import { app } from "../../../scripts/app.js";
 import { SphereGizmo } from "./relight/gizmo.js";
-import { lightSetup, linearToHex, parseLightColor } from "./relight/maths.js";
+import { irradianceAt, lightSetup, linearToHex, parseLightColor } from "./relight/maths.js";
 import { createRenderer } from "./relight/renderer.js";
 
-const NODE_TYPE = "LumiXRelight";
 const UI_KEY = "lumix_maps";                    // nodes/browser_maps.py
+const SH9_UI_KEY = "lumix_sh9";
 const MAPS_PROPERTY = "lumix_relight_maps";     // the last run's maps, kept with the workflow
-const VALUE_WIDGETS = ["light_x", "light_y", "light_z", "light_color", "intensity", "ambient", "exposure"];
+const SH9_PROPERTY = "lumix_relight_sh9";
+// Per node type: the widgets the editor drives, its sliders [name, min, max, step], and whether the
+// ball sets a light's direction (directional) or turns an environment.
+const EDITORS = {
+  LumiXRelight: {
+    values: ["light_x", "light_y", "light_z", "light_color", "intensity", "ambient", "exposure"],
+    sliders: [["intensity", 0, 4, 0.05], ["ambient", 0, 1, 0.01], ["exposure", -4, 4, 0.1]],
+    environment: false,
+  },
+  LumiXRelightEnvironment: {
+    values: ["rotation", "intensity", "exposure"],
+    sliders: [["rotation", -180, 180, 1], ["intensity", 0, 4, 0.05], ["exposure", -4, 4, 0.1]],
+    environment: true,
+  },
+};
 const MIN_HEIGHT = 360;
 const NO_MAPS = "Run the graph once: the relit preview appears here. Then drag the light on the sphere.";
 
@@ -46,8 +61,10 @@ function releaseContext(renderer) {
 }
 
 class RelightEditor {
-  constructor(node) {
+  constructor(node, config) {
     this.node = node;
+    this.config = config;
+    this.sh9 = null;
     this.maps = null;
     this.entries = null;
     this.lastKey = null;
@@ -82,7 +99,9 @@ class RelightEditor {
                       {className: "lumix-relight-message"});
     this.view.append(this.message);
     const controls = el("div", {display: "flex", gap: "8px", alignItems: "center", flex: "0 0 auto"});
-    this.gizmo = new SphereGizmo((direction) => this.setDirection(direction));
+    this.gizmo = this.config.environment
+      ? new SphereGizmo({onTurn: (degrees) => this.turn(degrees)})
+      : new SphereGizmo({onDirection: (direction) => this.setDirection(direction)});
     const sliders = el("div", {display: "grid", gridTemplateColumns: "auto 1fr auto", gap: "2px 6px",
                                alignItems: "center", flex: "1 1 auto", minWidth: "0"});
     this.inputs = {};
@@ -93,24 +112,16 @@ class RelightEditor {
       sliders.append(el("span", {}, {textContent: label}), input, readout);
       this.inputs[name] = {input, readout};
     };
-    const colorInput = el("input", {width: "100%", height: "20px", padding: "0", border: "none"},
-                          {type: "color", title: "Light colour (sRGB); the widget takes 'r, g, b' linear too"});
-    colorInput.addEventListener("input", () => this.setValues({light_color: colorInput.value}));
-    this.colorReadout = el("span", {minWidth: "3.5em", textAlign: "right", overflow: "hidden"});
-    sliders.append(el("span", {}, {textContent: "colour"}), colorInput, this.colorReadout);
-    slider("intensity", "intensity", 0, 4, 0.05);
-    slider("ambient", "ambient", 0, 1, 0.01);
-    slider("exposure", "exposure", -4, 4, 0.1);
-    const back = el("input", {}, {type: "checkbox", title: "Put the light behind the subject (back light)"});
-    back.addEventListener("change", () => {
-      this.gizmo.back = back.checked;
-      const [x, y, z] = this.gizmo.direction;
-      this.setDirection([x, y, back.checked ? -Math.abs(z) : Math.abs(z)]);
-    });
-    this.backInput = back;
-    const backLabel = el("label", {display: "flex", gap: "4px", alignItems: "center", gridColumn: "1 / 4"});
-    backLabel.append(back, document.createTextNode("light from behind"));
-    sliders.append(backLabel);
+    if (!this.config.environment) {
+      const colorInput = el("input", {width: "100%", height: "20px", padding: "0", border: "none"},
+                            {type: "color", title: "Light colour (sRGB); the widget takes 'r, g, b' linear too"});
+      colorInput.addEventListener("input", () => this.setValues({light_color: colorInput.value}));
+      this.colorInput = colorInput;
+      this.colorReadout = el("span", {minWidth: "3.5em", textAlign: "right", overflow: "hidden"});
+      sliders.append(el("span", {}, {textContent: "colour"}), colorInput, this.colorReadout);
+    }
+    for (const [name, min, max, step] of this.config.sliders) slider(name, name, min, max, step);
+    if (!this.config.environment) sliders.append(this._backToggle());
     controls.append(this.gizmo.canvas, sliders);
     this.status = el("div", {flex: "0 0 auto", opacity: "0.75", whiteSpace: "nowrap", overflow: "hidden",
                              textOverflow: "ellipsis"}, {className: "lumix-relight-status"});
@@ -121,6 +132,18 @@ class RelightEditor {
     }
   }
 
+  _backToggle() {
+    const back = el("input", {}, {type: "checkbox", title: "Put the light behind the subject (back light)"});
+    back.addEventListener("change", () => {
+      this.gizmo.back = back.checked;
+      const [x, y, z] = this.gizmo.direction ?? [0, 0, 1];
+      this.setDirection([x, y, back.checked ? -Math.abs(z) : Math.abs(z)]);
+    });
+    const label = el("label", {display: "flex", gap: "4px", alignItems: "center", gridColumn: "1 / 4"});
+    label.append(back, document.createTextNode("light from behind"));
+    return label;
+  }
+
   widgetNamed(name) {
     return this.node.widgets?.find((w) => w.name === name);
   }
@@ -128,8 +151,8 @@ class RelightEditor {
   /** The node's values, as its widgets hold them (what the API prompt will carry). */
   values() {
     const values = {};
-    for (const name of VALUE_WIDGETS) values[name] = this.widgetNamed(name)?.value;
-    for (const name of VALUE_WIDGETS) {
+    for (const name of this.config.values) values[name] = this.widgetNamed(name)?.value;
+    for (const name of this.config.values) {
       if (name !== "light_color") values[name] = Number(values[name]);
     }
     return values;
@@ -153,9 +176,17 @@ class RelightEditor {
     this.setValues({light_x: x, light_y: y, light_z: z});
   }
 
+  /** Turn the environment by `degrees` from where the drag began, kept within -180..180. */
+  turn(degrees) {
+    const drag = this.gizmo.dragging;
+    drag.rotation0 ??= this.values().rotation;
+    const turned = drag.rotation0 + degrees;
+    this.setValues({rotation: Math.round(10 * (turned - 360 * Math.round(turned / 360))) / 10});
+  }
+
   _watchWidgets() {
     // A value typed or dragged on the node's own widgets redraws the preview too.
-    for (const name of VALUE_WIDGETS) {
+    for (const name of this.config.values) {
       const widget = this.widgetNamed(name);
       if (!widget) continue;
       const original = widget.callback;
@@ -172,21 +203,30 @@ class RelightEditor {
   /** The editor's controls show the widgets' values. */
   syncControls() {
     const values = this.values();
-    for (const name of ["intensity", "ambient", "exposure"]) {
+    for (const [name] of this.config.sliders) {
       const {input, readout} = this.inputs[name];
       if (document.activeElement !== input) input.value = String(values[name]);
-      readout.textContent = Number.isFinite(values[name]) ? values[name].toFixed(2) : "?";
+      readout.textContent = Number.isFinite(values[name]) ? values[name].toFixed(name === "rotation" ? 0 : 2) : "?";
     }
-    const color = parseLightColor(values.light_color);
-    if (color) this.element.querySelector("input[type=color]").value = linearToHex(color);
-    this.colorReadout.textContent = String(values.light_color ?? "");
-    this.gizmo.set([values.light_x, values.light_y, values.light_z]);
+    let light;
+    if (this.config.environment) {
+      // A grey ball (albedo 0.5) lit by the environment, as the preview lights the maps.
+      const setup = this.sh9 ? lightSetup(values, {sh9: this.sh9}) : null;
+      this.gizmo.shade = (x, y, z) => setup ? 0.5 * Math.max(...irradianceAt([x, y, z], setup)) * setup.gain : 0.5;
+      this.gizmo.draw();
+      light = `rotation ${values.rotation}°`;
+    } else {
+      const color = parseLightColor(values.light_color);
+      if (color) this.colorInput.value = linearToHex(color);
+      this.colorReadout.textContent = String(values.light_color ?? "");
+      this.gizmo.set([values.light_x, values.light_y, values.light_z]);
+      light = this.maps?.irradiance ? "irradiance input connected: the light is not used"
+                                    : `light (${values.light_x}, ${values.light_y}, ${values.light_z})`;
+    }
     const status = this.maps
       ? `${this.maps.albedo.width}x${this.maps.albedo.height} preview` +
         (this.entries?.[0]?.batch > 1 ? ` (image 1 of ${this.entries[0].batch})` : "") +
-        ` · ${this.renderer?.kind ?? ""} · ` +
-        (this.maps.irradiance ? "irradiance input connected: the light is not used"
-                              : `light (${values.light_x}, ${values.light_y}, ${values.light_z})`)
+        ` · ${this.renderer?.kind ?? ""} · ${light}`
       : "no maps yet";
     this.status.textContent = status;
   }
@@ -211,7 +251,7 @@ class RelightEditor {
     this.lastKey = JSON.stringify(values);
     if (!this.maps || !this.renderer) return null;
     const hasIrradiance = !!this.maps.irradiance;
-    const setup = lightSetup(values, hasIrradiance);
+    const setup = lightSetup(values, {irradiance: hasIrradiance, sh9: this.sh9});
     this.gizmo.enabled = !hasIrradiance;
     if (setup.error) {
       this.showMessage(setup.message);
@@ -255,9 +295,11 @@ class RelightEditor {
     this.syncControls();
   }
 
-  /** Show the maps named by a run's UI output (entries of nodes/browser_maps.py). */
-  async load(entries) {
+  /** Show the maps named by a run's UI output (entries of nodes/browser_maps.py); `sh9`: the
+   * environment's SH coefficients (LumiX Relight Environment). */
+  async load(entries, sh9 = null) {
     const token = ++this.loading;
+    if (this.config.environment && !(Array.isArray(sh9) && sh9.length === 27)) entries = null;
     const named = Object.fromEntries((entries ?? []).map((entry) => [entry.map, entry]));
     if (!named.albedo || !named.normal) {
       this.maps = null;
@@ -275,6 +317,7 @@ class RelightEditor {
       if (token !== this.loading) return false;   // a newer run's maps are on their way
       this.maps = maps;
       this.entries = entries;
+      this.sh9 = sh9;
       if (!this.renderer) this.useRenderer();
       this.renderer.setMaps(maps);
       this.showMessage(null);
@@ -309,12 +352,13 @@ class RelightEditor {
 app.registerExtension({
   name: "LumiX.RelightEditor",
   async beforeRegisterNodeDef(nodeType, nodeData) {
-    if (nodeData?.name !== NODE_TYPE) return;
+    const config = EDITORS[nodeData?.name];
+    if (!config) return;
     const proto = nodeType.prototype;
     const onNodeCreated = proto.onNodeCreated;
     proto.onNodeCreated = function () {
       const result = onNodeCreated?.apply(this, arguments);
-      this.lumixRelightEditor = new RelightEditor(this);
+      this.lumixRelightEditor = new RelightEditor(this, config);
       this.setSize([Math.max(this.size[0], 400), Math.max(this.size[1], this.computeSize()[1])]);
       return result;
     };
@@ -325,7 +369,9 @@ app.registerExtension({
       if (entries && this.lumixRelightEditor) {
         this.properties ??= {};
         this.properties[MAPS_PROPERTY] = entries;
-        this.lumixRelightEditor.load(entries);
+        const sh9 = output?.[SH9_UI_KEY]?.[0] ?? null;
+        if (sh9) this.properties[SH9_PROPERTY] = sh9;
+        this.lumixRelightEditor.load(entries, sh9);
       }
       return result;
     };
@@ -336,7 +382,7 @@ app.registerExtension({
       const editor = this.lumixRelightEditor;
       if (editor) {
         const entries = this.properties?.[MAPS_PROPERTY];
-        if (entries) editor.load(entries);
+        if (entries) editor.load(entries, this.properties?.[SH9_PROPERTY] ?? null);
         else editor.syncControls();
       }
       return result;

@@ -2,7 +2,7 @@
 // maths of maths.js) or, where WebGL2 is missing, a 2D canvas filled pixel by pixel in JS.
 // Maps: {albedo, normal, irradiance?}, each {width, height, pixels} with pixels RGBA, either
 // Uint8ClampedArray / Uint8Array (decoded PNGs) or Float32Array in [0, 1] (the spec tests).
-import { FRAGMENT_SHADER, VERTEX_SHADER, linearToSrgb, srgbToLinear } from "./maths.js";
+import { FRAGMENT_SHADER, MODE, VERTEX_SHADER, irradianceAt, linearToSrgb, srgbToLinear } from "./maths.js";
 
 function compile(gl, type, source) {
   const shader = gl.createShader(type);
@@ -43,7 +43,7 @@ export class WebGLRenderer {
     gl.enableVertexAttribArray(location);
     gl.vertexAttribPointer(location, 2, gl.FLOAT, false, 0, 0);
     this.uniforms = Object.fromEntries(
-      ["albedoMap", "normalMap", "irradianceMap", "useIrradiance", "direction", "radiance", "ambient", "gain"]
+      ["albedoMap", "normalMap", "irradianceMap", "mode", "direction", "radiance", "ambient", "sh", "turn", "gain"]
         .map((name) => [name, gl.getUniformLocation(program, name)]));
     this.textures = {};
   }
@@ -87,10 +87,12 @@ export class WebGLRenderer {
     gl.uniform1i(u.albedoMap, 0);
     gl.uniform1i(u.normalMap, 1);
     gl.uniform1i(u.irradianceMap, 2);
-    gl.uniform1i(u.useIrradiance, setup.useIrradiance ? 1 : 0);
+    gl.uniform1i(u.mode, setup.mode);
     gl.uniform3fv(u.direction, setup.direction ?? [0, 0, 1]);
     gl.uniform3fv(u.radiance, setup.radiance ?? [0, 0, 0]);
     gl.uniform1f(u.ambient, setup.ambient ?? 0);
+    gl.uniform3fv(u.sh, setup.sh ?? new Array(27).fill(0));
+    gl.uniform2fv(u.turn, setup.turn ?? [1, 0]);
     gl.uniform1f(u.gain, setup.gain);
     gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
   }
@@ -154,11 +156,16 @@ export class CanvasRenderer {
     const [dx, dy, dz] = setup.direction ?? [0, 0, 1];
     const [rr, rg, rb] = setup.radiance ?? [0, 0, 0];
     const ambient = setup.ambient ?? 0;
+    const n = [0, 0, 0];
     for (let k = 0; k < count; k++) {
       const i = 3 * k;
       let er, eg, eb;
-      if (setup.useIrradiance) {
+      if (setup.mode === MODE.irradiance) {
         er = irradiance[i]; eg = irradiance[i + 1]; eb = irradiance[i + 2];
+      } else if (setup.mode === MODE.environment) {
+        // The node clips negative SH irradiance at 0 when it encodes it.
+        n[0] = normal[i]; n[1] = normal[i + 1]; n[2] = normal[i + 2];
+        [er, eg, eb] = irradianceAt(n, setup).map((e) => Math.max(0, e));
       } else {
         // E = ambient + max(0, n . l) * radiance; the node's sRGB round trip of E is exact in doubles.
         const cosine = Math.max(0, normal[i] * dx + normal[i + 1] * dy + normal[i + 2] * dz);
