@@ -554,6 +554,21 @@ def test_the_editor_survives_loading_the_saved_workflow(session):
     assert env["values"] == {"rotation": 75.0, "intensity": 1.6, "exposure": -0.4}
 
 
+def test_maps_gone_from_the_temp_folder_are_reported(session):
+    """A workflow saved in an earlier ComfyUI session names preview files the restart deleted."""
+    message = session.page.evaluate("""async (id) => {
+        const editor = window.app.graph.getNodeById(id).lumixRelightEditor;
+        const gone = editor.entries.map((e) => ({...e, filename: 'gone_' + e.filename}));
+        const shown = await editor.load(gone);
+        const text = editor.message.textContent;
+        await editor.load(window.app.graph.getNodeById(id).properties.lumix_relight_maps);
+        return {shown, text};
+    }""", session.ids["tall"])
+    assert message["shown"] is False and "could not be loaded" in message["text"] and "Run the graph" in \
+        message["text"], message
+    assert session.state("tall")["message"] is None
+
+
 def test_the_2d_canvas_fallback_matches_too(session):
     """Forced by window.LUMIX_RELIGHT_FORCE_2D, and taken when the browser takes the WebGL context away."""
     use = """([id, flag]) => { window.LUMIX_RELIGHT_FORCE_2D = flag;

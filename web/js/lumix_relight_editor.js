@@ -23,15 +23,17 @@ const EDITORS = {
     values: ["light_x", "light_y", "light_z", "light_color", "intensity", "ambient", "exposure"],
     sliders: [["intensity", 0, 4, 0.05], ["ambient", 0, 1, 0.01], ["exposure", -4, 4, 0.1]],
     environment: false,
+    hint: "Then drag the light on the ball.",
   },
   LumiXRelightEnvironment: {
     values: ["rotation", "intensity", "exposure"],
     sliders: [["rotation", -180, 180, 1], ["intensity", 0, 4, 0.05], ["exposure", -4, 4, 0.1]],
     environment: true,
+    hint: "Then drag sideways on the ball to turn the environment.",
   },
 };
 const MIN_HEIGHT = 360;
-const NO_MAPS = "Run the graph once: the relit preview appears here. Then drag the light on the sphere.";
+const NO_MAPS = "Run the graph once: the relit preview appears here.";
 
 function el(tag, style = {}, props = {}) {
   const element = document.createElement(tag);
@@ -81,7 +83,7 @@ class RelightEditor {
     });
     this.widget.serialize = false;
     this._watchWidgets();
-    this.showMessage(NO_MAPS);
+    this.showMessage(`${NO_MAPS} ${this.config.hint}`);
     this.syncControls();
   }
 
@@ -304,7 +306,7 @@ class RelightEditor {
     if (!named.albedo || !named.normal) {
       this.maps = null;
       this.entries = null;
-      this.showMessage(NO_MAPS);
+      this.showMessage(`${NO_MAPS} ${this.config.hint}`);
       this.syncControls();
       return false;
     }
