@@ -82,9 +82,9 @@ async (pairs) => {
     relight.setSize([440, 700]);
     albedo.connect(0, relight, relight.findInputSlot("albedo"));
     normal.connect(0, relight, relight.findInputSlot("normal"));
-    if (pair.irradiance) load(pair.irradiance, 800).connect(0, relight, relight.findInputSlot("irradiance"));
+    if (pair.irradiance) load(pair.irradiance, 1150).connect(0, relight, relight.findInputSlot("irradiance"));
     const preview = LiteGraph.createNode("PreviewImage");
-    preview.pos = [x + 340, 780];
+    preview.pos = [x, 800];
     app.graph.add(preview);
     relight.connect(0, preview, 0);
     ids[pair.name] = relight.id;
