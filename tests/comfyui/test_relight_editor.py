@@ -325,6 +325,9 @@ def session(comfyui_server, relight_inputs, tmp_path_factory):
                                    "Object.keys(LiteGraph.registered_node_types).length > 0",
                                    timeout=ui_frontend.PAGE_TIMEOUT_MS)
             s.escape()
+            # The minimap (1.27 and later) would cover nodes near the window's corner in screenshots.
+            page.evaluate("async () => { try { await window.app.extensionManager.setting.set("
+                          "'Comfy.Minimap.Visible', false); } catch (e) {} }")
             s.started = len(s.console)    # errors of the frontend's own start-up are not the editor's
             yield s
         finally:
