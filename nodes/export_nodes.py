@@ -24,7 +24,8 @@ from ..lumix_engine.formats.mesh import (
 from ..lumix_engine.image_io import atomic_path
 from ..lumix_engine.intrinsics import relight
 from ..lumix_engine.intrinsics.depth import DEPTH_RANGE
-from ..lumix_engine.intrinsics.environment import procedural_sky
+from ..lumix_engine.intrinsics.environment import procedural_sky, sh9_coefficients
+from .browser_maps import SH9_UI_KEY, preview_maps
 from .comfy_glue import output_files
 from .common_inputs import exposure_input, relight_inputs
 
@@ -241,7 +242,11 @@ class LumiXRelightEnvironment(io.ComfyNode):
             radiance = procedural_sky(64)
         color, used = relight(albedo, normal, (), ambient=(0.0, 0.0, 0.0), exposure=exposure, environment=radiance,
                               rotation=rotation, environment_intensity=intensity)
-        return io.NodeOutput(color, used)
+        # The live editor (web/js/lumix_relight_editor.js) relights the maps in the browser from the
+        # environment's 9 SH coefficients at rotation 0 (it turns the normals instead).
+        ui = preview_maps({"albedo": albedo, "normal": normal})
+        ui[SH9_UI_KEY] = [[float(v) for v in sh9_coefficients(radiance, 0.0).flatten()]]
+        return io.NodeOutput(color, used, ui=ui)
 
 
 NODES = [LumiXSaveEXR, LumiXLinearMaps, LumiXSaveMesh, LumiXRelightEnvironment]

@@ -23,6 +23,7 @@ from ..lumix_engine.intrinsics import (
 from ..lumix_engine.intrinsics.checks import parse_rgb
 from ..lumix_engine.intrinsics.depth import NORMALIZATIONS, SOURCES
 from ..lumix_engine.intrinsics.normals import CONVENTIONS
+from .browser_maps import preview_maps
 from .comfy_glue import output_files
 from .common_inputs import exposure_input, relight_inputs
 
@@ -93,7 +94,9 @@ class LumiXRelight(io.ComfyNode):
         light = Light("directional", (light_x, light_y, light_z), parse_rgb(light_color), intensity)
         color, used = relight(albedo, normal, [light], ambient=(ambient,) * 3, irradiance=irradiance,
                               exposure=exposure)
-        return io.NodeOutput(color, used)
+        # The live editor (web/js/lumix_relight_editor.js) relights these in the browser.
+        maps = preview_maps({"albedo": albedo, "normal": normal, "irradiance": irradiance})
+        return io.NodeOutput(color, used, ui=maps)
 
 
 class LumiXMaterialEdit(io.ComfyNode):
