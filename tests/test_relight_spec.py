@@ -40,8 +40,7 @@ RULES = [
     "viewer. No other threshold (an 8-bit map never holds an exact zero vector: 2 * code / 255 - 1 != 0).",
     "light_color: '#RRGGBB' (surrounding spaces allowed) is sRGB, decoded with srgb_to_linear(code / 255); "
     "otherwise three non-negative decimal numbers separated by commas and/or spaces, linear as given. "
-    "Anything else is an error ('bad_color'). The editor accepts only decimal numbers (Python's float() "
-    "also takes 'inf', 'nan' and '1_0'; no case here uses them).",
+    "Anything else is an error ('bad_color'): 'nan', 'inf', '1_0' and '#+f+f+f' included, on both sides.",
     "light direction (light_x, light_y, light_z) points TOWARD the light and is divided by its length; "
     "(0, 0, 0) is an error ('zero_light') unless an irradiance map is given.",
     "without an irradiance map: E = ambient + max(0, n . l) * light_color * intensity per channel (linear; "
@@ -232,6 +231,10 @@ def build_cases() -> list[dict]:
         _case("two numbers are an error", (0.5, 0.5, 0.5), (0.5, 0.5, 1.0), light_color="1, 2"),
         _case("negative number is an error", (0.5, 0.5, 0.5), (0.5, 0.5, 1.0), light_color="-1, 0, 0"),
         _case("five hex digits are an error", (0.5, 0.5, 0.5), (0.5, 0.5, 1.0), light_color="#12345"),
+        _case("nan is an error", (0.5, 0.5, 0.5), (0.5, 0.5, 1.0), light_color="nan, 1, 1"),
+        _case("inf is an error", (0.5, 0.5, 0.5), (0.5, 0.5, 1.0), light_color="1 inf 1"),
+        _case("underscores in numbers are an error", (0.5, 0.5, 0.5), (0.5, 0.5, 1.0), light_color="1_0, 1, 1"),
+        _case("signs inside hex are an error", (0.5, 0.5, 0.5), (0.5, 0.5, 1.0), light_color="#+f+f+f"),
     ]
     return cases + _random_cases(40)
 

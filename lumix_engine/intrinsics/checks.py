@@ -7,6 +7,9 @@ names the problem and the fix, raised as `InputError`.
 """
 from __future__ import annotations
 
+import math
+import re
+
 import torch
 
 from ..errors import InputError
@@ -83,11 +86,17 @@ def same_size(**maps: torch.Tensor) -> tuple[int, int, int]:
     return next(iter(distinct))
 
 
+# Decimal numbers only, as the relight editor reads them: float() also takes 'nan', 'inf' and '1_0'.
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def parse_rgb(text: str) -> tuple[float, float, float]:
     """A colour from a node's text field: '#RRGGBB' (sRGB, returned linear) or three
     numbers 'r, g, b' (taken as linear multipliers as given)."""
     cleaned = text.strip()
-    if cleaned.startswith("#") and len(cleaned) == 7:
+    hex_digits = set("0123456789abcdefABCDEF")
+    # int(.., 16) also takes '+f' and '_': only plain hex digits pass here.
+    if cleaned.startswith("#") and len(cleaned) == 7 and set(cleaned[1:]) <= hex_digits:
         try:
             encoded = [int(cleaned[i:i + 2], 16) / 255 for i in (1, 3, 5)]
         except ValueError:
@@ -95,11 +104,8 @@ def parse_rgb(text: str) -> tuple[float, float, float]:
         if encoded is not None:
             return tuple(float(v) for v in srgb_to_linear(torch.tensor(encoded, dtype=torch.float64)))
     parts = [p for p in cleaned.replace(",", " ").split() if p]
-    try:
-        values = tuple(float(p) for p in parts)
-    except ValueError:
-        values = ()
-    if len(values) != 3 or min(values) < 0:
+    values = tuple(float(p) for p in parts) if all(_DECIMAL.fullmatch(p) for p in parts) else ()
+    if len(values) != 3 or not all(math.isfinite(v) for v in values) or min(values) < 0:
         raise InputError(
             f"colour {text!r} is not understood; write '#RRGGBB' (e.g. #ffcc88) or three non-negative "
             f"numbers 'r, g, b' (e.g. 1.0, 0.8, 0.5)."
