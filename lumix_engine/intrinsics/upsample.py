@@ -87,7 +87,7 @@ FITS = {"irradiance": Fit(3e-6), "normal": Fit(3e-6), "depth": Fit(3e-5, 2, True
 _PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))   # the distinct entries of a 3 x 3 symmetric matrix
 DARK_LOW, DARK_HIGH = 0.005, 0.02   # linear irradiance: below LOW the albedo is the model's, above HIGH the ratio's
 ALBEDO_FLOOR = 1e-4                  # keeps log(albedo) finite in the dark blend
-BAND_PIXELS = 1 << 18                # output pixels per band: ~0.1 GB of temporaries with 10 maps' channels
+BAND_PIXELS = 1 << 20                # output pixels per band: ~0.4 GB of temporaries (few, large tensor ops)
 
 
 def compute_dtype(device: torch.device, dtype: torch.dtype) -> torch.dtype:
@@ -111,10 +111,23 @@ def resize_linear(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return F.interpolate(image, size=(height, width), mode="bilinear", align_corners=False, antialias=shrinking)
 
 
+def _window_sum_rows(padded: torch.Tensor, radius: int, height: int) -> torch.Tensor:
+    out = padded[..., 0:height, :].clone()
+    for offset in range(1, 2 * radius + 1):
+        out += padded[..., offset:offset + height, :]
+    return out
+
+
 def _window_mean(values: torch.Tensor, radius: int) -> torch.Tensor:
-    """[B, C, h, w] -> the mean over each (2 radius + 1)^2 window, borders replicated."""
-    size = 2 * radius + 1
-    return F.avg_pool2d(F.pad(values, (radius,) * 4, mode="replicate"), size, stride=1)
+    """[B, C, h, w] -> the mean over each (2 radius + 1)^2 window, borders replicated; by
+    shifted sums, one axis then the other (avg_pool2d is several times slower on CPUs)."""
+    height, width = values.shape[-2:]
+    padded = F.pad(values, (radius,) * 4, mode="replicate")
+    rows = _window_sum_rows(padded, radius, height)                                        # [.., h, w + 2 r]
+    out = rows[..., 0:width].clone()
+    for offset in range(1, 2 * radius + 1):
+        out += rows[..., offset:offset + width]
+    return out.div_((2 * radius + 1) ** 2)
 
 
 def _offset_variance(radius: int) -> float:
@@ -126,13 +139,15 @@ def _window_gradients(values: torch.Tensor, radius: int) -> tuple[torch.Tensor, 
     """[B, C, h, w] -> the window covariances of the values with the horizontal and the
     vertical offset from the window's centre (borders replicated)."""
     size = 2 * radius + 1
-    padded = F.pad(values, (radius,) * 4, mode="replicate")
     height, width = values.shape[-2:]
-    gx = sum(o * padded[..., :, radius + o:radius + o + width] for o in range(-radius, radius + 1) if o)
-    gy = sum(o * padded[..., radius + o:radius + o + height, :] for o in range(-radius, radius + 1) if o)
-    gx = F.avg_pool2d(gx, (size, 1), stride=1) / size
-    gy = F.avg_pool2d(gy, (1, size), stride=1) / size
-    return gx, gy
+    padded = F.pad(values, (radius,) * 4, mode="replicate")
+    across = sum(o * padded[..., :, radius + o:radius + o + width] for o in range(-radius, radius + 1) if o)
+    down = sum(o * padded[..., radius + o:radius + o + height, :] for o in range(-radius, radius + 1) if o)
+    gx = _window_sum_rows(across, radius, height).div_(size * size)                           # [.., h, w]
+    gy = down[..., :, 0:width].clone()
+    for offset in range(1, size):
+        gy += down[..., :, offset:offset + width]
+    return gx, gy.div_(size * size)
 
 
 def _cholesky_3x3(xx, xy, xz, yy, yz, zz, epsilon: float) -> tuple[torch.Tensor, ...]:
@@ -150,17 +165,17 @@ def _cholesky_3x3(xx, xy, xz, yy, yz, zz, epsilon: float) -> tuple[torch.Tensor,
     return l11, l21, l31, l22, l32, l33
 
 
-def _cholesky_solve(factor: tuple[torch.Tensor, ...], r1: torch.Tensor, r2: torch.Tensor, r3: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """x with L L^T x = r, by forward then back substitution (L from _cholesky_3x3)."""
+def _inverse_from_cholesky(factor: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """The six distinct entries (xx, xy, xz, yy, yz, zz) of (L L^T)^-1 = L^-T L^-1, from
+    the Cholesky factor L (each entry one tensor): one inverse per pixel, then every map
+    channel costs three multiply-adds per slope."""
     l11, l21, l31, l22, l32, l33 = factor
-    y1 = r1 / l11
-    y2 = (r2 - l21 * y1) / l22
-    y3 = (r3 - l31 * y1 - l32 * y2) / l33
-    x3 = y3 / l33
-    x2 = (y2 - l32 * x3) / l22
-    x1 = (y1 - l21 * x2 - l31 * x3) / l11
-    return x1, x2, x3
+    m11, m22, m33 = 1 / l11, 1 / l22, 1 / l33
+    m21 = -l21 * m11 * m22
+    m32 = -l32 * m22 * m33
+    m31 = -(l31 * m11 + l32 * m21) * m33
+    return (m11 * m11 + m21 * m21 + m31 * m31, m21 * m22 + m31 * m32, m31 * m33,
+            m22 * m22 + m32 * m32, m32 * m33, m33 * m33)
 
 
 def _guide_moments(guide_low: torch.Tensor, fit: Fit) -> dict[str, torch.Tensor]:
@@ -179,13 +194,14 @@ def _guide_moments(guide_low: torch.Tensor, fit: Fit) -> dict[str, torch.Tensor]
 
 
 def local_linear_slopes(low: torch.Tensor, guide_low: torch.Tensor, fits: Sequence[Fit],
-                        sizes: Sequence[int]) -> torch.Tensor:
+                        sizes: Sequence[int], out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """The ridge-regression slopes of the module docstring: maps low [B, C, h, w] (groups of
     `sizes` channels, one Fit each) on the working-size photo guide_low [B, 3, h, w]
-    -> A [B, 3, C, h, w] (A[:, j, c]: the change of channel c per unit of photo channel j)."""
+    -> A [B, 3, C, h, w] (A[:, j, c]: the change of channel c per unit of photo channel j),
+    written into `out` when given."""
     if guide_low.shape[1] != 3:
         raise InputError(f"local_linear_slopes: the guide needs 3 channels, got {guide_low.shape[1]}")
-    slopes = low.new_empty(low.shape[0], 3, *low.shape[1:])
+    slopes = out if out is not None else low.new_empty(low.shape[0], 3, *low.shape[1:])
     moments: dict[tuple[int, bool], dict[str, torch.Tensor]] = {}
     start = 0
     for size, fit in zip(sizes, fits):
@@ -194,16 +210,20 @@ def local_linear_slopes(low: torch.Tensor, guide_low: torch.Tensor, fits: Sequen
             moments[key] = _guide_moments(guide_low, fit)
         guide = moments[key]
         group = low[:, start:start + size]
-        cross = _window_mean((guide_low[:, :, None] * group[:, None]).flatten(1, 2), fit.radius)
-        cross = cross.view(group.shape[0], 3, *group.shape[1:]) - guide["mean"][:, :, None] * _window_mean(
-            group, fit.radius)[:, None]                                                    # [B, 3, c, h, w]
+        batch, height, width = group.shape[0], *group.shape[-2:]
+        means = _window_mean(torch.cat([group, (guide_low[:, :, None] * group[:, None]).flatten(1, 2)], 1), fit.radius)
+        cross = means[:, size:].view(batch, 3, size, height, width)
+        cross -= guide["mean"][:, :, None] * means[:, None, :size]                        # [B, 3, c, h, w]
         if fit.detrend:
             gx, gy = _window_gradients(group, fit.radius)
-            cross = cross - (guide["gx"][:, :, None] * gx[:, None] + guide["gy"][:, :, None] * gy[:, None]) \
+            cross -= (guide["gx"][:, :, None] * gx[:, None] + guide["gy"][:, :, None] * gy[:, None]) \
                 / _offset_variance(fit.radius)
-        factor = _cholesky_3x3(*(entry[:, None] for entry in guide["covariance"].unbind(1)), fit.epsilon)
-        for j, slope in enumerate(_cholesky_solve(factor, cross[:, 0], cross[:, 1], cross[:, 2])):
-            slopes[:, j, start:start + size] = slope
+        xx, xy, xz, yy, yz, zz = (entry[:, None] for entry in _inverse_from_cholesky(
+            _cholesky_3x3(*guide["covariance"].unbind(1), fit.epsilon)))
+        for j, row in enumerate(((xx, xy, xz), (xy, yy, yz), (xz, yz, zz))):
+            target = slopes[:, j, start:start + size]
+            torch.mul(row[0], cross[:, 0], out=target)
+            target.addcmul_(row[1], cross[:, 1]).addcmul_(row[2], cross[:, 2])
         start += size
     return slopes
 
@@ -229,14 +249,19 @@ def _axis(full: int, low: int, device: torch.device, dtype: torch.dtype) -> _Axi
     return _Axis(near.to(device), far.to(device), (source - near)[:, None].to(device, dtype), near, far)
 
 
-def _bilinear_band(low: torch.Tensor, rows: slice, ay: _Axis, width: int) -> torch.Tensor:
-    """[C, h, w] -> bilinear values [C, R, W] of the output rows `rows`: torch's horizontal
-    pass on the few working rows they need, then the vertical blend of two of those rows."""
-    first, last = int(ay.near_host[rows.start]), int(ay.far_host[rows.stop - 1]) + 1
-    horizontal = F.interpolate(low[None, :, first:last], size=(last - first, width), mode="bilinear",
-                               align_corners=False)[0]                                     # [C, r, W]
-    top, bottom = horizontal.index_select(1, ay.near[rows] - first), horizontal.index_select(1, ay.far[rows] - first)
-    return torch.lerp(top, bottom, ay.frac[rows])
+def _horizontal_pass(low: torch.Tensor, width: int) -> torch.Tensor:
+    """Channels-last [h, w, C] -> [h, width, C]: torch's bilinear along the rows only. In
+    the channels-last layout (strides as torch makes them, which a plain permute of an
+    [h, w, C] tensor is not, hence [None] before the permute) torch's kernel is many times
+    faster, and the rows then gather as contiguous blocks for the vertical pass."""
+    source = low[None].permute(0, 3, 1, 2)                                                # [1, C, h, w], channels last
+    return F.interpolate(source, size=(low.shape[0], width), mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
+
+
+def _vertical_band(horizontal: torch.Tensor, rows: slice, ay: _Axis) -> torch.Tensor:
+    """[h, W, C] after the horizontal pass -> the bilinear values [R, W, C] of output rows `rows`."""
+    top, bottom = horizontal.index_select(0, ay.near[rows]), horizontal.index_select(0, ay.far[rows])
+    return torch.lerp(top, bottom, ay.frac[rows, :, None])
 
 
 def guided_bands(low: torch.Tensor, guide: torch.Tensor, fits: Sequence[Optional[Fit]],
@@ -244,50 +269,53 @@ def guided_bands(low: torch.Tensor, guide: torch.Tensor, fits: Sequence[Optional
                  progress: Optional[Progress] = None, check_interrupt: Optional[CheckInterrupt] = None,
                  band_pixels: Optional[int] = None) -> Iterator[tuple[int, slice, torch.Tensor, torch.Tensor]]:
     """Upsampling of the stacked maps low [B, C, h, w] (on its device, in its dtype) guided by
-    the photo in linear light guide [B, 3, H, W] (any device), band by band of output rows.
+    the photo in linear light guide [B, H, W, 3] (any device), band by band of output rows.
 
     sizes: the channels of each map in the stack (default: one map of all C channels);
     fits: one per map, or None for a map resampled plainly (bilinear, or antialiased
-    when shrinking). Yields (image index, rows, values [C, R, W], the photo's band
-    [3, R, W]) on low's device."""
+    when shrinking). The maps with a fit must come first. Yields (image index, rows,
+    values [R, W, C], the photo's band [R, W, 3]) on low's device."""
     batch, channels, height_low, width_low = low.shape
-    height, width = guide.shape[-2:]
+    height, width = guide.shape[1:3]
     device, dtype = low.device, low.dtype
     sizes = list(sizes) if sizes is not None else [channels]
     if sum(sizes) != channels or len(fits) != len(sizes):
         raise InputError(f"guided_bands: {len(fits)} fits for maps of {sizes} channels; the stack has {channels}")
     guided = [i for i, fit in enumerate(fits) if fit is not None]
-    starts = [sum(sizes[:i]) for i in range(len(sizes))]
-    guided_channels = [c for i in guided for c in range(starts[i], starts[i] + sizes[i])]
-    guide_low = resize_linear(guide.to(device, dtype), height_low, width_low)
+    if guided != list(range(len(guided))):
+        raise InputError("guided_bands: put the maps with a fit before those resampled plainly")
     # Not larger than the working size on both axes: no detail finer than the maps to restore.
     enlarging = not (height <= height_low and width <= width_low)
-    count = len(guided_channels) if enlarging else 0
+    count = sum(sizes[i] for i in guided) if enlarging else 0
+    guide_low = resize_linear(guide.to(device, dtype).permute(0, 3, 1, 2), height_low, width_low)
     if count:
-        index = torch.tensor(guided_channels, device=device)
-        slopes = local_linear_slopes(low.index_select(1, index), guide_low, [fits[i] for i in guided],
-                                     [sizes[i] for i in guided])
-        stack = torch.cat([low, slopes.flatten(1, 2), guide_low], 1)     # [B, C + 3 G + 3, h, w]
+        slopes = local_linear_slopes(low[:, :count], guide_low, [fits[i] for i in guided], [sizes[i] for i in guided])
+        stack = torch.cat([low, slopes.flatten(1, 2), guide_low], 1)                        # [B, C + 3 G + 3, h, w]
     else:
         stack = low
     # Smaller than the working size on an axis (a small photo): the antialiased resize, whole.
-    shrunk = resize_linear(stack, height, width) if height < height_low or width < width_low else None
+    if height < height_low or width < width_low:
+        shrunk, stack = _hwc(resize_linear(stack, height, width)), None
+    else:
+        shrunk, stack = None, stack.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1)
     ay = _axis(height, height_low, device, dtype)
     rows_per_band = max(1, (band_pixels or BAND_PIXELS) // width)
     for b in range(batch):
+        horizontal = _horizontal_pass(stack[b], width) if shrunk is None else None
         for top in range(0, height, rows_per_band):
             if check_interrupt is not None:
                 check_interrupt()
             rows = slice(top, min(top + rows_per_band, height))
-            photo = guide[b, :, rows].to(device, dtype)                                    # [3, R, W]
-            resampled = _bilinear_band(stack[b], rows, ay, width) if shrunk is None else shrunk[b, :, rows]
-            values = resampled[:channels].clone() if shrunk is not None else resampled[:channels]
+            photo = guide[b, rows].to(device, dtype)                                       # [R, W, 3]
+            resampled = _vertical_band(horizontal, rows, ay) if shrunk is None else shrunk[b, rows].clone()
+            values = resampled[..., :channels]
             if count:
-                band_slopes = resampled[channels:channels + 3 * count].view(3, count, *photo.shape[1:])
-                detail = photo - resampled[channels + 3 * count:]                              # [3, R, W]
-                transfer = band_slopes[0] * detail[0]
-                transfer.addcmul_(band_slopes[1], detail[1]).addcmul_(band_slopes[2], detail[2])
-                values.index_add_(0, index, transfer)
+                band_slopes = resampled[..., channels:channels + 3 * count]                 # [R, W, 3 G]
+                detail = photo - resampled[..., channels + 3 * count:]                      # [R, W, 3]
+                transfer = band_slopes[..., :count] * detail[..., 0:1]
+                transfer.addcmul_(band_slopes[..., count:2 * count], detail[..., 1:2])
+                transfer.addcmul_(band_slopes[..., 2 * count:], detail[..., 2:3])
+                values[..., :count] += transfer
             if progress is not None:
                 progress(b * height + rows.stop, batch * height)
             yield b, rows, values, photo
@@ -295,14 +323,14 @@ def guided_bands(low: torch.Tensor, guide: torch.Tensor, fits: Sequence[Optional
 
 def local_linear_upsample(low: torch.Tensor, guide: torch.Tensor, fits: Fit | Sequence[Fit],
                           sizes: Optional[Sequence[int]] = None, **options) -> torch.Tensor:
-    """Maps [B, C, h, w] + the photo in linear light [B, 3, H, W] -> [B, C, H, W] by local
+    """Maps [B, C, h, w] + the photo in linear light [B, H, W, 3] -> [B, C, H, W] by local
     linear detail transfer (module docstring), in compute_dtype (float64 stays float64 on
     the CPU). Several maps in one stack: `sizes` their channel counts and `fits` one per map."""
     low = low.to(compute_dtype(low.device, low.dtype))
     fits = [fits] if isinstance(fits, Fit) else list(fits)
-    out = low.new_empty(low.shape[:2] + guide.shape[-2:])
+    out = low.new_empty(low.shape[:2] + guide.shape[1:3])
     for b, rows, values, _ in guided_bands(low, guide, fits, sizes, **options):
-        out[b, :, rows] = values
+        out[b, :, rows] = values.permute(2, 0, 1)
     return out
 
 
@@ -330,7 +358,7 @@ def upsample_map(low: torch.Tensor, photo: torch.Tensor, method: Method = "guide
     height, width = photo.shape[1:3]
     if method == "bilinear":
         return _hwc(resize_linear(_chw(low), height, width)).clamp(0, 1)
-    guide = srgb_to_linear(_chw(photo).to(low.device))
+    guide = srgb_to_linear(photo.to(low.device))
     return _hwc(local_linear_upsample(_chw(low), guide, fit)).clamp(0, 1).to(low.dtype)
 
 
@@ -361,30 +389,29 @@ def _bilinear_maps(maps: dict[str, torch.Tensor], height: int, width: int) -> di
 
 
 def _encode_unit(vectors: torch.Tensor) -> torch.Tensor:
-    """[3, R, W] vectors -> the normal image [3, R, W] in [0, 1] of their unit directions
-    (+Z, facing the viewer, where a vector has no length), as encode_normals does; summed
-    over the leading axis, several times faster than a norm over the trailing one."""
-    length = vectors.square().sum(0, keepdim=True).sqrt_()
+    """[R, W, 3] vectors -> the normal image [R, W, 3] in [0, 1] of their unit directions
+    (+Z, facing the viewer, where a vector has no length), as encode_normals does."""
+    length = vectors.square().sum(-1, keepdim=True).sqrt_()
     unit = torch.where(length > 1e-8, vectors / length.clamp_min(1e-8),
-                       torch.tensor([0.0, 0.0, 1.0], dtype=vectors.dtype, device=vectors.device)[:, None, None])
+                       torch.tensor([0.0, 0.0, 1.0], dtype=vectors.dtype, device=vectors.device))
     return unit.add_(1).mul_(0.5)
 
 
 def _dark_albedo_blend(albedo: torch.Tensor, irradiance: torch.Tensor, model_albedo: torch.Tensor,
                        photo_linear: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Where the irradiance [3, R, W] is near black, the model's albedo (linear) in place of
+    """Where the irradiance [R, W, 3] is near black, the model's albedo (linear) in place of
     photo / irradiance, blended in log space, and the irradiance made photo / albedo there
     (module docstring). Changes only the pixels darker than DARK_HIGH."""
-    level = irradiance.amax(0)
+    level = irradiance.amax(-1)
     dark = (level < DARK_HIGH).flatten().nonzero()[:, 0]
     if not len(dark):
         return albedo, irradiance
-    flat = [t.reshape(3, -1) for t in (albedo, irradiance, model_albedo, photo_linear)]
-    ratio, model, photo = (t[:, dark] for t in (flat[0], flat[2], flat[3]))
-    weight = ((DARK_HIGH - level.flatten()[dark]) / (DARK_HIGH - DARK_LOW)).clamp_(0, 1)
+    flat = [t.reshape(-1, 3) for t in (albedo, irradiance, model_albedo, photo_linear)]
+    ratio, model, photo = (t[dark] for t in (flat[0], flat[2], flat[3]))
+    weight = ((DARK_HIGH - level.flatten()[dark, None]) / (DARK_HIGH - DARK_LOW)).clamp_(0, 1)
     blended = torch.exp(torch.lerp(ratio.clamp_min(ALBEDO_FLOOR).log(), model.clamp(ALBEDO_FLOOR, 1).log(), weight))
     blended = torch.maximum(blended, photo).clamp_(ALBEDO_FLOOR, 1)
-    flat[0][:, dark], flat[1][:, dark] = blended, photo / blended
+    flat[0][dark], flat[1][dark] = blended, photo / blended
     return flat[0].view_as(albedo), flat[1].view_as(irradiance)
 
 
@@ -431,9 +458,13 @@ def upsample_maps(maps: dict[str, torch.Tensor], photo: torch.Tensor, method: Me
     for name, low in maps.items():
         if name == "normal":
             groups[name], fits[name] = prepared(decode_normals(low)), FITS["normal"]
-        elif name == "depth" or (name in ("albedo", "irradiance", "color") and not recomposing):
-            groups[name], fits[name] = prepared(low), FITS["depth" if name == "depth" else "other"]
-    names = list(groups)
+        elif name == "depth":
+            # A grey depth image (ComfyUI's IMAGE has 3 channels) is upsampled once.
+            grey = low.shape[-1] == 3 and torch.equal(low[..., 0], low[..., 1]) and torch.equal(low[..., 0], low[..., 2])
+            groups[name], fits[name] = prepared(low[..., :1] if grey else low), FITS["depth"]
+        elif name in ("albedo", "irradiance", "color") and not recomposing:
+            groups[name], fits[name] = prepared(low), FITS["other"]
+    names = sorted(groups, key=lambda name: fits[name] is None)   # guided maps first (guided_bands adds in place)
     sizes = [groups[name].shape[1] for name in names]
 
     # 2. Outputs, filled band by band.
@@ -448,11 +479,10 @@ def upsample_maps(maps: dict[str, torch.Tensor], photo: torch.Tensor, method: Me
     if not names:
         return out
     stack = torch.cat([groups[name] for name in names], 1)
-    guide = srgb_to_linear(_chw(photo))
-    for b, rows, values, photo_linear in guided_bands(stack, guide, [fits[name] for name in names], sizes,
-                                                      progress=progress, check_interrupt=check_interrupt,
+    for b, rows, values, photo_linear in guided_bands(stack, srgb_to_linear(photo), [fits[name] for name in names],
+                                                      sizes, progress=progress, check_interrupt=check_interrupt,
                                                       band_pixels=band_pixels):
-        band = dict(zip(names, values.split(sizes)))                                  # {name: [c, R, W]}
+        band = dict(zip(names, values.split(sizes, -1)))                              # {name: [R, W, c]}
         finished: dict[str, torch.Tensor] = {}
         if recomposing:
             irradiance = torch.maximum(band.pop("irradiance").clamp(0, 1), photo_linear)
@@ -466,5 +496,5 @@ def upsample_maps(maps: dict[str, torch.Tensor], photo: torch.Tensor, method: Me
             else:
                 finished[name] = values_of_map.clamp(0, 1)
         for name, values_of_map in finished.items():
-            out[name][b, rows] = values_of_map.permute(1, 2, 0).to(out[name].device, out[name].dtype)
+            out[name][b, rows] = values_of_map.to(out[name].device, out[name].dtype)
     return {name: out[name] for name in maps}
