@@ -130,24 +130,36 @@ def _window_mean(values: torch.Tensor, radius: int) -> torch.Tensor:
     return out.div_((2 * radius + 1) ** 2)
 
 
-def _offset_variance(radius: int) -> float:
-    offsets = range(-radius, radius + 1)
-    return sum(o * o for o in offsets) / (2 * radius + 1)
+def _offsets(length: int, radius: int, like: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Along one axis of `length` pixels: for each window slot, the offset from the window's
+    centre to the pixel it reads (clamped at the borders, as the replicated values are),
+    [length] each; and their mean and variance over the window, [length] each. Clamped
+    offsets keep a ramp exactly linear in them at the borders too."""
+    centre = torch.arange(length, device=like.device, dtype=like.dtype)
+    slots = [(centre + o).clamp(0, length - 1) - centre for o in range(-radius, radius + 1)]
+    mean = sum(slots) / len(slots)
+    variance = sum(slot * slot for slot in slots) / len(slots) - mean * mean
+    return slots, mean, variance
 
 
-def _window_gradients(values: torch.Tensor, radius: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """[B, C, h, w] -> the window covariances of the values with the horizontal and the
-    vertical offset from the window's centre (borders replicated)."""
-    size = 2 * radius + 1
+def _offset_covariances(values: torch.Tensor, mean: torch.Tensor, radius: int
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """[B, C, h, w] values and their window mean -> their window covariances with the
+    horizontal and the vertical offset (borders replicated, offsets clamped: _offsets), and
+    the offsets' variances, [w] and [h, 1]."""
     height, width = values.shape[-2:]
     padded = F.pad(values, (radius,) * 4, mode="replicate")
-    across = sum(o * padded[..., :, radius + o:radius + o + width] for o in range(-radius, radius + 1) if o)
-    down = sum(o * padded[..., radius + o:radius + o + height, :] for o in range(-radius, radius + 1) if o)
-    gx = _window_sum_rows(across, radius, height).div_(size * size)                           # [.., h, w]
+    x_slots, x_mean, x_variance = _offsets(width, radius, values)
+    y_slots, y_mean, y_variance = _offsets(height, radius, values)
+    across = sum(slot * padded[..., :, i:i + width] for i, slot in enumerate(x_slots))          # [.., h + 2r, w]
+    down = sum(slot[:, None] * padded[..., i:i + height, :] for i, slot in enumerate(y_slots))  # [.., h, w + 2r]
+    size = 2 * radius + 1
+    gx = _window_sum_rows(across, radius, height).div_(size * size)
     gy = down[..., :, 0:width].clone()
     for offset in range(1, size):
         gy += down[..., :, offset:offset + width]
-    return gx, gy.div_(size * size)
+    gy.div_(size * size)
+    return gx - mean * x_mean, gy - mean * y_mean[:, None], x_variance, y_variance[:, None]
 
 
 def _cholesky_3x3(xx, xy, xz, yy, yz, zz, epsilon: float) -> tuple[torch.Tensor, ...]:
@@ -186,10 +198,10 @@ def _guide_moments(guide_low: torch.Tensor, fit: Fit) -> dict[str, torch.Tensor]
     covariance = _window_mean(products, fit.radius) - torch.stack([mean[:, i] * mean[:, j] for i, j in _PAIRS], 1)
     moments = {"mean": mean, "covariance": covariance}
     if fit.detrend:
-        gx, gy = _window_gradients(guide_low, fit.radius)
-        moments["covariance"] = covariance - torch.stack([gx[:, i] * gx[:, j] + gy[:, i] * gy[:, j]
-                                                          for i, j in _PAIRS], 1) / _offset_variance(fit.radius)
-        moments["gx"], moments["gy"] = gx, gy
+        gx, gy, x_variance, y_variance = _offset_covariances(guide_low, mean, fit.radius)
+        moments["covariance"] = covariance - torch.stack([gx[:, i] * gx[:, j] / x_variance + gy[:, i] * gy[:, j] / y_variance
+                                                          for i, j in _PAIRS], 1)
+        moments["gx"], moments["gy"] = gx / x_variance, gy / y_variance
     return moments
 
 
@@ -215,9 +227,8 @@ def local_linear_slopes(low: torch.Tensor, guide_low: torch.Tensor, fits: Sequen
         cross = means[:, size:].view(batch, 3, size, height, width)
         cross -= guide["mean"][:, :, None] * means[:, None, :size]                        # [B, 3, c, h, w]
         if fit.detrend:
-            gx, gy = _window_gradients(group, fit.radius)
-            cross -= (guide["gx"][:, :, None] * gx[:, None] + guide["gy"][:, :, None] * gy[:, None]) \
-                / _offset_variance(fit.radius)
+            gx, gy, _, _ = _offset_covariances(group, means[:, :size], fit.radius)
+            cross -= guide["gx"][:, :, None] * gx[:, None] + guide["gy"][:, :, None] * gy[:, None]
         xx, xy, xz, yy, yz, zz = (entry[:, None] for entry in _inverse_from_cholesky(
             _cholesky_3x3(*guide["covariance"].unbind(1), fit.epsilon)))
         for j, row in enumerate(((xx, xy, xz), (xy, yy, yz), (xz, yz, zz))):
