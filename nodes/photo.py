@@ -26,6 +26,7 @@ from ..lumix_engine.method.sampling import AUTO
 from ..lumix_engine.modalities import split_maps
 from .comfy_glue import gpu_memory_bytes, upsampling_hooks
 from .sampling_glue import sample_maps, scheduler_names, unknown_sampler
+from .viewer_maps import viewer_ui
 
 OUTPUT_MAPS = ("albedo", "irradiance", "depth", "normal")
 log = logging.getLogger(__name__)
@@ -108,4 +109,5 @@ class LumiXDecomposePhoto(io.ComfyNode):
         decoded = split_maps(vae.decode(samples)[..., :3].float().cpu())
         maps, uncertainty = finish_photos(decoded, prepared, upsample, **upsampling_hooks())
         return io.NodeOutput(*(maps[name] for name in OUTPUT_MAPS),
-                             *(uncertainty[name + UNCERTAINTY_SUFFIX] for name in OUTPUT_MAPS), info)
+                             *(uncertainty[name + UNCERTAINTY_SUFFIX] for name in OUTPUT_MAPS), info,
+                             ui=viewer_ui(maps))   # the five maps (color = the photo) for the maps viewer

@@ -4,6 +4,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..lumix_engine.modalities import MAP_NAMES, split_maps
+from .viewer_maps import viewer_ui
 
 
 class SplitIntrinsics(io.ComfyNode):
@@ -24,4 +25,4 @@ class SplitIntrinsics(io.ComfyNode):
     @classmethod
     def execute(cls, images) -> io.NodeOutput:
         maps = split_maps(images)
-        return io.NodeOutput(*(maps[name] for name in MAP_NAMES))
+        return io.NodeOutput(*(maps[name] for name in MAP_NAMES), ui=viewer_ui(maps))
