@@ -18,9 +18,11 @@ Two ideas, both guided by the full-resolution photo:
   filter (it picks one side per pixel) can. Where the photo varies but the map does not (a
   texture under a flat normal, printed text on a lit wall) the fitted slope is ~0 and no
   texture leaks in; where the photo is flat the detail term is ~0 and the result is
-  bilinear, which is exact on ramps (a tilted floor's disparity). epsilon (in linear-light
-  units squared) is the smallest photo contrast trusted to carry a map's edge, per map.
-  Used for irradiance (linear light), depth and normals (decoded vectors).
+  bilinear, which is exact on ramps (a tilted floor's disparity). Per map (FITS): epsilon,
+  in linear-light units squared, the smallest photo contrast trusted to carry a map's edge;
+  the window; and for depth, a plane in position fitted alongside the photo, so that a ramp
+  under a texture is not read as a response to the texture. Used for irradiance (linear
+  light), depth and normals (decoded vectors).
 
 - Exact recomposition: albedo = photo / irradiance in linear light, so that albedo x
   irradiance is the full-resolution photo exactly (to float precision before the output
@@ -32,12 +34,14 @@ Two ideas, both guided by the full-resolution photo:
   photo / albedo, so the photo is still recomposed exactly.
 
 How it runs: the regression is solved at the working size for all guided channels at once
-(closed-form 3 x 3 inverse per pixel and epsilon), then the full-size output is made in
-bands of output rows (BAND_PIXELS): one bilinear pass over the stacked maps, slopes and
-working-size photo, a multiply-add with the photo's detail, and the per-map finish
-(recomposition, renormalised normals). Everything runs on the maps' device, in float32
-(float64 only when the maps are float64 on a device that has it, never on MPS). Memory is the
-working-size slopes plus one band's temporaries, so a 24 MP photo stays under 4 GB extra.
+(per pixel, a 3 x 3 Cholesky factorisation per epsilon, then three multiply-adds per slope),
+then the full-size output is made in bands of output rows (BAND_PIXELS): torch's bilinear
+pass along the rows once per image over the stacked maps, slopes and working-size photo
+(channels last), then per band the vertical blend, a multiply-add with the photo's detail,
+and the per-map finish (recomposition, renormalised normals). Everything runs on the maps'
+device, in float32 (float64 only when the maps are float64 on a device that has it, never on
+MPS). Memory is the working-size stack (at the photo's width after the row pass) plus one
+band's temporaries, so a 24 MP photo stays under 4 GB extra.
 Long runs call `progress(done_rows, total_rows)` and `check_interrupt()` (which raises to
 stop) once per band; the engine never imports ComfyUI, the node passes
 comfy.utils.ProgressBar.update_absolute and
