@@ -273,10 +273,19 @@ def _horizontal_pass(low: torch.Tensor, width: int) -> torch.Tensor:
     return F.interpolate(source, size=(low.shape[0], width), mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
 
 
-def _vertical_band(horizontal: torch.Tensor, rows: slice, ay: _Axis) -> torch.Tensor:
-    """[h, W, C] after the horizontal pass -> the bilinear values [R, W, C] of output rows `rows`."""
-    top, bottom = horizontal.index_select(0, ay.near[rows]), horizontal.index_select(0, ay.far[rows])
-    return torch.lerp(top, bottom, ay.frac[rows, :, None])
+def _vertical_band(horizontal: torch.Tensor, rows: slice, ay: _Axis, buffers: dict[str, torch.Tensor]
+                   ) -> torch.Tensor:
+    """[h, W, C] after the horizontal pass -> the bilinear values [R, W, C] of output rows
+    `rows`, written into `buffers` (made at the first band and reused by the next: a fresh
+    block of this size costs more in page faults than the arithmetic done in it)."""
+    count = rows.stop - rows.start
+    if "top" not in buffers:
+        buffers["top"] = horizontal.new_empty((count,) + horizontal.shape[1:])
+        buffers["bottom"] = torch.empty_like(buffers["top"])
+    top, bottom = buffers["top"][:count], buffers["bottom"][:count]
+    torch.index_select(horizontal, 0, ay.near[rows], out=top)
+    torch.index_select(horizontal, 0, ay.far[rows], out=bottom)
+    return top.lerp_(bottom, ay.frac[rows, :, None])
 
 
 def guided_bands(low: torch.Tensor, guide: torch.Tensor, fits: Sequence[Optional[Fit]],
@@ -289,7 +298,8 @@ def guided_bands(low: torch.Tensor, guide: torch.Tensor, fits: Sequence[Optional
     sizes: the channels of each map in the stack (default: one map of all C channels);
     fits: one per map, or None for a map resampled plainly (bilinear, or antialiased
     when shrinking). The maps with a fit must come first. Yields (image index, rows,
-    values [R, W, C], the photo's band [R, W, 3]) on low's device."""
+    values [R, W, C], the photo's band [R, W, 3]) on low's device; `values` lives in a
+    buffer that the next band overwrites, so use or copy it before asking for the next."""
     batch, channels, height_low, width_low = low.shape
     height, width = guide.shape[1:3]
     device, dtype = low.device, low.dtype
@@ -315,6 +325,7 @@ def guided_bands(low: torch.Tensor, guide: torch.Tensor, fits: Sequence[Optional
         shrunk, stack = None, stack.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1)
     ay = _axis(height, height_low, device, dtype)
     rows_per_band = max(1, (band_pixels or BAND_PIXELS) // width)
+    buffers: dict[str, torch.Tensor] = {}
     for b in range(batch):
         horizontal = _horizontal_pass(stack[b], width) if shrunk is None else None
         for top in range(0, height, rows_per_band):
@@ -322,12 +333,14 @@ def guided_bands(low: torch.Tensor, guide: torch.Tensor, fits: Sequence[Optional
                 check_interrupt()
             rows = slice(top, min(top + rows_per_band, height))
             photo = guide[b, rows].to(device, dtype)                                       # [R, W, 3]
-            resampled = _vertical_band(horizontal, rows, ay) if shrunk is None else shrunk[b, rows].clone()
+            resampled = _vertical_band(horizontal, rows, ay, buffers) if shrunk is None else shrunk[b, rows].clone()
             values = resampled[..., :channels]
             if count:
                 band_slopes = resampled[..., channels:channels + 3 * count]                 # [R, W, 3 G]
                 detail = photo - resampled[..., channels + 3 * count:]                      # [R, W, 3]
-                transfer = band_slopes[..., :count] * detail[..., 0:1]
+                if "transfer" not in buffers:
+                    buffers["transfer"] = photo.new_empty(photo.shape[:2] + (count,))
+                transfer = torch.mul(band_slopes[..., :count], detail[..., 0:1], out=buffers["transfer"][:len(photo)])
                 transfer.addcmul_(band_slopes[..., count:2 * count], detail[..., 1:2])
                 transfer.addcmul_(band_slopes[..., 2 * count:], detail[..., 2:3])
                 values[..., :count] += transfer
