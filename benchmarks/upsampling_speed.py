@@ -7,10 +7,16 @@ made at the photo path's working size for that photo (`plan_photo`, default budg
 brought to the photo's size with `upsample_maps`, guided and bilinear, alternating, each
 `--repeats` times (the minimum is reported: the machine is shared, so the least disturbed
 run is the closest to the cost). Content: one Mitsuba render (benchmarks/mitsuba_scenes.py)
-resampled to each size, so the density of map edges per working pixel is a real scene's;
-plus "noise" maps at 4 MP, where every pixel is near an edge (the worst case: joint
-bilateral everywhere). Extra memory: peak resident memory during the call minus before it
-(read from /proc every 2 ms in a child process per measurement, outputs included).
+resampled to each size, so the content is a real scene's; plus "noise" maps at 4 MP (the
+local linear transfer costs the same on any content; noise also has near-black irradiance,
+which adds the dark fallback). Extra memory: peak resident memory during the call minus
+before it (read from /proc every 2 ms in a child process per measurement, outputs included).
+Time: wall-clock seconds and CPU seconds (all threads) of a warm call (the second in the
+process, as in a long-running ComfyUI), and wall-clock seconds of the first call in a fresh
+process (which also pays for the operating system's first touch of every new block). With `--threads 1` the
+CPU time is the steadiest measure on a shared machine: many threads on a loaded machine
+wait on each other at every tensor operation, which penalises the method with more
+operations far more than the work itself.
 """
 from __future__ import annotations
 
@@ -65,7 +71,9 @@ def _rss() -> int:
 
 
 def measure(scene: Path, width: int, height: int, content: str, method: str) -> dict[str, float]:
-    """One timed call (in this process): seconds and peak extra resident memory."""
+    """Two timed calls in this process, the first in it and the second (warm, as in a
+    long-running ComfyUI: the allocator has the blocks from the first); seconds, CPU
+    seconds, and the first call's peak extra resident memory."""
     maps, photo = inputs(scene, width, height, content)
     upsample_maps({k: v[:, :16, :16] for k, v in maps.items()}, photo[:, :32, :32], method)   # warm up
     before, peak, running = _rss(), [0], [True]
@@ -76,18 +84,23 @@ def measure(scene: Path, width: int, height: int, content: str, method: str) -> 
             time.sleep(0.002)
     watcher = threading.Thread(target=watch)
     watcher.start()
-    started = time.perf_counter()
-    out = upsample_maps(maps, photo, method)
-    seconds = time.perf_counter() - started
+    times = []
+    for _ in range(2):
+        started, cpu_started = time.perf_counter(), time.process_time()
+        out = upsample_maps(maps, photo, method)
+        times.append((time.perf_counter() - started, time.process_time() - cpu_started))
+        if not times[1:]:
+            first_peak = max(peak[0], _rss())
+        del out
     running[0] = False
     watcher.join()
-    assert out["albedo"].shape == photo.shape
-    return {"seconds": seconds, "extra_gb": (max(peak[0], _rss()) - before) / 1e9}
+    return {"seconds": times[1][0], "cpu_seconds": times[1][1], "first_seconds": times[0][0],
+            "first_cpu_seconds": times[0][1], "extra_gb": (first_peak - before) / 1e9}
 
 
-def in_child(scene: Path, width: int, height: int, content: str, method: str) -> dict[str, float]:
-    command = [sys.executable, "-m", "benchmarks.upsampling_speed", "--child", str(scene), str(width), str(height),
-               content, method]
+def in_child(scene: Path, width: int, height: int, content: str, method: str, threads: int) -> dict[str, float]:
+    command = [sys.executable, "-m", "benchmarks.upsampling_speed", "--threads", str(threads), "--child", str(scene),
+               str(width), str(height), content, method]
     result = subprocess.run(command, capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -98,9 +111,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/upsampling_speed.json"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sizes", nargs="*", default=list(SIZES))
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--child", nargs=5, metavar=("SCENE", "W", "H", "CONTENT", "METHOD"))
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     if args.child:
         scene, width, height, content, method = args.child
         print(json.dumps(measure(Path(scene), int(width), int(height), content, method)))
@@ -112,23 +126,33 @@ def main() -> None:
         runs: dict[str, list[dict[str, float]]] = {"bilinear": [], "guided": []}
         for _ in range(args.repeats):
             for method in runs:
-                runs[method].append(in_child(args.scene, width, height, content, method))
+                runs[method].append(in_child(args.scene, width, height, content, method, args.threads))
         best = {method: min(r["seconds"] for r in values) for method, values in runs.items()}
+        cpu = {method: min(r["cpu_seconds"] for r in values) for method, values in runs.items()}
+        first = {method: min(r["first_seconds"] for r in values) for method, values in runs.items()}
         memory = {method: max(r["extra_gb"] for r in values) for method, values in runs.items()}
         rows.append({"photo": f"{label} ({width}x{height})", "working": "x".join(map(str, plan_photo(width, height).working)),
                      "content": content, "bilinear_s": best["bilinear"], "guided_s": best["guided"],
-                     "ratio": best["guided"] / best["bilinear"], "bilinear_extra_gb": memory["bilinear"],
+                     "ratio": best["guided"] / best["bilinear"], "bilinear_cpu_s": cpu["bilinear"],
+                     "guided_cpu_s": cpu["guided"], "cpu_ratio": cpu["guided"] / cpu["bilinear"],
+                     "bilinear_first_s": first["bilinear"], "guided_first_s": first["guided"],
+                     "first_ratio": first["guided"] / first["bilinear"],
+                     "bilinear_extra_gb": memory["bilinear"],
                      "guided_extra_gb": memory["guided"], "all_runs": runs})
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "all_runs"}), flush=True)
     load = os.getloadavg()
     result = {"cpu_threads": torch.get_num_threads(), "load_average_after": load, "device": "cpu", "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print("| photo | working | content | bilinear s | guided s | guided / bilinear | extra GB bilinear | extra GB guided |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"threads {torch.get_num_threads()}, load average after {load[0]:.1f}")
+    print("| photo | working | content | bilinear s | guided s | ratio | CPU ratio | first call: bilinear s "
+          "| guided s | ratio | extra GB bilinear | extra GB guided |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['photo']} | {row['working']} | {row['content']} | {row['bilinear_s']:.2f} | {row['guided_s']:.2f} "
-              f"| {row['ratio']:.1f}x | {row['bilinear_extra_gb']:.2f} | {row['guided_extra_gb']:.2f} |")
+              f"| {row['ratio']:.1f}x | {row['cpu_ratio']:.1f}x | {row['bilinear_first_s']:.2f} "
+              f"| {row['guided_first_s']:.2f} | {row['first_ratio']:.1f}x "
+              f"| {row['bilinear_extra_gb']:.2f} | {row['guided_extra_gb']:.2f} |")
 
 
 if __name__ == "__main__":

@@ -65,9 +65,10 @@ class LumiXDecomposePhoto(io.ComfyNode):
                                      "in linear light), with uncertainty maps. 1 = a single run. Costs N times the "
                                      "sampling. (Stored as 'seeds' in workflows and the API.)"),
                 io.Combo.Input("upsample", options=list(METHODS), default="guided",
-                               tooltip="Working size -> photo size: 'guided' = edge-aware (joint bilateral on the "
-                                       "photo) with albedo = photo / irradiance, so they recompose the photo "
-                                       "exactly; 'bilinear' = plain resizing."),
+                               tooltip="Working size -> photo size: 'guided' = the photo's detail transferred to "
+                                       "each map by a local linear fit (edges come back sharp and antialiased), "
+                                       "with albedo = photo / irradiance, so they recompose the photo exactly; "
+                                       "'bilinear' = plain resizing."),
                 io.Combo.Input("sampler_name", options=comfy.samplers.SAMPLER_NAMES, default="euler",
                                tooltip="ComfyUI sampler (published: euler)."),
                 io.Combo.Input("scheduler", options=scheduler_names(), default="published",

@@ -13,16 +13,7 @@ from lumix_engine.image_io import load_image, save_png16
 from lumix_engine.intrinsics import recompose, render_scene
 from lumix_engine.intrinsics.color_space import srgb_to_linear
 from lumix_engine.intrinsics.normals import decode_normals
-from lumix_engine.intrinsics.upsample import (
-    RADIUS,
-    SIGMA_RANGE,
-    SIGMA_SPACE,
-    edge_aware_upsample,
-    joint_bilateral_upsample,
-    resize_linear,
-    upsample_albedo_irradiance,
-    upsample_maps,
-)
+from lumix_engine.intrinsics.upsample import upsample_albedo_irradiance, upsample_maps
 from lumix_engine.method.resolution import (
     DEFAULT_MEGAPIXELS,
     MAX_ASPECT,
@@ -71,48 +62,6 @@ def test_a_108_mp_photo_comes_back_downscaled_with_a_warning():
     assert plan.output[0] * plan.output[1] <= 24e6 and abs(plan.output[0] / plan.output[1] - 4 / 3) < 1e-3
     assert plan.warnings and "12000x9000" in plan.warnings[0] and "max_output_megapixels" in plan.warnings[0]
     assert plan_photo(6000, 4000).output == (6000, 4000) and not plan_photo(6000, 4000).warnings
-
-
-def test_joint_bilateral_upsampling_matches_a_float64_loop_reference():
-    """Kopf et al. (2007) written out pixel by pixel in float64: output p is the mean of the
-    working-size samples q within RADIUS of p's nearest sample, weighted by
-    exp(-|p - q|^2 / 2 s^2) exp(-|I(p) - I~(q)|^2 / 2 r^2) (+ a 1e-6 floor on the range term)."""
-    torch.manual_seed(0)
-    low, guide = torch.rand(1, 2, 5, 6, dtype=torch.float64), torch.rand(1, 3, 13, 11, dtype=torch.float64)
-    ours = joint_bilateral_upsample(low, guide)
-    guide_low = resize_linear(guide, 5, 6)[0].numpy()
-    g, m = guide[0].numpy(), low[0].numpy()
-    reference = np.zeros((2, 13, 11))
-    for y in range(13):
-        for x in range(11):
-            py, px = (y + 0.5) * 5 / 13 - 0.5, (x + 0.5) * 6 / 11 - 0.5
-            cy, cx = min(max(round(py), 0), 4), min(max(round(px), 0), 5)
-            total, weights = np.zeros(2), 0.0
-            for dy in range(-RADIUS, RADIUS + 1):
-                for dx in range(-RADIUS, RADIUS + 1):
-                    qy, qx = min(max(cy + dy, 0), 4), min(max(cx + dx, 0), 5)
-                    space = math.exp(-((qy - py) ** 2 + (qx - px) ** 2) / (2 * SIGMA_SPACE ** 2))
-                    difference = ((guide_low[:, qy, qx] - g[:, y, x]) ** 2).sum()
-                    weight = space * (math.exp(-difference / (2 * SIGMA_RANGE ** 2)) + 1e-6)
-                    total += weight * m[:, qy, qx]
-                    weights += weight
-            reference[:, y, x] = total / weights
-    assert np.abs(ours[0].numpy() - reference).max() < 1e-12
-
-
-def test_edge_aware_upsampling_is_bilinear_on_a_ramp_and_keeps_flat_maps_flat():
-    ramp = torch.linspace(0, 0.1, 8, dtype=torch.float64).expand(1, 1, 8, 8).contiguous()
-    texture = torch.rand(1, 3, 32, 32, dtype=torch.float64)   # the photo's texture must not leak in
-    # change 0.029 per 3 x 3 -> 14 % joint bilateral: within 14 % of the ramp's local change of bilinear
-    assert (edge_aware_upsample(ramp, texture, tau=0.2) - resize_linear(ramp, 32, 32)).abs().max() < 0.005
-    flat = torch.full((1, 1, 8, 8), 0.3, dtype=torch.float64)
-    assert (edge_aware_upsample(flat, texture, tau=0.2) - 0.3).abs().max() < 1e-12
-    step = torch.zeros(1, 1, 8, 8, dtype=torch.float64)
-    step[..., 4:] = 1.0
-    photo = torch.zeros(1, 3, 32, 32, dtype=torch.float64)
-    photo[..., 16:] = 1.0   # the photo's edge at the same place, 4x finer
-    up = edge_aware_upsample(step, photo, tau=0.2)
-    assert up[..., :15].max() < 0.01 and up[..., 17:].min() > 0.99   # sharp, where bilinear spreads 4 px
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,8 @@
 """Guided upsampling: the banded, vectorised path against the float64 pixel-by-pixel
-reference (tests/upsample_reference.py) on random inputs, exact recomposition, progress and
-interruption, and the dtypes it creates."""
+reference (tests/upsample_reference.py) on random inputs, the properties the method is
+chosen for (an antialiased edge comes back exact, a texture does not leak into a flat map
+or a ramp), exact recomposition, the dark fallback, progress and interruption, and the
+dtypes it creates."""
 import numpy as np
 import pytest
 import torch
@@ -8,114 +10,154 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from lumix_engine.intrinsics import recompose
-from lumix_engine.intrinsics.color_space import srgb_to_linear
+from lumix_engine.intrinsics.color_space import linear_to_srgb, srgb_to_linear
 from lumix_engine.intrinsics.upsample import (
-    DARK,
-    LOG_OFFSET,
-    RADIUS,
-    SIGMA_RANGE,
-    SIGMA_SPACE,
-    TAU,
+    ALBEDO_FLOOR,
+    DARK_HIGH,
+    DARK_LOW,
+    FITS,
+    Fit,
     compute_dtype,
-    edge_aware_upsample,
     guided_bands,
+    local_linear_upsample,
     resize_linear,
     upsample_maps,
 )
 from tests import upsample_reference as reference
 
 LOW, FULL = (6, 7), (17, 15)   # non-integer factors on both axes
+FIT_SET = [Fit(3e-3), Fit(1e-2, 2, True), Fit(1e-3)]   # epsilons the size of random photos' variances
 
 
 def _random_maps(seed: int, channels: int, dtype=torch.float64) -> torch.Tensor:
-    """[1, C, h, w]: half the channels strongly varying (joint bilateral everywhere), half
-    gently (the blend between bilinear and joint bilateral), never constant."""
+    """[1, C, h, w] in (0.05, 0.95), never constant."""
     generator = torch.Generator().manual_seed(seed)
-    amplitude = torch.tensor([0.9 if c % 2 else 0.12 for c in range(channels)], dtype=torch.float64)
-    values = 0.5 + amplitude[:, None, None] * (torch.rand(channels, *LOW, generator=generator, dtype=torch.float64) - 0.5)
-    return values[None].to(dtype)
+    return (0.05 + 0.9 * torch.rand(1, channels, *LOW, generator=generator, dtype=torch.float64)).to(dtype)
 
 
 def _random_photo(seed: int, dtype=torch.float64) -> torch.Tensor:
+    """[1, H, W, 3] in (0.1, 0.9), as the pack passes photos."""
     generator = torch.Generator().manual_seed(seed)
-    return (0.1 + 0.8 * torch.rand(1, 3, *FULL, generator=generator, dtype=torch.float64)).to(dtype)
+    return (0.1 + 0.8 * torch.rand(1, *FULL, 3, generator=generator, dtype=torch.float64)).to(dtype)
 
 
-def _reference_edge_aware(low: torch.Tensor, photo: torch.Tensor, tau: list, sizes: list) -> np.ndarray:
-    guide_low = resize_linear(photo.double(), *LOW)[0].numpy()   # the photo at the working size, as the code makes it
-    return reference.edge_aware(low[0].double().numpy(), guide_low, photo[0].double().numpy(), tau, sizes, RADIUS,
-                                SIGMA_SPACE, SIGMA_RANGE)
+def _reference(low: torch.Tensor, guide: torch.Tensor, fits: list, sizes: list) -> np.ndarray:
+    """guide: linear photo [1, H, W, 3]; the working-size photo as the code makes it."""
+    guide_low = resize_linear(guide.double().permute(0, 3, 1, 2), *LOW)[0].numpy()
+    return reference.local_linear(low[0].double().numpy(), guide_low, guide[0].double().permute(2, 0, 1).numpy(),
+                                  [(f.epsilon, f.radius, f.detrend) for f in fits], sizes)
 
 
-@pytest.mark.parametrize("dtype,tolerance", [(torch.float64, 1e-10), (torch.float32, 2e-5)])
+@pytest.mark.parametrize("dtype,tolerance", [(torch.float64, 1e-9), (torch.float32, 2e-4)])
 @pytest.mark.parametrize("band_pixels", [None, 40])   # one band; bands of 2 rows
-def test_edge_aware_upsampling_matches_the_float64_reference(dtype, tolerance, band_pixels):
-    low, photo = _random_maps(1, 4, dtype), _random_photo(2, dtype)
-    tau, sizes = [0.2, 0.4, 0.3], [1, 2, 1]   # three maps in one stack
-    ours = edge_aware_upsample(low, photo, tau, sizes, band_pixels=band_pixels)
-    assert ours.dtype == dtype and ours.shape == (1, 4, *FULL)
-    expected = _reference_edge_aware(low, photo, tau, sizes)
+def test_local_linear_upsampling_matches_the_float64_reference(dtype, tolerance, band_pixels):
+    low, guide = _random_maps(1, 5, dtype), _random_photo(2, dtype)
+    sizes = [2, 1, 2]   # three maps in one stack, one of them detrended over 5 x 5
+    ours = local_linear_upsample(low, guide, FIT_SET, sizes, band_pixels=band_pixels)
+    assert ours.dtype == dtype and ours.shape == (1, 5, *FULL)
+    expected = _reference(low, guide, FIT_SET, sizes)
     assert np.abs(ours[0].double().numpy() - expected).max() < tolerance
-    # The gentle channels really blend (neither pure bilinear nor pure joint bilateral).
-    smooth = reference.bilinear(low[0].double().numpy(), *FULL)
-    assert np.abs(expected[0] - smooth).max() > 1e-3
+    # The detail term is really there: the result is not bilinear.
+    assert np.abs(expected - reference.bilinear(low[0].double().numpy(), *FULL)).max() > 1e-2
 
 
-def test_bilinear_bands_are_torchs_bilinear():
-    low = _random_maps(3, 2)
-    ours = edge_aware_upsample(low, _random_photo(4), 1e9, band_pixels=30)   # tau so high: bilinear only
-    assert (ours - F.interpolate(low, size=FULL, mode="bilinear", align_corners=False)).abs().max() < 1e-12
+def test_small_epsilon_is_solved_accurately_in_float32():
+    """Where the photo's covariance is nearly rank one (an edge between two colours) the
+    slopes need a stable solve: float32 against the float64 reference at the pack's own
+    epsilons, on a photo whose channels vary together."""
+    generator = torch.Generator().manual_seed(3)
+    grey = torch.rand(1, *FULL, 1, generator=generator, dtype=torch.float64)
+    guide = (0.2 + 0.6 * grey * torch.tensor([1.0, 0.9, 0.8], dtype=torch.float64)
+             + 1e-3 * torch.rand(1, *FULL, 3, generator=generator, dtype=torch.float64))
+    low = resize_linear(grey.permute(0, 3, 1, 2), *LOW).repeat(1, 2, 1, 1)
+    fits = [FITS["irradiance"], FITS["depth"]]
+    ours = local_linear_upsample(low.float(), guide.float(), fits, [1, 1])
+    expected = _reference(low, guide, fits, [1, 1])
+    assert np.abs(ours[0].double().numpy() - expected).max() < 1e-3
 
 
-@pytest.mark.parametrize("dtype,tolerance", [(torch.float64, 1e-9), (torch.float32, 3e-5)])
+def test_an_antialiased_two_sided_edge_comes_back_exactly():
+    """The reason for the method: a pixel on an edge mixes both sides by coverage in the
+    photo and in the map alike, so the map is linear in the photo, at every scale. Brought
+    down 3x and back, the detail transfer restores the edge; bilinear blurs it."""
+    height, width = 48, 60
+    x = torch.arange(width, dtype=torch.float64)[None, :]
+    y = torch.arange(height, dtype=torch.float64)[:, None]
+    coverage = ((x - 29.3 - 0.4 * (y - 24)) / 1.5).clamp(-0.5, 0.5) + 0.5          # a slanted soft edge
+    left, right = torch.tensor([0.6, 0.2, 0.1], dtype=torch.float64), torch.tensor([0.1, 0.3, 0.5], dtype=torch.float64)
+    photo = (coverage[..., None] * left + (1 - coverage[..., None]) * right)[None]  # [1, H, W, 3], linear
+    depth = (0.3 * coverage + 0.8 * (1 - coverage))[None, None]                     # [1, 1, H, W]
+    low = resize_linear(depth, 16, 20)
+    guided = local_linear_upsample(low, photo, FITS["depth"])
+    bilinear = resize_linear(low, height, width)
+    guided_error, bilinear_error = (guided - depth).abs().max(), (bilinear - depth).abs().max()
+    assert guided_error < 0.02 * bilinear_error and bilinear_error > 0.1
+
+
+@pytest.mark.parametrize("name", ["irradiance", "depth", "normal"])
+def test_texture_does_not_leak_into_a_flat_map_or_a_ramp(name):
+    generator = torch.Generator().manual_seed(4)
+    texture = 0.1 + 0.8 * torch.rand(1, 32, 32, 3, generator=generator, dtype=torch.float64)
+    flat = torch.full((1, 1, 8, 8), 0.3, dtype=torch.float64)
+    assert (local_linear_upsample(flat, texture, FITS[name]) - 0.3).abs().max() < 1e-9   # rounding / epsilon
+    if FITS[name].detrend:   # depth: a tilted floor under a texture stays a plane
+        ramp = torch.linspace(0.2, 0.4, 8, dtype=torch.float64).expand(1, 1, 8, 8).contiguous()
+        assert (local_linear_upsample(ramp, texture, FITS[name]) - resize_linear(ramp, 32, 32)).abs().max() < 1e-9
+
+
+@pytest.mark.parametrize("dtype,tolerance", [(torch.float64, 1e-9), (torch.float32, 3e-4)])
 def test_guided_maps_match_the_reference_and_recompose_the_photo(dtype, tolerance):
-    """upsample_maps (all four maps, one stack, bands) against the reference per map."""
+    """upsample_maps (all four maps, one stack, bands) against the reference per map, with
+    some near-black irradiance, so the dark fallback runs too."""
     photo = _random_photo(5, dtype)
+    photo[:, :4, :5] = 0.02                                    # a dark corner of the photo
     low = _random_maps(6, 9, dtype)
+    low[:, 3:6, :2, :2] = 0.01                                 # sRGB irradiance 0.01: linear ~8e-4, below DARK_LOW
     albedo, irradiance, depth = low[:, 0:3], low[:, 3:6], low[:, 6:9]
     normal_vectors = F.normalize(_random_maps(7, 3, torch.float64) - 0.5 + torch.tensor([0, 0, 0.3])[:, None, None],
                                  dim=1).to(dtype)
     maps = {"albedo": albedo, "irradiance": irradiance, "depth": depth, "normal": (normal_vectors + 1) / 2}
     hwc = {name: image.permute(0, 2, 3, 1) for name, image in maps.items()}
-    out = upsample_maps(hwc, photo.permute(0, 2, 3, 1))
+    out = upsample_maps(hwc, photo, band_pixels=45)
     assert all(out[name].dtype == dtype and out[name].shape == (1, *FULL, 3) for name in maps)
 
-    photo64 = photo[0].double().numpy()
-    log_irradiance = np.log(reference.srgb_to_linear(irradiance[0].double().numpy()) + LOG_OFFSET)
-    guide_low = resize_linear(photo.double(), *LOW)[0].numpy()
+    guide = srgb_to_linear(photo.double())
 
-    def guided(values: np.ndarray, tau: float) -> np.ndarray:
-        return reference.edge_aware(values, guide_low, photo64, [tau], [len(values)], RADIUS, SIGMA_SPACE,
-                                    SIGMA_RANGE)
+    def guided(values: torch.Tensor, fit: Fit) -> np.ndarray:
+        return _reference(values.double(), guide, [fit], [values.shape[1]])
+    irradiance_up = guided(srgb_to_linear(irradiance.double()), FITS["irradiance"])
+    model_albedo = reference.bilinear(srgb_to_linear(albedo[0].double()).numpy(), *FULL)
     expected_albedo, expected_irradiance = reference.recompose_albedo_irradiance(
-        guided(log_irradiance, TAU["log_irradiance"]), photo64, LOG_OFFSET, DARK)
-    expected_depth = np.clip(guided(depth[0].double().numpy(), TAU["depth"]), 0, 1)
-    vectors = guided(normal_vectors[0].double().numpy(), TAU["normal"])
+        irradiance_up, model_albedo, photo[0].double().permute(2, 0, 1).numpy(), DARK_LOW, DARK_HIGH, ALBEDO_FLOOR)
+    expected_depth = np.clip(guided(depth, FITS["depth"]), 0, 1)
+    vectors = guided(normal_vectors, FITS["normal"])
     expected_normal = (vectors / np.linalg.norm(vectors, axis=0) + 1) / 2
     for name, expected in (("albedo", expected_albedo), ("irradiance", expected_irradiance),
                            ("depth", expected_depth), ("normal", expected_normal)):
         error = np.abs(out[name][0].permute(2, 0, 1).double().numpy() - expected).max()
         assert error < tolerance, (name, error)
+    assert (np.abs(expected_albedo - linear_to_srgb(torch.from_numpy(model_albedo)).numpy())[:, :2, :2]).max() < 1e-9
     # albedo x irradiance = the photo, in linear light and through recompose (within 1/255).
     product = srgb_to_linear(out["albedo"].double()) * srgb_to_linear(out["irradiance"].double())
-    assert (product - srgb_to_linear(photo.permute(0, 2, 3, 1).double())).abs().max() < tolerance
-    assert (recompose(out["albedo"], out["irradiance"]) - photo.permute(0, 2, 3, 1)).abs().max() < 1 / 255
+    assert (product - srgb_to_linear(photo.double())).abs().max() < tolerance
+    assert (recompose(out["albedo"], out["irradiance"]) - photo).abs().max() < 1 / 255
 
 
-def test_dark_irradiance_keeps_the_guided_albedo():
-    """Where the irradiance is black the ratio means nothing: the guided albedo is kept."""
+def test_black_photo_and_black_irradiance_keep_the_models_albedo():
+    """0 / 0: where both are black the ratio means nothing, and the model's albedo stays."""
     photo = torch.zeros(1, *FULL, 3)
     albedo = _random_maps(8, 3, torch.float32).permute(0, 2, 3, 1)
     out = upsample_maps({"albedo": albedo, "irradiance": torch.zeros_like(albedo)}, photo)
-    expected = edge_aware_upsample(albedo.permute(0, 3, 1, 2), photo.permute(0, 3, 1, 2), TAU["other"])
-    assert (out["albedo"] - expected.permute(0, 2, 3, 1).clamp(0, 1)).abs().max() < 1e-6
-    assert out["albedo"].std() > 0.05
+    expected = resize_linear(srgb_to_linear(albedo).permute(0, 3, 1, 2), *FULL).clamp(ALBEDO_FLOOR, 1)
+    assert (out["albedo"] - linear_to_srgb(expected).permute(0, 2, 3, 1)).abs().max() < 1e-5
+    assert out["albedo"].std() > 0.05 and out["irradiance"].abs().max() == 0
 
 
 def test_progress_reaches_the_end_and_an_interrupt_stops_the_work():
     low, photo = _random_maps(9, 3, torch.float32), _random_photo(10, torch.float32)
     calls = []
-    list(guided_bands(low, photo, None, progress=lambda done, total: calls.append((done, total)), band_pixels=45))
+    list(guided_bands(low, photo, [FITS["depth"]], progress=lambda done, total: calls.append((done, total)),
+                      band_pixels=45))
     assert calls == [(3, 17), (6, 17), (9, 17), (12, 17), (15, 17), (17, 17)]
 
     class Interrupted(Exception):
@@ -127,8 +169,7 @@ def test_progress_reaches_the_end_and_an_interrupt_stops_the_work():
             raise Interrupted
         seen.append(1)
     with pytest.raises(Interrupted):
-        upsample_maps({"depth": low.permute(0, 2, 3, 1)}, photo.permute(0, 2, 3, 1), check_interrupt=check_interrupt,
-                      band_pixels=45)
+        upsample_maps({"depth": low.permute(0, 2, 3, 1)}, photo, check_interrupt=check_interrupt, band_pixels=45)
     assert len(seen) == 2   # stopped at the third band
 
 
@@ -155,7 +196,7 @@ def test_float32_maps_make_no_float64_images_and_mps_never_gets_float64():
     maps = {"albedo": low.permute(0, 2, 3, 1), "irradiance": low.permute(0, 2, 3, 1) * 0.9,
             "depth": low.permute(0, 2, 3, 1), "normal": low.permute(0, 2, 3, 1)}
     with _Dtypes() as seen:
-        upsample_maps(maps, photo.permute(0, 2, 3, 1))
+        upsample_maps(maps, photo)
     assert seen.float64 and all(len(shape) <= 2 and max(shape) <= max(FULL) for shape in seen.float64)
 
 
@@ -163,14 +204,23 @@ def test_a_photo_smaller_than_the_working_size_is_shrunk_with_antialiasing():
     low = _random_maps(13, 3, torch.float32)          # 6 x 7 working, 3 x 4 photo
     photo = torch.rand(1, 3, 4, 3)
     out = upsample_maps({"depth": low.permute(0, 2, 3, 1)}, photo)["depth"]
-    assert out.shape == (1, 3, 4, 3) and torch.isfinite(out).all()
+    expected = resize_linear(low, 3, 4).permute(0, 2, 3, 1)
+    assert out.shape == (1, 3, 4, 3) and (out - expected).abs().max() < 1e-6
+
+
+def test_a_grey_depth_image_is_upsampled_once_and_stays_grey():
+    low = _random_maps(14, 1, torch.float32).permute(0, 2, 3, 1).expand(-1, -1, -1, 3)
+    photo = _random_photo(15, torch.float32)
+    out = upsample_maps({"depth": low}, photo)["depth"]
+    single = local_linear_upsample(low[..., :1].permute(0, 3, 1, 2), srgb_to_linear(photo), FITS["depth"])
+    assert torch.equal(out[..., 0], out[..., 2]) and (out[..., 0] - single[:, 0].clamp(0, 1)).abs().max() < 1e-6
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_matches_the_cpu():
-    low, photo = _random_maps(14, 9, torch.float32), _random_photo(15, torch.float32)
+    low, photo = _random_maps(16, 9, torch.float32), _random_photo(17, torch.float32)
     maps = {"albedo": low[:, :3], "irradiance": low[:, 3:6], "depth": low[:, 6:]}
     maps = {k: v.permute(0, 2, 3, 1) for k, v in maps.items()}
-    cpu = upsample_maps(maps, photo.permute(0, 2, 3, 1))
-    gpu = upsample_maps({k: v.cuda() for k, v in maps.items()}, photo.permute(0, 2, 3, 1))
-    assert all((cpu[k] - gpu[k].cpu()).abs().max() < 1e-5 for k in maps)
+    cpu = upsample_maps(maps, photo)
+    gpu = upsample_maps({k: v.cuda() for k, v in maps.items()}, photo)
+    assert all((cpu[k] - gpu[k].cpu()).abs().max() < 1e-4 for k in maps)

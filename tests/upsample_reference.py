@@ -3,13 +3,18 @@ lumix_engine/intrinsics/upsample.py's docstring), for tests on small random inpu
 
 - bilinear: torch's align_corners=False rule, source = (p + 0.5) * low / full - 0.5,
   floored at 0, the upper sample clamped to the grid;
-- joint bilateral (Kopf et al. 2007): mean of the (2 r + 1)^2 working samples around p's
-  nearest sample (clamped), weight exp(-d^2 / 2 s^2) (exp(-|I(p) - I~(q)|^2 / 2 r^2) + 1e-6);
-- edge-aware: per map (a group of channels), bilinear + blend (joint bilateral - bilinear),
-  blend = clip((change / tau - 1/4) / (3/4), 0, 1), change = bilinear upsampling of the
-  map's largest |second difference| over its 3 x 3 working neighbourhood and its channels;
-- recomposition: irradiance = max(exp(upsampled log(E + 1e-4)) - 1e-4 clipped to [0, 1],
-  photo), albedo = photo / irradiance (linear light), both sRGB-encoded.
+- window statistics at working pixel k: the (2 r + 1)^2 samples at k + (dy, dx), positions
+  clamped to the grid (replicated borders); means, covariance of the photo (3 x 3) and
+  of the photo with the map (3 x C); detrended: minus the parts explained by the offsets
+  dx and dy to the pixels read (clamped positions minus k),
+  cov(a, b) - cov(a, dx) cov(dx, b) / var(dx) - cov(a, dy) cov(dy, b) / var(dy);
+- slopes A_k = (cov(I, I) + epsilon Id)^-1 cov(I, M), by numpy's solver;
+- output p: bilinear(M)(p) + sum_j bilinear(A_j)(p) (I_j(p) - bilinear(I~_j)(p));
+- recomposition: irradiance = max(clip(E, 0, 1), photo), albedo = photo / irradiance
+  (linear light); where the irradiance's largest channel is below DARK_HIGH, albedo =
+  exp(lerp(log max(albedo, floor), log clip(model albedo, floor, 1), w)), w =
+  clip((DARK_HIGH - level) / (DARK_HIGH - DARK_LOW), 0, 1), raised to the photo and
+  clipped to [floor, 1], and irradiance = photo / albedo; both sRGB-encoded.
 """
 from __future__ import annotations
 
@@ -49,68 +54,60 @@ def bilinear(low: np.ndarray, height: int, width: int) -> np.ndarray:
     return out
 
 
-def joint_bilateral(low: np.ndarray, guide_low: np.ndarray, guide: np.ndarray, radius: int, sigma_space: float,
-                    sigma_range: float) -> np.ndarray:
-    """low [C, h, w], guide_low [G, h, w] (the photo at the working size), guide [G, H, W]."""
+def slopes(low: np.ndarray, guide_low: np.ndarray, epsilon: float, radius: int, detrend: bool) -> np.ndarray:
+    """low [C, h, w], guide_low [3, h, w] -> A [3, C, h, w]."""
     channels, h, w = low.shape
-    height, width = guide.shape[1:]
-    out = np.zeros((channels, height, width))
-    for y in range(height):
-        py = _source(y, h, height)
-        cy = min(max(round(py), 0), h - 1)
-        for x in range(width):
-            px = _source(x, w, width)
-            cx = min(max(round(px), 0), w - 1)
-            total, weights = np.zeros(channels), 0.0
-            for dy in range(-radius, radius + 1):
-                for dx in range(-radius, radius + 1):
-                    qy, qx = min(max(cy + dy, 0), h - 1), min(max(cx + dx, 0), w - 1)
-                    space = math.exp(-((qy - py) ** 2 + (qx - px) ** 2) / (2 * sigma_space ** 2))
-                    difference = ((guide_low[:, qy, qx] - guide[:, y, x]) ** 2).sum()
-                    weight = space * (math.exp(-difference / (2 * sigma_range ** 2)) + 1e-6)
-                    total += weight * low[:, qy, qx]
-                    weights += weight
-            out[:, y, x] = total / weights
+    out = np.zeros((3, channels, h, w))
+    offsets = [(dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
+    for y in range(h):
+        for x in range(w):
+            positions = [(min(max(y + oy, 0), h - 1), min(max(x + ox, 0), w - 1)) for oy, ox in offsets]
+            photo = np.stack([guide_low[:, py, px] for py, px in positions])          # [n, 3]
+            values = np.stack([low[:, py, px] for py, px in positions])              # [n, C]
+            photo_c, values_c = photo - photo.mean(0), values - values.mean(0)
+            covariance = photo_c.T @ photo_c / len(offsets)
+            cross = photo_c.T @ values_c / len(offsets)
+            if detrend:   # offsets to the pixels read (clamped at the borders), centred
+                for axis, centre in ((0, y), (1, x)):
+                    offset = np.array([p[axis] - centre for p in positions], dtype=np.float64)
+                    offset -= offset.mean()
+                    variance = (offset * offset).mean()
+                    with_photo, with_values = offset @ photo_c / len(offsets), offset @ values_c / len(offsets)
+                    covariance = covariance - np.outer(with_photo, with_photo) / variance
+                    cross = cross - np.outer(with_photo, with_values) / variance
+            out[:, :, y, x] = np.linalg.solve(covariance + epsilon * np.eye(3), cross)
     return out
 
 
-def local_change(low: np.ndarray) -> np.ndarray:
-    """Per channel: the largest |second difference| (x or y, borders replicated) over the
-    3 x 3 neighbourhood clipped at the border."""
-    channels, h, w = low.shape
-    curvature = np.zeros_like(low)
-    for y in range(h):
-        for x in range(w):
-            left, right = low[:, y, max(x - 1, 0)], low[:, y, min(x + 1, w - 1)]
-            up, below = low[:, max(y - 1, 0), x], low[:, min(y + 1, h - 1), x]
-            curvature[:, y, x] = np.maximum(np.abs(left + right - 2 * low[:, y, x]), np.abs(up + below - 2 * low[:, y, x]))
-    out = np.zeros_like(low)
-    for y in range(h):
-        for x in range(w):
-            out[:, y, x] = curvature[:, max(y - 1, 0):y + 2, max(x - 1, 0):x + 2].reshape(channels, -1).max(1)
-    return out
-
-
-def edge_aware(low: np.ndarray, guide_low: np.ndarray, guide: np.ndarray, tau: list[float], sizes: list[int],
-               radius: int, sigma_space: float, sigma_range: float) -> np.ndarray:
-    """low [C, h, w]: maps of `sizes` channels each, one tau per map."""
+def local_linear(low: np.ndarray, guide_low: np.ndarray, guide: np.ndarray, fits: list, sizes: list[int]
+                 ) -> np.ndarray:
+    """low [C, h, w] (maps of `sizes` channels, one (epsilon, radius, detrend) each),
+    guide_low [3, h, w] (the photo at the working size, linear), guide [3, H, W]."""
     height, width = guide.shape[1:]
-    smooth = bilinear(low, height, width)
-    sharp = joint_bilateral(low, guide_low, guide, radius, sigma_space, sigma_range)
-    out, start = np.zeros_like(smooth), 0
-    for size, threshold in zip(sizes, tau):
+    out = bilinear(low, height, width)
+    detail = guide - bilinear(guide_low, height, width)                              # [3, H, W]
+    start = 0
+    for size, (epsilon, radius, detrend) in zip(sizes, fits):
         maps = slice(start, start + size)
-        change = bilinear(local_change(low[maps]).max(0, keepdims=True), height, width)
-        blend = np.clip((change / threshold - 0.25) / 0.75, 0, 1)
-        out[maps] = smooth[maps] + blend * (sharp[maps] - smooth[maps])
+        slope = slopes(low[maps], guide_low, epsilon, radius, detrend)              # [3, c, h, w]
+        for j in range(3):
+            out[maps] += bilinear(slope[j], height, width) * detail[j]
         start += size
     return out
 
 
-def recompose_albedo_irradiance(log_irradiance: np.ndarray, photo: np.ndarray, log_offset: float, dark: float
-                                ) -> tuple[np.ndarray, np.ndarray]:
-    """Upsampled log irradiance [3, H, W] + sRGB photo [3, H, W] -> sRGB albedo, irradiance."""
+def recompose_albedo_irradiance(irradiance: np.ndarray, model_albedo: np.ndarray, photo: np.ndarray,
+                                dark_low: float, dark_high: float, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Upsampled linear irradiance [3, H, W], bilinear linear model albedo [3, H, W] and the
+    sRGB photo [3, H, W] -> sRGB albedo, irradiance."""
     photo_linear = srgb_to_linear(photo)
-    irradiance = np.maximum(np.clip(np.exp(log_irradiance) - log_offset, 0, 1), photo_linear)
-    albedo = np.clip(photo_linear / np.maximum(irradiance, dark), 0, 1)
+    irradiance = np.maximum(np.clip(irradiance, 0, 1), photo_linear)
+    albedo = np.divide(photo_linear, irradiance, out=np.zeros_like(photo_linear), where=irradiance > 0)
+    level = irradiance.max(0)
+    for y, x in zip(*np.nonzero(level < dark_high)):
+        weight = min(max((dark_high - level[y, x]) / (dark_high - dark_low), 0.0), 1.0)
+        blended = np.exp((1 - weight) * np.log(np.maximum(albedo[:, y, x], floor))
+                         + weight * np.log(np.clip(model_albedo[:, y, x], floor, 1)))
+        blended = np.clip(np.maximum(blended, photo_linear[:, y, x]), floor, 1)
+        albedo[:, y, x], irradiance[:, y, x] = blended, photo_linear[:, y, x] / blended
     return linear_to_srgb(albedo), linear_to_srgb(irradiance)
