@@ -8,13 +8,12 @@ batch is sent (the editors show one scene); `batch` in each entry says how many 
 """
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
-import folder_paths
 import torch
 
 from ..lumix_engine.image_io import resize_images, to_pil
+from .temp_files import comfy_temp_folder, new_run_token
 
 UI_KEY = "lumix_maps"          # the key of the node's UI output the extensions read
 SH9_UI_KEY = "lumix_sh9"       # an environment's 9 x 3 SH coefficients (LumiX Relight Environment)
@@ -33,8 +32,7 @@ def preview_size(width: int, height: int, max_side: int) -> tuple[int, int]:
 def write_preview_pngs(named_maps: dict[str, torch.Tensor], max_side: int, folder: Path) -> list[dict]:
     """Write the first image of each [B, H, W, 3] map, downscaled (antialiased bilinear) to
     `preview_size`, as an 8-bit PNG in `folder`; one entry per map, in the order given."""
-    folder.mkdir(parents=True, exist_ok=True)
-    run = uuid.uuid4().hex[:12]
+    run = new_run_token(folder)
     entries = []
     for name, images in named_maps.items():
         batch, height, width = images.shape[:3]
@@ -52,6 +50,6 @@ def preview_maps(named_maps: dict[str, torch.Tensor], max_side: int = DEFAULT_MA
     """The UI dict of a node that shows `named_maps` in the browser: {"lumix_maps": [{map,
     filename, subfolder, type, width, height, full_width, full_height, batch}, ...]}, the files
     written to ComfyUI's temp folder (fetch each with /view?filename=&subfolder=&type=)."""
-    folder = Path(folder_paths.get_temp_directory()) / SUBFOLDER
+    folder = comfy_temp_folder() / SUBFOLDER
     entries = write_preview_pngs({k: v for k, v in named_maps.items() if v is not None}, max_side, folder)
     return {UI_KEY: [{**entry, "subfolder": SUBFOLDER, "type": "temp"} for entry in entries]}

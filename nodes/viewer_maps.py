@@ -14,7 +14,6 @@ ComfyUI clears its temp folder on start; the node's saved outputs are not touche
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 from ..lumix_engine.intrinsics.checks import as_depth
 from ..lumix_engine.intrinsics.depth import DEPTH_RANGE
 from ..lumix_engine.modalities import MAP_NAMES
+from .temp_files import comfy_temp_folder, new_run_token
 
 UI_KEY = "lumix_maps"     # the key of the node's UI output the viewer reads
 MAX_SIDE = 512            # 512 x 512 x 5 maps x 3 floats = 15.7 MB per scene at most
@@ -45,8 +45,7 @@ def write_viewer_maps(maps: Mapping[str, torch.Tensor], folder: Path, *, subfold
     scenes, height, width = first.shape[0], first.shape[1], first.shape[2]
     stride = stride_for(width, height, max_side)
     target = Path(folder) / subfolder
-    target.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex[:12]
+    token = new_run_token(target)
     entries = []
     for scene in range(scenes):
         planes = [maps[name][scene, ::stride, ::stride, :3].detach().to("cpu", torch.float32) for name in names]
@@ -66,5 +65,4 @@ def write_viewer_maps(maps: Mapping[str, torch.Tensor], folder: Path, *, subfold
 
 def viewer_ui(maps: Mapping[str, torch.Tensor]) -> dict:
     """The node's UI output: {UI_KEY: [one entry per scene]}, files in ComfyUI's temp folder."""
-    import folder_paths  # ComfyUI's; the writer above runs (and is tested) without it
-    return {UI_KEY: write_viewer_maps(maps, Path(folder_paths.get_temp_directory()))}
+    return {UI_KEY: write_viewer_maps(maps, comfy_temp_folder())}

@@ -236,6 +236,27 @@ def test_changelog_has_this_version_and_the_compatibility_rule():
     assert "node ids" in changelog.lower() and "input names" in changelog.lower()
 
 
+def test_help_screenshots_come_from_the_browser_tests_and_each_is_shown():
+    """web/docs/images/ holds only what tools/make_pictures.py draws (checked below);
+    screenshots of the real frontend go to web/docs/screenshots/: saved by the browser tests
+    with LUMIX_UI_SCREENSHOTS=<dir>, then `python -m tools.compose_screenshots <dir>` (its
+    docstring has the commands). Each one is listed there with the test that makes it."""
+    from tools import compose_screenshots
+
+    assert {p.name for p in HELP.iterdir() if not p.name.endswith(".md")} == {"images", "screenshots"}
+    folder = HELP / "screenshots"
+    assert {p.name for p in folder.iterdir()} == set(compose_screenshots.SOURCES), \
+        "add the screenshot to tools/compose_screenshots.py's SOURCES, naming the test that saves it"
+    shown = "".join(p.read_text() for p in [*HELP.glob("*.md"), ROOT / "README.md"])
+    for name, (test, _) in compose_screenshots.SOURCES.items():
+        assert (ROOT / test).is_file(), test
+        assert f"screenshots/{name}" in shown, f"{name} is on no help page nor the README"
+        with Image.open(folder / name) as picture:
+            assert picture.format in ("PNG", "WEBP"), name
+    for path in folder.glob("*.webp"):
+        assert path.stat().st_size < compose_screenshots.MAX_ANIMATION_BYTES, f"{path.name} is too big to load fast"
+
+
 def test_help_figures_and_thumbnails_are_what_the_tool_draws_now(tmp_path):
     """The committed pictures are the tool's output for the current renderer and workflows
     (e.g. the relight thumbnail uses lumix_relight.json's light): regenerated here, they

@@ -127,12 +127,13 @@ def maps_to_depth_control() -> dict:
 def relight() -> dict:
     nodes = text_to_maps()
     del nodes["Scores"]
+    # Relight last in its column: its live editor makes the node tall, and nothing is below it.
     nodes.update({
+        "Recompose original": ("Recompose", {"albedo": ("Split maps", 0), "irradiance": ("Split maps", 1),
+                                             "exposure": 0.0}),
         "Relight": ("LumiXRelight", {"albedo": ("Split maps", 0), "normal": ("Split maps", 4), "light_x": -0.6,
                                      "light_y": 0.5, "light_z": 0.6, "light_color": "#ffd8a8", "intensity": 0.9,
                                      "ambient": 0.1, "exposure": 0.0}),
-        "Recompose original": ("Recompose", {"albedo": ("Split maps", 0), "irradiance": ("Split maps", 1),
-                                             "exposure": 0.0}),
         "Save relit": ("SaveImage", {"images": ("Relight", 0), "filename_prefix": "LumiX/relight/relit"}),
         "Save recomposed": ("SaveImage", {"images": ("Recompose original", 0),
                                           "filename_prefix": "LumiX/relight/recomposed"}),
@@ -168,6 +169,15 @@ SPECS = {
     "lumix_maps_to_depth_control": maps_to_depth_control,
     "lumix_relight": relight,
     "lumix_maps_to_exr_glb": maps_to_exr_and_mesh,
+}
+
+# Notes for the person who opens a workflow: (the node it sits left of, its text). A Note is a
+# frontend-only node: it is in the UI file and never in the API prompt.
+NOTES = {
+    "lumix_relight": ("Relight", "Live relight editor: queue once. The LumiX Relight node then shows the relit "
+                                 "image and a ball: drag the light on the ball (colour, intensity, ambient and "
+                                 "exposure below it); the preview follows without queueing, and the drag writes "
+                                 "the node's widgets. Queue again to get exactly that image, full size."),
 }
 
 
@@ -284,6 +294,18 @@ def to_ui(api: dict, object_info: dict, models: dict) -> dict:
             "models": [used_models[k] for k in sorted(used_models)], "version": 0.4}
 
 
+def with_note(ui: dict, beside_title: str, text: str) -> dict:
+    """A Note node (as the frontend saves one) left of the node titled `beside_title`."""
+    beside = next(node for node in ui["nodes"] if node["title"] == beside_title)
+    note_id = ui["last_node_id"] + 1
+    ui["nodes"].append({"id": note_id, "type": "Note", "title": "How to use this workflow",
+                        "pos": [beside["pos"][0] - 360, beside["pos"][1]], "size": [320, 170],
+                        "flags": {}, "order": len(ui["nodes"]), "mode": 0, "inputs": [], "outputs": [],
+                        "properties": {"text": ""}, "widgets_values": [text], "color": "#432", "bgcolor": "#653"})
+    ui["last_node_id"] = note_id
+    return ui
+
+
 def model_entries() -> dict:
     return {name: {"name": name, "url": url, "directory": directory} for name, (directory, url) in MODELS.items()}
 
@@ -295,7 +317,10 @@ def build(object_info: dict) -> dict[str, tuple[dict, dict]]:
         api = with_widget_defaults(to_api(make()), object_info)
         for node in api.values():
             node["inputs"].update(FRONTEND_WIDGETS.get(node["class_type"], {}))
-        out[name] = (api, to_ui(api, object_info, model_entries()))
+        ui = to_ui(api, object_info, model_entries())
+        if name in NOTES:
+            ui = with_note(ui, *NOTES[name])
+        out[name] = (api, ui)
     return out
 
 

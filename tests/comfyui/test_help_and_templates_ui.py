@@ -122,6 +122,10 @@ def page(comfyui_server):
         frontend.page.on("response", lambda r: frontend.responses.append(
             (r.status, r.url, r.headers.get("content-type", ""))))
         yield frontend
+        # 1.47 keeps the right side panel's state in the server's user settings: left open, it
+        # would cover the right of every later page of this server (the editors' tests).
+        frontend.page.evaluate("async () => { try { await window.app.extensionManager.setting.set("
+                               "'Comfy.RightSidePanel.IsOpen', false); } catch (e) {} }")
 
 
 def test_help_panel_shows_our_page_for_a_selected_node(page, comfyui_install):

@@ -447,6 +447,9 @@ def test_the_viewer_reads_ground_truth_maps(comfyui, comfyui_server, tmp_path_fa
         # (1.27 has the setting too, as an unfinished experiment, with no DOM widgets in it.)
         if frontend_version(comfyui_server) >= (1, 47):
             page.evaluate("async () => window.app.extensionManager.setting.set('Comfy.VueNodes.Enabled', true)")
-            page.wait_for_timeout(1500)
-            uncover(page, node_id)
-            check_hover(page, node_id, data, entry, [(4, x, y), (0, 3, 100)])
+            try:
+                page.wait_for_timeout(1500)
+                uncover(page, node_id)
+                check_hover(page, node_id, data, entry, [(4, x, y), (0, 3, 100)])
+            finally:   # a user setting, kept by the server: later pages of this server draw classic nodes
+                page.evaluate("async () => window.app.extensionManager.setting.set('Comfy.VueNodes.Enabled', false)")

@@ -77,7 +77,7 @@ async (pairs) => {
     };
     const albedo = load(pair.albedo, 40), normal = load(pair.normal, 420);
     const relight = LiteGraph.createNode(pair.type);
-    relight.pos = [x + 340, 90];     // below the 1.47 frontend's floating Run bar
+    relight.pos = [x + 340, 170];    // below the 1.47 frontend's floating Run bar (top right)
     app.graph.add(relight);
     relight.setSize([440, 700]);
     albedo.connect(0, relight, relight.findInputSlot("albedo"));
@@ -274,6 +274,12 @@ class Session:
         entries = self.state(name)["maps"]
         return {e["map"]: decoded(self.temp_dir / e["subfolder"] / e["filename"]) for e in entries}
 
+    def ball(self, name: str) -> tuple[float, float, float]:
+        """The gizmo ball's centre on the page and its radius, in CSS pixels."""
+        gizmo = self.state(name)["gizmo"]
+        return (gizmo["x"] + gizmo["width"] / 2, gizmo["y"] + gizmo["height"] / 2,
+                GIZMO_RADIUS * gizmo["width"] / 2)
+
     def read_canvas(self, name: str) -> dict:
         read = self.page.evaluate(READ_CANVAS_JS, self.ids[name])
         assert read is not None, self.state(name)
@@ -367,9 +373,7 @@ def test_a_run_shows_the_maps_at_preview_size(session):
 def test_dragging_the_light_writes_the_widgets_and_the_canvas_matches_the_node(session):
     page = session.page
     session.escape()
-    gizmo = session.state("wide")["gizmo"]
-    cx, cy = gizmo["x"] + gizmo["width"] / 2, gizmo["y"] + gizmo["height"] / 2
-    radius = GIZMO_RADIUS * gizmo["width"] / 2
+    cx, cy, radius = session.ball("wide")
     target = (0.55, -0.35)                     # x right, y up, on the unit disc
     page.mouse.move(cx - 0.3 * radius, cy - 0.4 * radius)
     page.mouse.down()
@@ -380,7 +384,9 @@ def test_dragging_the_light_writes_the_widgets_and_the_canvas_matches_the_node(s
         y = 0.4 + t * (target[1] - 0.4)
         page.mouse.move(cx + x * radius, cy - y * radius)
         page.wait_for_timeout(30)
-        if k in (1, steps // 2, steps):         # a stepped figure for the help page
+        # Every step with LUMIX_UI_SCREENSHOTS: the help page's stepped figure and animation
+        # (tools/compose_screenshots.py); steps 1, 6 and 12 otherwise wait as a user would.
+        if k in (1, steps // 2, steps) or os.environ.get("LUMIX_UI_SCREENSHOTS"):
             page.wait_for_timeout(100)
             session.screenshot_node("wide", f"relight_editor_drag_{k:02}.png")
     page.mouse.up()
@@ -493,9 +499,7 @@ def python_relight_environment(albedo: torch.Tensor, normal: torch.Tensor, value
 def test_turning_the_environment_by_hand_matches_the_environment_node(session):
     page = session.page
     session.escape()
-    gizmo = session.state("env")["gizmo"]
-    cx, cy = gizmo["x"] + gizmo["width"] / 2, gizmo["y"] + gizmo["height"] / 2
-    radius = GIZMO_RADIUS * gizmo["width"] / 2
+    cx, cy, radius = session.ball("env")
     page.mouse.move(cx - 0.5 * radius, cy)
     page.mouse.down()
     for k in range(1, 9):                      # two radii to the right in 8 steps: 180 degrees
