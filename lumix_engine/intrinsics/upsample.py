@@ -480,9 +480,9 @@ def upsample_maps(maps: dict[str, torch.Tensor], photo: torch.Tensor, method: Me
     if recomposing:
         irradiance_low = srgb_to_linear(prepared(maps["irradiance"]))
         groups["irradiance"], fits["irradiance"] = irradiance_low, FITS["irradiance"]
-        # Only maps with near-black irradiance need the model's albedo (the dark blend).
-        if bool((irradiance_low.amax(1) < DARK_HIGH).any()):
-            groups["model_albedo"], fits["model_albedo"] = srgb_to_linear(prepared(maps["albedo"])), None
+        # Always carried, never decided from the data: a photo must get the same maps alone
+        # and in a batch (whose other photos would otherwise switch the dark blend on).
+        groups["model_albedo"], fits["model_albedo"] = srgb_to_linear(prepared(maps["albedo"])), None
     for name, low in maps.items():
         if name == "normal":
             groups[name], fits[name] = prepared(decode_normals(low)), FITS["normal"]
