@@ -224,3 +224,23 @@ def test_cuda_matches_the_cpu():
     cpu = upsample_maps(maps, photo)
     gpu = upsample_maps({k: v.cuda() for k, v in maps.items()}, photo)
     assert all((cpu[k] - gpu[k].cpu()).abs().max() < 1e-4 for k in maps)
+
+
+def test_a_photo_gets_the_same_maps_alone_and_in_a_batch_with_a_dark_one():
+    """Nothing is switched on by the data: a photo whose working-size irradiance is all above
+    DARK_HIGH, but whose full-size irradiance dips below it here and there, comes back the same
+    alone and batched with a near-black photo (float64: exactly)."""
+    generator = torch.Generator().manual_seed(18)
+    photo = 0.05 + 0.15 * torch.rand(1, *FULL, 3, generator=generator, dtype=torch.float64)
+    # Irradiance that follows the photo (slope 1): at full size it dips where the photo is
+    # darker than anything at the working size, whose samples are averages.
+    photo_low = resize_linear(srgb_to_linear(photo).permute(0, 3, 1, 2), *LOW)
+    irradiance = linear_to_srgb(0.021 + photo_low - photo_low.amin((2, 3), keepdim=True))
+    first = {"albedo": _random_maps(19, 3), "irradiance": irradiance, "depth": _random_maps(20, 3),
+             "normal": _random_maps(21, 3)}
+    alone = upsample_maps({name: image.permute(0, 2, 3, 1) for name, image in first.items()}, photo)
+    assert (srgb_to_linear(alone["irradiance"]).amax(-1) < DARK_HIGH).any()    # the case this is about
+    second = {name: image * (0.01 if name == "irradiance" else 1.0) for name, image in first.items()}
+    batch = upsample_maps({name: torch.cat([first[name], second[name]]).permute(0, 2, 3, 1) for name in first},
+                          torch.cat([photo, photo * 0.1]))
+    assert all(torch.equal(batch[name][:1], alone[name]) for name in first)
