@@ -52,14 +52,8 @@ pytestmark = pytest.mark.skipif(UNAVAILABLE is not None, reason=f"UI-load test: 
 # Console errors that are expected here and say nothing about the workflow files.
 EXPECTED_ERRORS = (
     re.compile(r"^Failed to load resource: "),        # duplicate of the URL-level lines below
-    re.compile(r"^request failed: https://huggingface\.co/\S+ \(net::ERR_NAME_NOT_RESOLVED\)"),
-    re.compile(r"^Error fetching file size: TypeError: Failed to fetch"),  # dialog's HEAD, offline
     re.compile(r"^HTTP 404: \S+/api/view\?type=input&filename=example\.png&"),  # LoadImage preview
-    # The same file-size requests under the Content-Security-Policy of --disable-api-nodes
-    # (connect-src 'self'), as frontend 1.47 reports them.
-    re.compile(r"^Connecting to 'https://huggingface\.co/\S+' violates the following Content Security Policy"),
-    re.compile(r"^Fetch API cannot load https://huggingface\.co/\S+\. Refused to connect because it violates "
-               r"the document's Content Security Policy"),
+    *ui_frontend.OFFLINE_ERRORS,   # the dialogs' file-size requests to huggingface.co
 )
 
 

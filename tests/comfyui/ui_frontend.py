@@ -16,6 +16,7 @@ the console errors of that load.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 
@@ -26,6 +27,24 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 PAGE_TIMEOUT_MS = 60_000      # page load and app start-up (the bundle is large, CPUs are few)
 CALL_TIMEOUT_MS = 30_000      # one loadGraphData / graphToPrompt round trip
 LAUNCH_TIMEOUT_MS = 60_000
+
+
+# The frontend itself asks huggingface.co for model file sizes (its template browser and
+# missing-model dialogs), at moments that vary from run to run. Offline, or under the
+# Content-Security-Policy that --disable-api-nodes sets (connect-src 'self'), those requests
+# fail; they say nothing about this pack, whose extensions fetch only from the server.
+OFFLINE_ERRORS = (
+    re.compile(r"^request failed: https://huggingface\.co/\S+ \(net::ERR_NAME_NOT_RESOLVED\)"),
+    re.compile(r"^Error fetching file size: TypeError: Failed to fetch"),
+    re.compile(r"^Connecting to 'https://huggingface\.co/\S+' violates the following Content Security Policy"),
+    re.compile(r"^Fetch API cannot load https://huggingface\.co/\S+\. Refused to connect because it violates "
+               r"the document's Content Security Policy"),
+)
+
+
+def offline_error(message: str) -> bool:
+    """Whether a console message is one of the frontend's own offline requests (OFFLINE_ERRORS)."""
+    return any(pattern.search(message) for pattern in OFFLINE_ERRORS)
 
 
 def chromium_path() -> str | None:
