@@ -86,7 +86,9 @@ def same_size(**maps: torch.Tensor) -> tuple[int, int, int]:
     return next(iter(distinct))
 
 
-# Decimal numbers only, as the relight editor reads them: float() also takes 'nan', 'inf' and '1_0'.
+# Decimal numbers and plain hex digits only, as the relight editor reads them: float() also
+# takes 'nan', 'inf' and '1_0', and int(.., 16) takes '+f' and '_'.
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 _DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
@@ -94,9 +96,7 @@ def parse_rgb(text: str) -> tuple[float, float, float]:
     """A colour from a node's text field: '#RRGGBB' (sRGB, returned linear) or three
     numbers 'r, g, b' (taken as linear multipliers as given)."""
     cleaned = text.strip()
-    hex_digits = set("0123456789abcdefABCDEF")
-    # int(.., 16) also takes '+f' and '_': only plain hex digits pass here.
-    if cleaned.startswith("#") and len(cleaned) == 7 and set(cleaned[1:]) <= hex_digits:
+    if cleaned.startswith("#") and len(cleaned) == 7 and set(cleaned[1:]) <= _HEX_DIGITS:
         try:
             encoded = [int(cleaned[i:i + 2], 16) / 255 for i in (1, 3, 5)]
         except ValueError:

@@ -116,9 +116,18 @@ def resize_linear(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 def _window_sum_rows(padded: torch.Tensor, radius: int, height: int) -> torch.Tensor:
+    """Sums of 2 radius + 1 consecutive rows: [.., height + 2 radius, W] -> [.., height, W]."""
     out = padded[..., 0:height, :].clone()
     for offset in range(1, 2 * radius + 1):
         out += padded[..., offset:offset + height, :]
+    return out
+
+
+def _window_sum_columns(padded: torch.Tensor, radius: int, width: int) -> torch.Tensor:
+    """Sums of 2 radius + 1 consecutive columns: [.., H, width + 2 radius] -> [.., H, width]."""
+    out = padded[..., :, 0:width].clone()
+    for offset in range(1, 2 * radius + 1):
+        out += padded[..., :, offset:offset + width]
     return out
 
 
@@ -128,10 +137,7 @@ def _window_mean(values: torch.Tensor, radius: int) -> torch.Tensor:
     height, width = values.shape[-2:]
     padded = F.pad(values, (radius,) * 4, mode="replicate")
     rows = _window_sum_rows(padded, radius, height)                                        # [.., h, w + 2 r]
-    out = rows[..., 0:width].clone()
-    for offset in range(1, 2 * radius + 1):
-        out += rows[..., offset:offset + width]
-    return out.div_((2 * radius + 1) ** 2)
+    return _window_sum_columns(rows, radius, width).div_((2 * radius + 1) ** 2)
 
 
 def _offsets(length: int, radius: int, like: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
@@ -159,10 +165,7 @@ def _offset_covariances(values: torch.Tensor, mean: torch.Tensor, radius: int
     down = sum(slot[:, None] * padded[..., i:i + height, :] for i, slot in enumerate(y_slots))  # [.., h, w + 2r]
     size = 2 * radius + 1
     gx = _window_sum_rows(across, radius, height).div_(size * size)
-    gy = down[..., :, 0:width].clone()
-    for offset in range(1, size):
-        gy += down[..., :, offset:offset + width]
-    gy.div_(size * size)
+    gy = _window_sum_columns(down, radius, width).div_(size * size)
     return gx - mean * x_mean, gy - mean * y_mean[:, None], x_variance, y_variance[:, None]
 
 
@@ -210,15 +213,15 @@ def _guide_moments(guide_low: torch.Tensor, fit: Fit) -> dict[str, torch.Tensor]
 
 
 def local_linear_slopes(low: torch.Tensor, guide_low: torch.Tensor, fits: Sequence[Fit],
-                        sizes: Sequence[int], out: Optional[torch.Tensor] = None) -> torch.Tensor:
+                        sizes: Sequence[int]) -> torch.Tensor:
     """The ridge-regression slopes of the module docstring: maps low [B, C, h, w] (groups of
     `sizes` channels, one Fit each) on the working-size photo guide_low [B, 3, h, w]
-    -> A [B, 3, C, h, w] (A[:, j, c]: the change of channel c per unit of photo channel j),
-    written into `out` when given."""
+    -> A [B, 3, C, h, w] (A[:, j, c]: the change of channel c per unit of photo channel j)."""
     if guide_low.shape[1] != 3:
         raise InputError(f"local_linear_slopes: the guide needs 3 channels, got {guide_low.shape[1]}")
-    slopes = out if out is not None else low.new_empty(low.shape[0], 3, *low.shape[1:])
+    slopes = low.new_empty(low.shape[0], 3, *low.shape[1:])
     moments: dict[tuple[int, bool], dict[str, torch.Tensor]] = {}
+    inverses: dict[Fit, tuple[torch.Tensor, ...]] = {}   # maps with the same fit share one (irradiance, normals)
     start = 0
     for size, fit in zip(sizes, fits):
         key = (fit.radius, fit.detrend)
@@ -233,8 +236,10 @@ def local_linear_slopes(low: torch.Tensor, guide_low: torch.Tensor, fits: Sequen
         if fit.detrend:
             gx, gy, _, _ = _offset_covariances(group, means[:, :size], fit.radius)
             cross -= guide["gx"][:, :, None] * gx[:, None] + guide["gy"][:, :, None] * gy[:, None]
-        xx, xy, xz, yy, yz, zz = (entry[:, None] for entry in _inverse_from_cholesky(
-            _cholesky_3x3(*guide["covariance"].unbind(1), fit.epsilon)))
+        if fit not in inverses:
+            inverses[fit] = tuple(entry[:, None] for entry in _inverse_from_cholesky(
+                _cholesky_3x3(*guide["covariance"].unbind(1), fit.epsilon)))
+        xx, xy, xz, yy, yz, zz = inverses[fit]
         for j, row in enumerate(((xx, xy, xz), (xy, yy, yz), (xz, yz, zz))):
             target = slopes[:, j, start:start + size]
             torch.mul(row[0], cross[:, 0], out=target)
@@ -333,7 +338,7 @@ def guided_bands(low: torch.Tensor, guide: torch.Tensor, fits: Sequence[Optional
                 check_interrupt()
             rows = slice(top, min(top + rows_per_band, height))
             photo = guide[b, rows].to(device, dtype)                                       # [R, W, 3]
-            resampled = _vertical_band(horizontal, rows, ay, buffers) if shrunk is None else shrunk[b, rows].clone()
+            resampled = _vertical_band(horizontal, rows, ay, buffers) if shrunk is None else shrunk[b, rows]
             values = resampled[..., :channels]
             if count:
                 band_slopes = resampled[..., channels:channels + 3 * count]                 # [R, W, 3 G]
