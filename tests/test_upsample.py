@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from lumix_engine.intrinsics import recompose
+from lumix_engine.intrinsics import recompose, upsample
 from lumix_engine.intrinsics.color_space import linear_to_srgb, srgb_to_linear
+from lumix_engine.intrinsics.local_linear import slope_tiles
 from lumix_engine.intrinsics.upsample import (
     ALBEDO_FLOOR,
     DARK_HIGH,
@@ -59,6 +60,36 @@ def test_local_linear_upsampling_matches_the_float64_reference(dtype, tolerance,
     assert np.abs(ours[0].double().numpy() - expected).max() < tolerance
     # The detail term is really there: the result is not bilinear.
     assert np.abs(expected - reference.bilinear(low[0].double().numpy(), *FULL)).max() > 1e-2
+
+
+@pytest.mark.parametrize("tile_rows,chunk_pixels", [(1, 15), (2, 31), (3, 1 << 16)])
+def test_tiles_and_chunks_give_the_reference(monkeypatch, tile_rows, chunk_pixels):
+    """The fits are made tile by tile of working rows and the output chunk by chunk of output
+    rows, each chunk ending where its tile's rows do: with tiles of 1 to 3 working rows
+    (of 6) and chunks of 1 to all output rows, the float64 result is the reference's."""
+    monkeypatch.setattr(upsample, "SLOPE_TILE_ROWS", tile_rows)
+    monkeypatch.setattr(upsample, "CHUNK_PIXELS", chunk_pixels)
+    low, guide = _random_maps(22, 5), _random_photo(23)
+    ours = local_linear_upsample(low, guide, FIT_SET, [2, 1, 2])
+    assert np.abs(ours[0].numpy() - _reference(low, guide, FIT_SET, [2, 1, 2])).max() < 1e-9
+
+
+def test_fit_tiles_are_the_whole_images_fit_bit_for_bit():
+    low, guide = _random_maps(24, 5), _random_photo(25)
+    guide_low = resize_linear(guide.permute(0, 3, 1, 2), *LOW)
+    whole = next(slope_tiles(low, guide_low, FIT_SET, [2, 1, 2], tile_rows=LOW[0]))
+    for rows, slopes, intercepts in slope_tiles(low, guide_low, FIT_SET, [2, 1, 2], tile_rows=2, overlap=1):
+        assert torch.equal(slopes, whole[1][..., rows, :]) and torch.equal(intercepts, whole[2][..., rows, :])
+
+
+def test_a_photo_wider_but_shorter_than_the_working_size_still_recomposes():
+    """Enlarged on one axis, shrunk on the other: the fits and plain maps are resized whole
+    (antialiased), and albedo x irradiance is still the photo."""
+    low = _random_maps(26, 9, torch.float32).permute(0, 2, 3, 1)                      # 6 x 7 working
+    photo = _random_photo(27, torch.float32)[:, :4]                                   # 4 x 15
+    out = upsample_maps({"albedo": low[..., :3], "irradiance": low[..., 3:6], "depth": low[..., 6:]}, photo)
+    assert all(image.shape == (1, 4, 15, 3) for image in out.values())
+    assert (recompose(out["albedo"], out["irradiance"]) - photo).abs().max() < 1 / 255
 
 
 def test_small_epsilon_is_solved_accurately_in_float32():

@@ -8,6 +8,8 @@ the curve is undefined there).
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
 # IEC 61966-2-1 constants. The decode threshold 0.04045 and the encode threshold
@@ -19,15 +21,18 @@ _A = 0.055
 _GAMMA = 2.4
 
 
-def srgb_to_linear(encoded: torch.Tensor) -> torch.Tensor:
-    """Decode sRGB-encoded values to linear light. Any float tensor; keeps dtype."""
+def srgb_to_linear(encoded: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Decode sRGB-encoded values to linear light. Any float tensor; keeps dtype. out: where
+    to write the result (same shape), for callers that fill a larger image piece by piece."""
     encoded = encoded.clamp_min(0.0)
-    curve = ((encoded + _A) / (1.0 + _A)) ** _GAMMA
-    return torch.where(encoded <= _DECODE_THRESHOLD, encoded / _SLOPE, curve)
+    dark = encoded <= _DECODE_THRESHOLD
+    curve = (encoded + _A).div_(1.0 + _A).pow_(_GAMMA)
+    return torch.where(dark, encoded.div_(_SLOPE), curve, out=curve if out is None else out)
 
 
-def linear_to_srgb(linear: torch.Tensor) -> torch.Tensor:
-    """Encode linear light to sRGB. Any float tensor; keeps dtype."""
+def linear_to_srgb(linear: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Encode linear light to sRGB. Any float tensor; keeps dtype. out: as srgb_to_linear."""
     linear = linear.clamp_min(0.0)
-    curve = (1.0 + _A) * linear ** (1.0 / _GAMMA) - _A
-    return torch.where(linear <= _ENCODE_THRESHOLD, linear * _SLOPE, curve)
+    dark = linear <= _ENCODE_THRESHOLD
+    curve = linear.pow(1.0 / _GAMMA).mul_(1.0 + _A).sub_(_A)
+    return torch.where(dark, linear.mul_(_SLOPE), curve, out=curve if out is None else out)

@@ -7,8 +7,10 @@ Two ideas, both guided by the full-resolution photo:
   At the working size, in the 3 x 3 window around each working pixel k, the map M is fitted
   as a linear function of the photo I (linear light, 3 channels) by ridge regression:
       A_k = (cov_k(I, I) + epsilon Id)^-1 cov_k(I, M)          (a 3-vector per map channel)
-  and at every full-size pixel p
-      M(p) = up(M)(p) + sum_j up(A)_j(p) (I_j(p) - up(I~)_j(p))
+  with the intercept b_k = M_k - A_k . I~_k (the local model exact at the working pixel
+  itself), and at every full-size pixel p the local models, bilinearly blended, evaluated at
+  the full-size photo:
+      M(p) = up(b)(p) + sum_j up(A)_j(p) I_j(p)
   with up() torch's bilinear resampling and I~ the photo brought down to the working size.
   Why this model: a camera pixel on an object's edge holds both sides, mixed by coverage,
   in the photo and in every map alike (the maps of a renderer's AOVs, or of a model that
@@ -17,8 +19,8 @@ Two ideas, both guided by the full-resolution photo:
   profile at the photo's sharpness, which neither bilinear (too soft) nor a joint bilateral
   filter (it picks one side per pixel) can. Where the photo varies but the map does not (a
   texture under a flat normal, printed text on a lit wall) the fitted slope is ~0 and no
-  texture leaks in; where the photo is flat the detail term is ~0 and the result is
-  bilinear, which is exact on ramps (a tilted floor's disparity). Per map (FITS): epsilon,
+  texture leaks in; where the photo is as smooth as the working grid, I ~ up(I~) and the
+  result is bilinear, which is exact on ramps (a tilted floor's disparity). Per map (FITS): epsilon,
   in linear-light units squared, the smallest photo contrast trusted to carry a map's edge;
   the window; and for depth, a plane in position fitted alongside the photo, so that a ramp
   under a texture is not read as a response to the texture. Used for irradiance (linear
@@ -33,17 +35,20 @@ Two ideas, both guided by the full-resolution photo:
   (fully below DARK_LOW, not at all above DARK_HIGH), and the irradiance becomes
   photo / albedo, so the photo is still recomposed exactly.
 
-How it runs: the regression is solved at the working size for all guided channels at once
-(per pixel, a 3 x 3 Cholesky factorisation per epsilon, then three multiply-adds per slope),
-then the full-size output is made in bands of output rows (BAND_PIXELS): torch's bilinear
-pass along the rows once per image over the stacked maps, slopes and working-size photo
-(channels last), then per band the vertical blend, a multiply-add with the photo's detail,
-and the per-map finish (recomposition, renormalised normals). Everything runs on the maps'
-device, in float32 (float64 only when the maps are float64 on a device that has it, never on
-MPS). Memory is the working-size stack (at the photo's width after the row pass) plus one
-band's temporaries, so a 24 MP photo stays under 4 GB extra.
+How it runs (local_linear.py has the fit): the output is made a few rows at a time
+(CHUNK_PIXELS), and the working-size fits tile by tile (SLOPE_TILE_ROWS working rows) as the
+output rows reach them, so that no per-pixel quantity is ever held for the whole image and
+each step's temporaries stay in the processor's cache. Per tile: the window sums, a 3 x 3
+Cholesky factorisation per epsilon and pixel, the slopes and intercepts, written channels
+last into one block with the maps resampled plainly. Per chunk: torch's bilinear of that
+block (the two working rows each output row needs, blended, then its channels-last kernel
+along the rows), the models evaluated at the photo (three multiply-adds), and the per-map
+finish (recomposition, renormalised normals) written straight into the outputs. Everything
+runs on the maps' device, in float32 (float64 only when the maps are float64 on a device
+that has it, never on MPS). Memory is the outputs, the photo in linear light and the
+working-size maps, plus blocks of a few tens of MB, so a 24 MP photo stays under 4 GB extra.
 Long runs call `progress(done_rows, total_rows)` and `check_interrupt()` (which raises to
-stop) once per band; the engine never imports ComfyUI, the node passes
+stop) once per band of BAND_PIXELS output pixels; the engine never imports ComfyUI, the node passes
 comfy.utils.ProgressBar.update_absolute and
 comfy.model_management.throw_exception_if_processing_interrupted.
 
@@ -67,31 +72,20 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from .color_space import linear_to_srgb, srgb_to_linear
+from .local_linear import FITS, SLOPE_TILE_ROWS, Fit, Scratch, slope_tiles
 from .normals import decode_normals, encode_normals
+
+__all__ = ["FITS", "Fit", "METHODS", "guided_bands", "local_linear_upsample", "resize_linear", "upsample_maps"]
 
 Method = Literal["guided", "bilinear"]
 METHODS = ("guided", "bilinear")
 Progress = Callable[[int, int], None]
 CheckInterrupt = Callable[[], None]
 
-
-
-@dataclass(frozen=True)
-class Fit:
-    """How one map is fitted to the photo: epsilon, the smallest trusted photo contrast
-    (variance, linear light); radius, working pixels each side of the window; detrend, fit
-    a plane in position alongside the photo, so that a ramp (a tilted floor's depth) is
-    not mistaken for a response to the texture on it."""
-    epsilon: float
-    radius: int = 1
-    detrend: bool = False
-
-
-FITS = {"irradiance": Fit(3e-6), "normal": Fit(3e-6), "depth": Fit(3e-5, 2, True), "other": Fit(1e-5)}
-_PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))   # the distinct entries of a 3 x 3 symmetric matrix
 DARK_LOW, DARK_HIGH = 0.005, 0.02   # linear irradiance: below LOW the albedo is the model's, above HIGH the ratio's
 ALBEDO_FLOOR = 1e-4                  # keeps log(albedo) finite in the dark blend
-BAND_PIXELS = 1 << 20                # output pixels per band: ~0.4 GB of temporaries (few, large tensor ops)
+BAND_PIXELS = 1 << 20                # output pixels between progress reports and interrupt checks
+CHUNK_PIXELS = 1 << 16               # output pixels resampled and finished at once (measured: 2^13 to 2^17)
 
 
 def compute_dtype(device: torch.device, dtype: torch.dtype) -> torch.dtype:
@@ -115,149 +109,14 @@ def resize_linear(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return F.interpolate(image, size=(height, width), mode="bilinear", align_corners=False, antialias=shrinking)
 
 
-def _window_sum_rows(padded: torch.Tensor, radius: int, height: int) -> torch.Tensor:
-    """Sums of 2 radius + 1 consecutive rows: [.., height + 2 radius, W] -> [.., height, W]."""
-    out = padded[..., 0:height, :].clone()
-    for offset in range(1, 2 * radius + 1):
-        out += padded[..., offset:offset + height, :]
-    return out
-
-
-def _window_sum_columns(padded: torch.Tensor, radius: int, width: int) -> torch.Tensor:
-    """Sums of 2 radius + 1 consecutive columns: [.., H, width + 2 radius] -> [.., H, width]."""
-    out = padded[..., :, 0:width].clone()
-    for offset in range(1, 2 * radius + 1):
-        out += padded[..., :, offset:offset + width]
-    return out
-
-
-def _window_mean(values: torch.Tensor, radius: int) -> torch.Tensor:
-    """[B, C, h, w] -> the mean over each (2 radius + 1)^2 window, borders replicated; by
-    shifted sums, one axis then the other (avg_pool2d is several times slower on CPUs)."""
-    height, width = values.shape[-2:]
-    padded = F.pad(values, (radius,) * 4, mode="replicate")
-    rows = _window_sum_rows(padded, radius, height)                                        # [.., h, w + 2 r]
-    return _window_sum_columns(rows, radius, width).div_((2 * radius + 1) ** 2)
-
-
-def _offsets(length: int, radius: int, like: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
-    """Along one axis of `length` pixels: for each window slot, the offset from the window's
-    centre to the pixel it reads (clamped at the borders, as the replicated values are),
-    [length] each; and their mean and variance over the window, [length] each. Clamped
-    offsets keep a ramp exactly linear in them at the borders too."""
-    centre = torch.arange(length, device=like.device, dtype=like.dtype)
-    slots = [(centre + o).clamp(0, length - 1) - centre for o in range(-radius, radius + 1)]
-    mean = sum(slots) / len(slots)
-    variance = sum(slot * slot for slot in slots) / len(slots) - mean * mean
-    return slots, mean, variance
-
-
-def _offset_covariances(values: torch.Tensor, mean: torch.Tensor, radius: int
-                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """[B, C, h, w] values and their window mean -> their window covariances with the
-    horizontal and the vertical offset (borders replicated, offsets clamped: _offsets), and
-    the offsets' variances, [w] and [h, 1]."""
-    height, width = values.shape[-2:]
-    padded = F.pad(values, (radius,) * 4, mode="replicate")
-    x_slots, x_mean, x_variance = _offsets(width, radius, values)
-    y_slots, y_mean, y_variance = _offsets(height, radius, values)
-    across = sum(slot * padded[..., :, i:i + width] for i, slot in enumerate(x_slots))          # [.., h + 2r, w]
-    down = sum(slot[:, None] * padded[..., i:i + height, :] for i, slot in enumerate(y_slots))  # [.., h, w + 2r]
-    size = 2 * radius + 1
-    gx = _window_sum_rows(across, radius, height).div_(size * size)
-    gy = _window_sum_columns(down, radius, width).div_(size * size)
-    return gx - mean * x_mean, gy - mean * y_mean[:, None], x_variance, y_variance[:, None]
-
-
-def _cholesky_3x3(xx, xy, xz, yy, yz, zz, epsilon: float) -> tuple[torch.Tensor, ...]:
-    """Lower Cholesky factor (l11, l21, l31, l22, l32, l33) of the symmetric
-    [[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]] + epsilon Id per pixel. Cholesky rather than
-    the cofactor inverse: at an edge the photo's covariance is nearly rank one, and the
-    cofactors then cancel to nothing in float32 while Cholesky's pivots stay accurate. Each
-    pivot of a covariance plus epsilon Id is at least epsilon, which the clamps enforce
-    against rounding."""
-    l11 = (xx + epsilon).clamp_min(epsilon).sqrt()
-    l21, l31 = xy / l11, xz / l11
-    l22 = (yy + epsilon - l21 * l21).clamp_min(epsilon).sqrt()
-    l32 = (yz - l31 * l21) / l22
-    l33 = (zz + epsilon - l31 * l31 - l32 * l32).clamp_min(epsilon).sqrt()
-    return l11, l21, l31, l22, l32, l33
-
-
-def _inverse_from_cholesky(factor: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-    """The six distinct entries (xx, xy, xz, yy, yz, zz) of (L L^T)^-1 = L^-T L^-1, from
-    the Cholesky factor L (each entry one tensor): one inverse per pixel, then every map
-    channel costs three multiply-adds per slope."""
-    l11, l21, l31, l22, l32, l33 = factor
-    m11, m22, m33 = 1 / l11, 1 / l22, 1 / l33
-    m21 = -l21 * m11 * m22
-    m32 = -l32 * m22 * m33
-    m31 = -(l31 * m11 + l32 * m21) * m33
-    return (m11 * m11 + m21 * m21 + m31 * m31, m21 * m22 + m31 * m32, m31 * m33,
-            m22 * m22 + m32 * m32, m32 * m33, m33 * m33)
-
-
-def _guide_moments(guide_low: torch.Tensor, fit: Fit) -> dict[str, torch.Tensor]:
-    """The photo's window statistics for one window shape: mean [B, 3, h, w], covariance as
-    the six distinct entries [B, 6, h, w], and (detrended) its offset covariances."""
-    mean = _window_mean(guide_low, fit.radius)
-    products = torch.stack([guide_low[:, i] * guide_low[:, j] for i, j in _PAIRS], 1)
-    covariance = _window_mean(products, fit.radius) - torch.stack([mean[:, i] * mean[:, j] for i, j in _PAIRS], 1)
-    moments = {"mean": mean, "covariance": covariance}
-    if fit.detrend:
-        gx, gy, x_variance, y_variance = _offset_covariances(guide_low, mean, fit.radius)
-        moments["covariance"] = covariance - torch.stack([gx[:, i] * gx[:, j] / x_variance + gy[:, i] * gy[:, j] / y_variance
-                                                          for i, j in _PAIRS], 1)
-        moments["gx"], moments["gy"] = gx / x_variance, gy / y_variance
-    return moments
-
-
-def local_linear_slopes(low: torch.Tensor, guide_low: torch.Tensor, fits: Sequence[Fit],
-                        sizes: Sequence[int]) -> torch.Tensor:
-    """The ridge-regression slopes of the module docstring: maps low [B, C, h, w] (groups of
-    `sizes` channels, one Fit each) on the working-size photo guide_low [B, 3, h, w]
-    -> A [B, 3, C, h, w] (A[:, j, c]: the change of channel c per unit of photo channel j)."""
-    if guide_low.shape[1] != 3:
-        raise InputError(f"local_linear_slopes: the guide needs 3 channels, got {guide_low.shape[1]}")
-    slopes = low.new_empty(low.shape[0], 3, *low.shape[1:])
-    moments: dict[tuple[int, bool], dict[str, torch.Tensor]] = {}
-    inverses: dict[Fit, tuple[torch.Tensor, ...]] = {}   # maps with the same fit share one (irradiance, normals)
-    start = 0
-    for size, fit in zip(sizes, fits):
-        key = (fit.radius, fit.detrend)
-        if key not in moments:
-            moments[key] = _guide_moments(guide_low, fit)
-        guide = moments[key]
-        group = low[:, start:start + size]
-        batch, height, width = group.shape[0], *group.shape[-2:]
-        means = _window_mean(torch.cat([group, (guide_low[:, :, None] * group[:, None]).flatten(1, 2)], 1), fit.radius)
-        cross = means[:, size:].view(batch, 3, size, height, width)
-        cross -= guide["mean"][:, :, None] * means[:, None, :size]                        # [B, 3, c, h, w]
-        if fit.detrend:
-            gx, gy, _, _ = _offset_covariances(group, means[:, :size], fit.radius)
-            cross -= guide["gx"][:, :, None] * gx[:, None] + guide["gy"][:, :, None] * gy[:, None]
-        if fit not in inverses:
-            inverses[fit] = tuple(entry[:, None] for entry in _inverse_from_cholesky(
-                _cholesky_3x3(*guide["covariance"].unbind(1), fit.epsilon)))
-        xx, xy, xz, yy, yz, zz = inverses[fit]
-        for j, row in enumerate(((xx, xy, xz), (xy, yy, yz), (xz, yz, zz))):
-            target = slopes[:, j, start:start + size]
-            torch.mul(row[0], cross[:, 0], out=target)
-            target.addcmul_(row[1], cross[:, 1]).addcmul_(row[2], cross[:, 2])
-        start += size
-    return slopes
-
-
 @dataclass(frozen=True)
 class _Axis:
-    """Where the output pixels of one axis sample the working grid for torch's bilinear
-    (computed in float64 on the CPU, so that rounding is the same on every device and
-    dtype, then moved)."""
-    near: torch.Tensor    # [n] long: the lower sample
-    far: torch.Tensor     # [n] long: the upper sample
-    frac: torch.Tensor    # [n, 1]: weight of `far`
-    near_host: torch.Tensor
-    far_host: torch.Tensor
+    """Where the output rows sample the working rows for torch's bilinear (computed in
+    float64 on the CPU, so that rounding is the same on every device and dtype, then moved)."""
+    near: torch.Tensor       # [n] long: the lower sample
+    far: torch.Tensor        # [n] long: the upper sample
+    frac: torch.Tensor       # [n, 1, 1]: weight of `far`
+    near_host: torch.Tensor  # `near` on the CPU, to find where a tile's output rows end
 
 
 def _axis(full: int, low: int, device: torch.device, dtype: torch.dtype) -> _Axis:
@@ -266,45 +125,67 @@ def _axis(full: int, low: int, device: torch.device, dtype: torch.dtype) -> _Axi
     source = ((output + 0.5) * (low / full) - 0.5).clamp_min(0)
     near = source.floor().long().clamp(max=low - 1)
     far = (near + 1).clamp(max=low - 1)
-    return _Axis(near.to(device), far.to(device), (source - near)[:, None].to(device, dtype), near, far)
+    return _Axis(near.to(device), far.to(device), (source - near).to(device, dtype)[:, None, None], near)
 
 
-def _horizontal_pass(low: torch.Tensor, width: int) -> torch.Tensor:
-    """Channels-last [h, w, C] -> [h, width, C]: torch's bilinear along the rows only. In
-    the channels-last layout (strides as torch makes them, which a plain permute of an
-    [h, w, C] tensor is not, hence [None] before the permute) torch's kernel is many times
-    faster, and the rows then gather as contiguous blocks for the vertical pass."""
-    source = low[None].permute(0, 3, 1, 2)                                                # [1, C, h, w], channels last
-    return F.interpolate(source, size=(low.shape[0], width), mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
+def _fit_blocks(low: torch.Tensor, guide_low: torch.Tensor, plain_low: Optional[torch.Tensor], fits: Sequence[Fit],
+                sizes: Sequence[int], scratch: Scratch) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """One image's local linear models, channels last, tile by tile: yields (first row, end
+    of the tile's own rows, block [n, w, 4 G + P]: the intercepts, the slopes (photo channel
+    major), then the P channels of plain_low [h, w, P] that are resampled plainly, so that
+    all are resampled at once). A block holds one row more than its own (the next tile's
+    first), so that every output row finds both of its samples in one."""
+    height, width = low.shape[-2:]
+    count = sum(sizes)
+    plain = plain_low.shape[-1] if plain_low is not None else 0
+    for rows, slopes, intercepts in slope_tiles(low, guide_low, fits, sizes, SLOPE_TILE_ROWS, overlap=1):
+        block = scratch("fit block", rows.stop - rows.start, width, 4 * count + plain)
+        block[..., :count] = intercepts[0].permute(1, 2, 0)
+        block[..., count:4 * count] = slopes[0].flatten(0, 1).permute(1, 2, 0)
+        if plain:
+            block[..., 4 * count:] = plain_low[rows]
+        yield rows.start, min(rows.start + SLOPE_TILE_ROWS, height), block
 
 
-def _vertical_band(horizontal: torch.Tensor, rows: slice, ay: _Axis, buffers: dict[str, torch.Tensor]
-                   ) -> torch.Tensor:
-    """[h, W, C] after the horizontal pass -> the bilinear values [R, W, C] of output rows
-    `rows`, written into `buffers` (made at the first band and reused by the next: a fresh
-    block of this size costs more in page faults than the arithmetic done in it)."""
-    count = rows.stop - rows.start
-    if "top" not in buffers:
-        buffers["top"] = horizontal.new_empty((count,) + horizontal.shape[1:])
-        buffers["bottom"] = torch.empty_like(buffers["top"])
-    top, bottom = buffers["top"][:count], buffers["bottom"][:count]
-    torch.index_select(horizontal, 0, ay.near[rows], out=top)
-    torch.index_select(horizontal, 0, ay.far[rows], out=bottom)
-    return top.lerp_(bottom, ay.frac[rows, :, None])
+def _resampled_rows(source: torch.Tensor, top: int, rows: slice, ay: _Axis, width: int, scratch: Scratch,
+                    name: str) -> torch.Tensor:
+    """Working rows from `top` [n, w, C] -> torch's bilinear values [R, width, C] of output
+    rows `rows` (in scratch block `name`): the two working rows each output row needs,
+    blended, then resampled along the rows by torch's channels-last kernel (an [R, w, C]
+    block seen as [1, C, R, w] has channels-last strides, many times faster than channels
+    first)."""
+    count, channels = rows.stop - rows.start, source.shape[-1]
+    blended = torch.index_select(source, 0, ay.near[rows] - top, out=scratch(name + " near", count, *source.shape[1:]))
+    far = torch.index_select(source, 0, ay.far[rows] - top, out=scratch(name + " far", count, *source.shape[1:]))
+    blended.lerp_(far, ay.frac[rows])
+    if source.shape[1] == width:
+        return blended
+    out = scratch(name, count, width, channels)
+    torch.ops.aten.upsample_bilinear2d.out(_chw(blended[None]), [count, width], False, None, None, out=_chw(out[None]))
+    return out
 
 
 def guided_bands(low: torch.Tensor, guide: torch.Tensor, fits: Sequence[Optional[Fit]],
                  sizes: Optional[Sequence[int]] = None, *,
                  progress: Optional[Progress] = None, check_interrupt: Optional[CheckInterrupt] = None,
-                 band_pixels: Optional[int] = None) -> Iterator[tuple[int, slice, torch.Tensor, torch.Tensor]]:
+                 band_pixels: Optional[int] = None
+                 ) -> Iterator[tuple[int, slice, list[torch.Tensor], torch.Tensor]]:
     """Upsampling of the stacked maps low [B, C, h, w] (on its device, in its dtype) guided by
-    the photo in linear light guide [B, H, W, 3] (any device), band by band of output rows.
+    the photo in linear light guide [B, H, W, 3] (any device), a few output rows at a time.
 
     sizes: the channels of each map in the stack (default: one map of all C channels);
     fits: one per map, or None for a map resampled plainly (bilinear, or antialiased
     when shrinking). The maps with a fit must come first. Yields (image index, rows,
-    values [R, W, C], the photo's band [R, W, 3]) on low's device; `values` lives in a
-    buffer that the next band overwrites, so use or copy it before asking for the next."""
+    [values [R, W, c] per map], the photo's rows [R, W, 3]) on low's device, at most
+    CHUNK_PIXELS at a time; the values may be changed in place, and live in blocks that the
+    next chunk overwrites. check_interrupt() before and progress(done_rows, total_rows)
+    after each band of band_pixels output pixels.
+
+    The local models are fitted tile by tile (local_linear.slope_tiles) as the output rows
+    reach them, so that they are never held for the whole image; their intercepts and slopes,
+    and the plainly resampled maps, are resampled from channels-last blocks (low is best
+    given with channels-last strides, as upsample_maps makes it). Memory is the output plus
+    blocks of a few tens of MB."""
     batch, channels, height_low, width_low = low.shape
     height, width = guide.shape[1:3]
     device, dtype = low.device, low.dtype
@@ -316,42 +197,72 @@ def guided_bands(low: torch.Tensor, guide: torch.Tensor, fits: Sequence[Optional
         raise InputError("guided_bands: put the maps with a fit before those resampled plainly")
     # Not larger than the working size on both axes: no detail finer than the maps to restore.
     enlarging = not (height <= height_low and width <= width_low)
-    count = sum(sizes[i] for i in guided) if enlarging else 0
-    guide_low = resize_linear(guide.to(device, dtype).permute(0, 3, 1, 2), height_low, width_low)
-    if count:
-        slopes = local_linear_slopes(low[:, :count], guide_low, [fits[i] for i in guided], [sizes[i] for i in guided])
-        stack = torch.cat([low, slopes.flatten(1, 2), guide_low], 1)                        # [B, C + 3 G + 3, h, w]
-    else:
-        stack = low
-    # Smaller than the working size on an axis (a small photo): the antialiased resize, whole.
+    fitted = len(guided) if enlarging else 0                        # maps upsampled by their local model
+    count = sum(sizes[:fitted])
+    plain_low = _hwc(low[:, count:]).contiguous() if count < channels else None      # [B, h, w, C - G]
+    guide_low = (_chw(_hwc(resize_linear(_chw(guide.to(device, dtype)), height_low, width_low)).contiguous())
+                 if count else None)
+    scratch = Scratch(low)
+
+    def fit_blocks(b: int) -> Iterator[tuple[int, int, torch.Tensor]]:
+        return _fit_blocks(low[b:b + 1, :count], guide_low[b:b + 1], None if plain_low is None else plain_low[b],
+                           [fits[i] for i in guided], sizes[:fitted], scratch)
+
+    # Smaller than the working size on an axis (a small photo): the antialiased resize of the
+    # models and the plain maps, each whole.
+    shrunk = None
     if height < height_low or width < width_low:
-        shrunk, stack = _hwc(resize_linear(stack, height, width)), None
-    else:
-        shrunk, stack = None, stack.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1)
+        if count:
+            whole = low.new_empty(batch, height_low, width_low, 4 * count + channels - count)
+            for b in range(batch):
+                for top, end, block in fit_blocks(b):
+                    whole[b, top:end] = block[:end - top]
+        else:
+            whole = plain_low
+        shrunk = _hwc(resize_linear(_chw(whole), height, width))
     ay = _axis(height, height_low, device, dtype)
     rows_per_band = max(1, (band_pixels or BAND_PIXELS) // width)
-    buffers: dict[str, torch.Tensor] = {}
+    rows_per_chunk = max(1, min(rows_per_band, CHUNK_PIXELS // width))
     for b in range(batch):
-        horizontal = _horizontal_pass(stack[b], width) if shrunk is None else None
-        for top in range(0, height, rows_per_band):
+        blocks = fit_blocks(b) if count and shrunk is None else None
+        top, tile_end, block = 0, (0 if blocks is not None else height), None
+        for band in range(0, height, rows_per_band):
             if check_interrupt is not None:
                 check_interrupt()
-            rows = slice(top, min(top + rows_per_band, height))
-            photo = guide[b, rows].to(device, dtype)                                       # [R, W, 3]
-            resampled = _vertical_band(horizontal, rows, ay, buffers) if shrunk is None else shrunk[b, rows]
-            values = resampled[..., :channels]
-            if count:
-                band_slopes = resampled[..., channels:channels + 3 * count]                 # [R, W, 3 G]
-                detail = photo - resampled[..., channels + 3 * count:]                      # [R, W, 3]
-                if "transfer" not in buffers:
-                    buffers["transfer"] = photo.new_empty(photo.shape[:2] + (count,))
-                transfer = torch.mul(band_slopes[..., :count], detail[..., 0:1], out=buffers["transfer"][:len(photo)])
-                transfer.addcmul_(band_slopes[..., count:2 * count], detail[..., 1:2])
-                transfer.addcmul_(band_slopes[..., 2 * count:], detail[..., 2:3])
-                values[..., :count] += transfer
+            band_end = min(band + rows_per_band, height)
+            first = band
+            while first < band_end:
+                while first >= tile_end:   # the next tile holds this output row's models
+                    top, end, block = next(blocks)
+                    tile_end = int(torch.searchsorted(ay.near_host, end)) if end < height_low else height
+                rows = slice(first, min(first + rows_per_chunk, band_end, tile_end))
+                first = rows.stop
+                photo = guide[b, rows].to(device, dtype)                                   # [R, W, 3]
+                if shrunk is not None:
+                    resampled = shrunk[b, rows]
+                elif count:
+                    resampled = _resampled_rows(block, top, rows, ay, width, scratch, "models")
+                else:
+                    resampled = _resampled_rows(plain_low[b], 0, rows, ay, width, scratch, "plain")
+                yield b, rows, _evaluated(resampled, photo, sizes, fitted, scratch), photo
             if progress is not None:
-                progress(b * height + rows.stop, batch * height)
-            yield b, rows, values, photo
+                progress(b * height + band_end, batch * height)
+
+
+def _evaluated(resampled: torch.Tensor, photo: torch.Tensor, sizes: Sequence[int], fitted: int, scratch: Scratch
+               ) -> list[torch.Tensor]:
+    """Per map, its values [R, W, c]: the first `fitted` maps by their local model at the
+    full-size photo, b + sum_j A_j I_j, all in one product, the others as resampled
+    (resampled [R, W, 4 G + P]: intercepts, slopes, then the P plain channels)."""
+    count = sum(sizes[:fitted])
+    pieces = []
+    if count:
+        evaluated = torch.addcmul(resampled[..., :count], resampled[..., count:2 * count], photo[..., 0:1],
+                                  out=scratch("evaluated", *photo.shape[:2], count))
+        for j in (1, 2):
+            evaluated.addcmul_(resampled[..., (1 + j) * count:(2 + j) * count], photo[..., j:j + 1])
+        pieces += list(evaluated.split(sizes[:fitted], -1))
+    return pieces + list(resampled[..., 4 * count:].split(sizes[fitted:], -1))
 
 
 def local_linear_upsample(low: torch.Tensor, guide: torch.Tensor, fits: Fit | Sequence[Fit],
@@ -363,7 +274,7 @@ def local_linear_upsample(low: torch.Tensor, guide: torch.Tensor, fits: Fit | Se
     fits = [fits] if isinstance(fits, Fit) else list(fits)
     out = low.new_empty(low.shape[:2] + guide.shape[1:3])
     for b, rows, values, _ in guided_bands(low, guide, fits, sizes, **options):
-        out[b, :, rows] = values.permute(2, 0, 1)
+        out[b, :, rows] = torch.cat(values, -1).permute(2, 0, 1)
     return out
 
 
@@ -410,6 +321,17 @@ def upsample_albedo_irradiance(albedo: torch.Tensor, irradiance: torch.Tensor, p
     return out["albedo"], out["irradiance"]
 
 
+def _unchanged(image: torch.Tensor) -> torch.Tensor:
+    return image
+
+
+def _row_chunks(height: int, width: int) -> Iterator[slice]:
+    """Rows of an image in chunks of about CHUNK_PIXELS pixels: a per-pixel step done chunk
+    by chunk runs in the processor's cache, several times faster than over a whole image."""
+    rows = max(1, CHUNK_PIXELS // width)
+    return (slice(top, min(top + rows, height)) for top in range(0, height, rows))
+
+
 def _bilinear_maps(maps: dict[str, torch.Tensor], height: int, width: int) -> dict[str, torch.Tensor]:
     out = {}
     for name, low in maps.items():
@@ -421,13 +343,28 @@ def _bilinear_maps(maps: dict[str, torch.Tensor], height: int, width: int) -> di
     return out
 
 
-def _encode_unit(vectors: torch.Tensor) -> torch.Tensor:
+def _store(finish: Callable[..., torch.Tensor], values: torch.Tensor, target: torch.Tensor) -> None:
+    """finish(values) written into target: directly where it has values' shape, device and
+    dtype (no copy), else converted (a grey depth made once is repeated to RGB)."""
+    if (target.shape == values.shape and target.device == values.device and target.dtype == values.dtype
+            and target.is_contiguous()):
+        finish(values, out=target)
+    else:
+        target.copy_(finish(values))
+
+
+def _clamp_unit(values: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    return torch.clamp(values, 0, 1, out=out)
+
+
+def _encode_unit(vectors: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """[R, W, 3] vectors -> the normal image [R, W, 3] in [0, 1] of their unit directions
     (+Z, facing the viewer, where a vector has no length), as encode_normals does."""
-    length = vectors.square().sum(-1, keepdim=True).sqrt_()
-    unit = torch.where(length > 1e-8, vectors / length.clamp_min(1e-8),
-                       torch.tensor([0.0, 0.0, 1.0], dtype=vectors.dtype, device=vectors.device))
-    return unit.add_(1).mul_(0.5)
+    length = torch.linalg.vector_norm(vectors, dim=-1, keepdim=True)
+    half_inverse = length.clamp_min(1e-8).reciprocal_().mul_(0.5)
+    encoded = torch.addcmul(torch.tensor(0.5, dtype=vectors.dtype, device=vectors.device), vectors, half_inverse)
+    facing = torch.tensor([0.5, 0.5, 1.0], dtype=vectors.dtype, device=vectors.device)
+    return torch.where(length > 1e-8, encoded, facing, out=encoded if out is None else out)
 
 
 def _dark_albedo_blend(albedo: torch.Tensor, irradiance: torch.Tensor, model_albedo: torch.Tensor,
@@ -475,30 +412,29 @@ def upsample_maps(maps: dict[str, torch.Tensor], photo: torch.Tensor, method: Me
     device = torch.device(device) if device is not None else next(iter(maps.values())).device
     dtype = compute_dtype(device, next(iter(maps.values())).dtype)
 
-    def prepared(image: torch.Tensor) -> torch.Tensor:
-        return _chw(image.to(device, dtype))
-
-    # 1. The stacked channels [B, C, h, w], with a Fit per map (None: resampled plainly).
+    # 1. The stacked channels [B, C, h, w], each map with the step that prepares it and a Fit
+    #    (None: resampled plainly).
     recomposing = recompose and "albedo" in maps and "irradiance" in maps
-    groups: dict[str, torch.Tensor] = {}
-    fits: dict[str, Optional[Fit]] = {}
+    groups: dict[str, tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor], Optional[Fit]]] = {}
     if recomposing:
-        irradiance_low = srgb_to_linear(prepared(maps["irradiance"]))
-        groups["irradiance"], fits["irradiance"] = irradiance_low, FITS["irradiance"]
+        groups["irradiance"] = (maps["irradiance"], srgb_to_linear, FITS["irradiance"])
         # Always carried, never decided from the data: a photo must get the same maps alone
         # and in a batch (whose other photos would otherwise switch the dark blend on).
-        groups["model_albedo"], fits["model_albedo"] = srgb_to_linear(prepared(maps["albedo"])), None
+        groups["model_albedo"] = (maps["albedo"], srgb_to_linear, None)
     for name, low in maps.items():
         if name == "normal":
-            groups[name], fits[name] = prepared(decode_normals(low)), FITS["normal"]
+            groups[name] = (low, decode_normals, FITS["normal"])
         elif name == "depth":
             # A grey depth image (ComfyUI's IMAGE has 3 channels) is upsampled once.
             grey = low.shape[-1] == 3 and torch.equal(low[..., 0], low[..., 1]) and torch.equal(low[..., 0], low[..., 2])
-            groups[name], fits[name] = prepared(low[..., :1] if grey else low), FITS["depth"]
+            groups[name] = (low[..., :1] if grey else low, _unchanged, FITS["depth"])
         elif name in ("albedo", "irradiance", "color") and not recomposing:
-            groups[name], fits[name] = prepared(low), FITS["other"]
-    names = sorted(groups, key=lambda name: fits[name] is None)   # guided maps first (guided_bands adds in place)
-    sizes = [groups[name].shape[1] for name in names]
+            groups[name] = (low, _unchanged, FITS["other"])
+    # Guided maps first (as guided_bands wants them), those sharing a window next to each other
+    # (one slice of the stack per window, not a gather).
+    names = sorted(groups, key=lambda name: (groups[name][2] is None, groups[name][2] and
+                                             (groups[name][2].radius, groups[name][2].detrend)))
+    sizes = [groups[name][0].shape[-1] for name in names]
 
     # 2. Outputs, filled band by band.
     out: dict[str, torch.Tensor] = {}
@@ -511,23 +447,29 @@ def upsample_maps(maps: dict[str, torch.Tensor], photo: torch.Tensor, method: Me
             out[name] = upsample_map(low, photo, "bilinear")
     if not names:
         return out
-    stack = torch.cat([groups[name] for name in names], 1)
-    for b, rows, values, photo_linear in guided_bands(stack, srgb_to_linear(photo), [fits[name] for name in names],
-                                                      sizes, progress=progress, check_interrupt=check_interrupt,
-                                                      band_pixels=band_pixels):
-        band = dict(zip(names, values.split(sizes, -1)))                              # {name: [R, W, c]}
-        finished: dict[str, torch.Tensor] = {}
+    first = groups[names[0]][0]
+    # Channels last, as the maps come: filled without transposing, and read so by the resampling.
+    stack = torch.empty(*first.shape[:3], sum(sizes), device=device, dtype=dtype)
+    for rows in _row_chunks(first.shape[1], first.shape[2]):
+        start = 0
+        for name, size in zip(names, sizes):
+            low, prepare, _ = groups[name]
+            stack[:, rows, :, start:start + size] = prepare(low[:, rows].to(device, dtype))
+            start += size
+    photo_linear = torch.empty(photo.shape, device=device, dtype=dtype)
+    for rows in _row_chunks(height, width):
+        photo_linear[:, rows] = srgb_to_linear(photo[:, rows].to(device, dtype))
+    for b, rows, values, photo_rows in guided_bands(_chw(stack), photo_linear, [groups[name][2] for name in names], sizes,
+                                                    progress=progress, check_interrupt=check_interrupt,
+                                                    band_pixels=band_pixels):
+        band = dict(zip(names, values))                                               # {name: [R, W, c]}
+        targets = {name: image[b, rows] for name, image in out.items()}
         if recomposing:
-            irradiance = torch.maximum(band.pop("irradiance").clamp(0, 1), photo_linear)
-            albedo = photo_linear / irradiance.clamp_min(1e-12)   # irradiance >= photo: albedo <= 1
-            if "model_albedo" in band:
-                albedo, irradiance = _dark_albedo_blend(albedo, irradiance, band.pop("model_albedo"), photo_linear)
-            finished["albedo"], finished["irradiance"] = linear_to_srgb(albedo), linear_to_srgb(irradiance)
+            irradiance = torch.maximum(band.pop("irradiance").clamp(0, 1), photo_rows)
+            albedo = photo_rows / irradiance.clamp_min(1e-12)   # irradiance >= photo: albedo <= 1
+            albedo, irradiance = _dark_albedo_blend(albedo, irradiance, band.pop("model_albedo"), photo_rows)
+            _store(linear_to_srgb, albedo, targets["albedo"])
+            _store(linear_to_srgb, irradiance, targets["irradiance"])
         for name, values_of_map in band.items():
-            if name == "normal":
-                finished[name] = _encode_unit(values_of_map)
-            else:
-                finished[name] = values_of_map.clamp(0, 1)
-        for name, values_of_map in finished.items():
-            out[name][b, rows] = values_of_map.to(out[name].device, out[name].dtype)
+            _store(_encode_unit if name == "normal" else _clamp_unit, values_of_map, targets[name])
     return {name: out[name] for name in maps}
