@@ -77,9 +77,9 @@ def test_tiles_and_chunks_give_the_reference(monkeypatch, tile_rows, chunk_pixel
 def test_fit_tiles_are_the_whole_images_fit_bit_for_bit():
     low, guide = _random_maps(24, 5), _random_photo(25)
     guide_low = resize_linear(guide.permute(0, 3, 1, 2), *LOW)
-    whole = next(slope_tiles(low, guide_low, FIT_SET, [2, 1, 2], tile_rows=LOW[0]))
-    for rows, slopes, intercepts in slope_tiles(low, guide_low, FIT_SET, [2, 1, 2], tile_rows=2, overlap=1):
-        assert torch.equal(slopes, whole[1][..., rows, :]) and torch.equal(intercepts, whole[2][..., rows, :])
+    whole = next(slope_tiles(low, guide_low, FIT_SET, [2, 1, 2], tile_rows=LOW[0]))[1].clone()
+    for rows, slopes in slope_tiles(low, guide_low, FIT_SET, [2, 1, 2], tile_rows=2, overlap=1):
+        assert torch.equal(slopes, whole[..., rows, :])
 
 
 def test_a_photo_wider_but_shorter_than_the_working_size_still_recomposes():

@@ -9,8 +9,7 @@ lumix_engine/intrinsics/upsample.py's docstring), for tests on small random inpu
   dx and dy to the pixels read (clamped positions minus k),
   cov(a, b) - cov(a, dx) cov(dx, b) / var(dx) - cov(a, dy) cov(dy, b) / var(dy);
 - slopes A_k = (cov(I, I) + epsilon Id)^-1 cov(I, M), by numpy's solver;
-- output p: bilinear(b)(p) + sum_j bilinear(A_j)(p) I_j(p), with the intercept
-  b_k = M_k - sum_j A_jk I~_jk at each working pixel (the local model evaluated there);
+- output p: bilinear(M)(p) + sum_j bilinear(A_j)(p) (I_j(p) - bilinear(I~_j)(p));
 - recomposition: irradiance = max(clip(E, 0, 1), photo), albedo = photo / irradiance
   (linear light); where the irradiance's largest channel is below DARK_HIGH, albedo =
   exp(lerp(log max(albedo, floor), log clip(model albedo, floor, 1), w)), w =
@@ -86,14 +85,13 @@ def local_linear(low: np.ndarray, guide_low: np.ndarray, guide: np.ndarray, fits
     guide_low [3, h, w] (the photo at the working size, linear), guide [3, H, W]."""
     height, width = guide.shape[1:]
     out = bilinear(low, height, width)
+    detail = guide - bilinear(guide_low, height, width)                              # [3, H, W]
     start = 0
     for size, (epsilon, radius, detrend) in zip(sizes, fits):
         maps = slice(start, start + size)
         slope = slopes(low[maps], guide_low, epsilon, radius, detrend)              # [3, c, h, w]
-        intercept = low[maps] - np.einsum("jchw,jhw->chw", slope, guide_low)        # [c, h, w]
-        out[maps] = bilinear(intercept, height, width)
         for j in range(3):
-            out[maps] += bilinear(slope[j], height, width) * guide[j]
+            out[maps] += bilinear(slope[j], height, width) * detail[j]
         start += size
     return out
 

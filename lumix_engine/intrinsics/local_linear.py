@@ -1,6 +1,6 @@
 """The ridge-regression fit behind guided upsampling (upsample.py's docstring): at each
 working pixel k, the map M as a linear function of the photo I in the window around k,
-    A_k = (cov_k(I, I) + epsilon Id)^-1 cov_k(I, M),   b_k = M_k - A_k . I_k,
+    A_k = (cov_k(I, I) + epsilon Id)^-1 cov_k(I, M),
 for every guided map channel at once, on the working grid.
 
 How it runs: tile by tile of SLOPE_TILE_ROWS working rows. A tile reads its rows plus a halo
@@ -227,15 +227,12 @@ def _fit_tile(maps: torch.Tensor, guide: torch.Tensor, window: _Window, rows: to
 
 
 def slope_tiles(low: torch.Tensor, guide_low: torch.Tensor, fits: Sequence[Fit], sizes: Sequence[int],
-                tile_rows: int = SLOPE_TILE_ROWS, overlap: int = 0
-                ) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
-    """The ridge-regression fits of maps low [B, C, h, w] (groups of `sizes` channels, one
+                tile_rows: int = SLOPE_TILE_ROWS, overlap: int = 0) -> Iterator[tuple[slice, torch.Tensor]]:
+    """The ridge-regression slopes of maps low [B, C, h, w] (groups of `sizes` channels, one
     Fit each) on the working-size photo guide_low [B, 3, h, w], tile by tile: yields (working
-    rows, slopes A [B, 3, C, n, w], intercepts [B, C, n, w]). A[:, j, c] is the change of
-    channel c per unit of photo channel j; the intercept b = M - sum_j A_j I~_j makes the
-    local model M = b + A . I exact at the working pixel itself. Both live in blocks that the
-    next tile overwrites. Tiles start every tile_rows rows and hold `overlap` rows more (the
-    first of the next tile) where the image has them."""
+    rows, A [B, 3, C, n, w]) (A[:, j, c]: the change of channel c per unit of photo channel j),
+    A in a block that the next tile overwrites. Tiles start every tile_rows rows and hold
+    `overlap` rows more (the first of the next tile) where the image has them."""
     if guide_low.shape[1] != 3:
         raise InputError(f"local_linear_slopes: the guide needs 3 channels, got {guide_low.shape[1]}")
     windows = _windows(fits, sizes)
@@ -255,18 +252,13 @@ def slope_tiles(low: torch.Tensor, guide_low: torch.Tensor, fits: Sequence[Fit],
             own = window.channels
             window_maps = maps[:, own[0]:own[-1] + 1] if own == list(range(own[0], own[-1] + 1)) else maps[:, own]
             _fit_tile(window_maps[crop], guide[crop], window, rows, height, slopes, scratch)
-        centre = (Ellipsis, slice(halo, padded[0] - halo), slice(halo, padded[1] - halo))
-        intercepts = scratch("intercepts", batch, channels, bottom - top, width).copy_(maps[centre])
-        photo = guide[centre]
-        for j in range(3):
-            intercepts.addcmul_(slopes[:, j], photo[:, j:j + 1], value=-1)
-        yield slice(top, bottom), slopes, intercepts
+        yield slice(top, bottom), slopes
 
 
 def local_linear_slopes(low: torch.Tensor, guide_low: torch.Tensor, fits: Sequence[Fit],
                         sizes: Sequence[int]) -> torch.Tensor:
     """All of slope_tiles' slopes in one tensor, A [B, 3, C, h, w]."""
     slopes = low.new_empty(low.shape[0], 3, *low.shape[1:])
-    for rows, tile, _ in slope_tiles(low, guide_low, fits, sizes):
+    for rows, tile in slope_tiles(low, guide_low, fits, sizes):
         slopes[..., rows, :] = tile
     return slopes

@@ -128,22 +128,22 @@ def _axis(full: int, low: int, device: torch.device, dtype: torch.dtype) -> _Axi
     return _Axis(near.to(device), far.to(device), (source - near).to(device, dtype)[:, None, None], near)
 
 
-def _fit_blocks(low: torch.Tensor, guide_low: torch.Tensor, plain_low: Optional[torch.Tensor], fits: Sequence[Fit],
-                sizes: Sequence[int], scratch: Scratch) -> Iterator[tuple[int, int, torch.Tensor]]:
-    """One image's local linear models, channels last, tile by tile: yields (first row, end
-    of the tile's own rows, block [n, w, 4 G + P]: the intercepts, the slopes (photo channel
-    major), then the P channels of plain_low [h, w, P] that are resampled plainly, so that
-    all are resampled at once). A block holds one row more than its own (the next tile's
-    first), so that every output row finds both of its samples in one."""
-    height, width = low.shape[-2:]
+def _fit_blocks(low: torch.Tensor, guide_low: torch.Tensor, fits: Sequence[Fit], sizes: Sequence[int],
+                scratch: Scratch) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """One image's working-size quantities that are resampled, channels last, tile by tile:
+    yields (first row, end of the tile's own rows, block [n, w, C + 3 G + 3]): the maps low
+    [h, w, C] (the G guided channels first), the slopes of the guided ones (photo channel
+    major, made here) and the working-size photo guide_low [h, w, 3], so that all are
+    resampled at once. A block holds one row more than its own (the next tile's first), so
+    that every output row finds both of its samples in one."""
+    height, width, channels = low.shape
     count = sum(sizes)
-    plain = plain_low.shape[-1] if plain_low is not None else 0
-    for rows, slopes, intercepts in slope_tiles(low, guide_low, fits, sizes, SLOPE_TILE_ROWS, overlap=1):
-        block = scratch("fit block", rows.stop - rows.start, width, 4 * count + plain)
-        block[..., :count] = intercepts[0].permute(1, 2, 0)
-        block[..., count:4 * count] = slopes[0].flatten(0, 1).permute(1, 2, 0)
-        if plain:
-            block[..., 4 * count:] = plain_low[rows]
+    for rows, slopes in slope_tiles(_chw(low[None, ..., :count]), _chw(guide_low[None]), fits, sizes,
+                                    SLOPE_TILE_ROWS, overlap=1):
+        block = scratch("fit block", rows.stop - rows.start, width, channels + 3 * count + 3)
+        block[..., :channels] = low[rows]
+        block[..., channels:channels + 3 * count] = slopes[0].flatten(0, 1).permute(1, 2, 0)
+        block[..., channels + 3 * count:] = guide_low[rows]
         yield rows.start, min(rows.start + SLOPE_TILE_ROWS, height), block
 
 
@@ -197,28 +197,26 @@ def guided_bands(low: torch.Tensor, guide: torch.Tensor, fits: Sequence[Optional
         raise InputError("guided_bands: put the maps with a fit before those resampled plainly")
     # Not larger than the working size on both axes: no detail finer than the maps to restore.
     enlarging = not (height <= height_low and width <= width_low)
-    fitted = len(guided) if enlarging else 0                        # maps upsampled by their local model
+    fitted = len(guided) if enlarging else 0                        # maps upsampled by detail transfer
     count = sum(sizes[:fitted])
-    plain_low = _hwc(low[:, count:]).contiguous() if count < channels else None      # [B, h, w, C - G]
-    guide_low = (_chw(_hwc(resize_linear(_chw(guide.to(device, dtype)), height_low, width_low)).contiguous())
-                 if count else None)
+    maps_low = _hwc(low).contiguous()                                                      # [B, h, w, C]
+    guide_low = _hwc(resize_linear(_chw(guide.to(device, dtype)), height_low, width_low)).contiguous() if count else None
     scratch = Scratch(low)
 
     def fit_blocks(b: int) -> Iterator[tuple[int, int, torch.Tensor]]:
-        return _fit_blocks(low[b:b + 1, :count], guide_low[b:b + 1], None if plain_low is None else plain_low[b],
-                           [fits[i] for i in guided], sizes[:fitted], scratch)
+        return _fit_blocks(maps_low[b], guide_low[b], [fits[i] for i in guided], sizes[:fitted], scratch)
 
     # Smaller than the working size on an axis (a small photo): the antialiased resize of the
-    # models and the plain maps, each whole.
+    # stacked blocks, whole.
     shrunk = None
     if height < height_low or width < width_low:
         if count:
-            whole = low.new_empty(batch, height_low, width_low, 4 * count + channels - count)
+            whole = low.new_empty(batch, height_low, width_low, channels + 3 * count + 3)
             for b in range(batch):
                 for top, end, block in fit_blocks(b):
                     whole[b, top:end] = block[:end - top]
         else:
-            whole = plain_low
+            whole = maps_low
         shrunk = _hwc(resize_linear(_chw(whole), height, width))
     ay = _axis(height, height_low, device, dtype)
     rows_per_band = max(1, (band_pixels or BAND_PIXELS) // width)
@@ -241,28 +239,30 @@ def guided_bands(low: torch.Tensor, guide: torch.Tensor, fits: Sequence[Optional
                 if shrunk is not None:
                     resampled = shrunk[b, rows]
                 elif count:
-                    resampled = _resampled_rows(block, top, rows, ay, width, scratch, "models")
+                    resampled = _resampled_rows(block, top, rows, ay, width, scratch, "stack")
                 else:
-                    resampled = _resampled_rows(plain_low[b], 0, rows, ay, width, scratch, "plain")
-                yield b, rows, _evaluated(resampled, photo, sizes, fitted, scratch), photo
+                    resampled = _resampled_rows(maps_low[b], 0, rows, ay, width, scratch, "stack")
+                yield b, rows, _transferred(resampled, photo, sizes, fitted, scratch), photo
             if progress is not None:
                 progress(b * height + band_end, batch * height)
 
 
-def _evaluated(resampled: torch.Tensor, photo: torch.Tensor, sizes: Sequence[int], fitted: int, scratch: Scratch
-               ) -> list[torch.Tensor]:
-    """Per map, its values [R, W, c]: the first `fitted` maps by their local model at the
-    full-size photo, b + sum_j A_j I_j, all in one product, the others as resampled
-    (resampled [R, W, 4 G + P]: intercepts, slopes, then the P plain channels)."""
-    count = sum(sizes[:fitted])
+def _transferred(resampled: torch.Tensor, photo: torch.Tensor, sizes: Sequence[int], fitted: int,
+                 scratch: Scratch) -> list[torch.Tensor]:
+    """Per map, its values [R, W, c] from the resampled stack [R, W, C + 3 G + 3] (maps,
+    slopes, working-size photo): the first `fitted` maps with the photo's detail transferred,
+    up(M) + sum_j up(A)_j (I_j - up(I~)_j), all in one product; the others as resampled."""
+    channels, count = sum(sizes), sum(sizes[:fitted])
     pieces = []
     if count:
-        evaluated = torch.addcmul(resampled[..., :count], resampled[..., count:2 * count], photo[..., 0:1],
-                                  out=scratch("evaluated", *photo.shape[:2], count))
+        detail = torch.sub(photo, resampled[..., channels + 3 * count:], out=scratch("detail", *photo.shape))
+        slopes = resampled[..., channels:channels + 3 * count]
+        transferred = torch.addcmul(resampled[..., :count], slopes[..., :count], detail[..., 0:1],
+                                    out=scratch("transferred", *photo.shape[:2], count))
         for j in (1, 2):
-            evaluated.addcmul_(resampled[..., (1 + j) * count:(2 + j) * count], photo[..., j:j + 1])
-        pieces += list(evaluated.split(sizes[:fitted], -1))
-    return pieces + list(resampled[..., 4 * count:].split(sizes[fitted:], -1))
+            transferred.addcmul_(slopes[..., j * count:(j + 1) * count], detail[..., j:j + 1])
+        pieces += list(transferred.split(sizes[:fitted], -1))
+    return pieces + list(resampled[..., count:channels].split(sizes[fitted:], -1))
 
 
 def local_linear_upsample(low: torch.Tensor, guide: torch.Tensor, fits: Fit | Sequence[Fit],
