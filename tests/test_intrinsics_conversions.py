@@ -37,6 +37,23 @@ def test_srgb_linear_round_trip_and_reference_values():
     assert float(srgb_to_linear(torch.tensor(1.0, dtype=torch.float64))) == pytest.approx(1.0, abs=1e-12)
 
 
+def test_float32_conversions_agree_with_the_float64_curve_within_a_few_ulp():
+    """The power is computed as exp(g log x) for speed: in float32 it stays within a relative
+    1e-6 (a few ulp) of the float64 piecewise curve, from black through both thresholds to HDR values,
+    and keeps 0, 1, inf and NaN."""
+    generator = torch.Generator().manual_seed(5)
+    values = torch.cat([torch.rand(100_000, generator=generator, dtype=torch.float64) ** 3 * 4,
+                        torch.tensor([0.0, 0.0031308, 0.04045, 1.0], dtype=torch.float64)])
+    for convert, threshold in ((srgb_to_linear, 0.04045), (linear_to_srgb, 0.0031308)):
+        slope, curve = (1 / 12.92, lambda x: ((x + 0.055) / 1.055) ** 2.4) if threshold == 0.04045 else \
+            (12.92, lambda x: 1.055 * x ** (1 / 2.4) - 0.055)
+        expected = torch.where(values <= threshold, values * slope, curve(values))
+        ours = convert(values.float()).double()
+        assert ((ours - expected).abs() / expected.clamp_min(1e-30)).max() < 1e-6
+        special = convert(torch.tensor([0.0, 1.0, float("inf"), float("nan")]))
+        assert special[0] == 0 and abs(float(special[1]) - 1) < 2e-7 and special[2] == float("inf") and special[3].isnan()
+
+
 def test_opengl_directx_round_trip_flips_green_only():
     normal_image = encode_normals(render_scene(1, 40, 30).normal)
     directx = convert_convention(normal_image, "opengl", "directx")
