@@ -64,6 +64,7 @@ albedo, irradiance and the photo, as everywhere in lumix_engine.intrinsics.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, Iterator, Literal, Optional, Sequence
 
@@ -370,22 +371,35 @@ def _encode_unit(vectors: torch.Tensor, out: Optional[torch.Tensor] = None) -> t
     return torch.where(length > 1e-8, encoded, facing, out=encoded if out is None else out)
 
 
-def _dark_albedo_blend(albedo: torch.Tensor, irradiance: torch.Tensor, model_albedo: torch.Tensor,
-                       photo_linear: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Where the irradiance [R, W, 3] is near black, the model's albedo (linear) in place of
-    photo / irradiance, blended in log space, and the irradiance made photo / albedo there
-    (module docstring). Changes only the pixels darker than DARK_HIGH."""
+def _dark_albedo_blend(albedo: torch.Tensor, irradiance: torch.Tensor,
+                       model_albedo: Callable[[torch.Tensor], torch.Tensor], photo_linear: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the irradiance [R, W, 3] is near black, the model's albedo (linear; model_albedo
+    gives it [k, 3] at the given flat pixel indices) in place of photo / irradiance, blended in
+    log space, and the irradiance made photo / albedo there (module docstring). Changes only
+    the pixels darker than DARK_HIGH."""
     level = irradiance.amax(-1)
     dark = (level < DARK_HIGH).flatten().nonzero()[:, 0]
     if not len(dark):
         return albedo, irradiance
-    flat = [t.reshape(-1, 3) for t in (albedo, irradiance, model_albedo, photo_linear)]
-    ratio, model, photo = (t[dark] for t in (flat[0], flat[2], flat[3]))
+    flat = [t.reshape(-1, 3) for t in (albedo, irradiance, photo_linear)]
+    ratio, photo = flat[0][dark], flat[2][dark]
     weight = ((DARK_HIGH - level.flatten()[dark, None]) / (DARK_HIGH - DARK_LOW)).clamp_(0, 1)
-    blended = torch.exp(torch.lerp(ratio.clamp_min(ALBEDO_FLOOR).log(), model.clamp(ALBEDO_FLOOR, 1).log(), weight))
+    model = model_albedo(dark).clamp(ALBEDO_FLOOR, 1)
+    blended = torch.exp(torch.lerp(ratio.clamp_min(ALBEDO_FLOOR).log(), model.log(), weight))
     blended = torch.maximum(blended, photo).clamp_(ALBEDO_FLOOR, 1)
     flat[0][dark], flat[1][dark] = blended, photo / blended
     return flat[0].view_as(albedo), flat[1].view_as(irradiance)
+
+
+def _bilinear_at(low: torch.Tensor, ay: _Axis, ax: _Axis, rows: slice, width: int, pixels: torch.Tensor
+                 ) -> torch.Tensor:
+    """torch's bilinear of one image low [h, w, C] at some output pixels (flat indices into
+    output rows `rows` of `width` pixels) -> [k, C]: the model's albedo is needed only where
+    the irradiance is near black, so it is not resampled for the whole photo."""
+    ys, xs = pixels // width + rows.start, pixels % width
+    y0, y1, fy, x0, x1, fx = ay.near[ys], ay.far[ys], ay.frac.view(-1)[ys, None], ax.near[xs], ax.far[xs], ax.frac.view(-1)[xs, None]
+    return torch.lerp(torch.lerp(low[y0, x0], low[y0, x1], fx), torch.lerp(low[y1, x0], low[y1, x1], fx), fy)
 
 
 def upsample_maps(maps: dict[str, torch.Tensor], photo: torch.Tensor, method: Method = "guided",
@@ -414,16 +428,17 @@ def upsample_maps(maps: dict[str, torch.Tensor], photo: torch.Tensor, method: Me
         return _bilinear_maps(maps, height, width)
     device = torch.device(device) if device is not None else next(iter(maps.values())).device
     dtype = compute_dtype(device, next(iter(maps.values())).dtype)
+    maps_height, maps_width = next(iter(maps.values())).shape[1:3]
 
     # 1. The stacked channels [B, C, h, w], each map with the step that prepares it and a Fit
     #    (None: resampled plainly).
     recomposing = recompose and "albedo" in maps and "irradiance" in maps
     groups: dict[str, tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor], Optional[Fit]]] = {}
+    shrinking = height < maps_height or width < maps_width
     if recomposing:
         groups["irradiance"] = (maps["irradiance"], srgb_to_linear, FITS["irradiance"])
-        # Always carried, never decided from the data: a photo must get the same maps alone
-        # and in a batch (whose other photos would otherwise switch the dark blend on).
-        groups["model_albedo"] = (maps["albedo"], srgb_to_linear, None)
+        if shrinking:   # resized with the others (antialiased), whole
+            groups["model_albedo"] = (maps["albedo"], srgb_to_linear, None)
     for name, low in maps.items():
         if name == "normal":
             groups[name] = (low, decode_normals, FITS["normal"])
@@ -460,6 +475,13 @@ def upsample_maps(maps: dict[str, torch.Tensor], photo: torch.Tensor, method: Me
     photo_linear = torch.empty(photo.shape, device=device, dtype=dtype)
     for rows in _row_chunks(height, width):
         photo_linear[:, rows] = srgb_to_linear(photo[:, rows].to(device, dtype))
+    if recomposing and not shrinking:
+        # The model's albedo at the pixels where the dark fallback needs it, sampled as
+        # bilinear would; per pixel, so a photo gets the same maps alone and in a batch.
+        albedo_low = torch.empty(maps["albedo"].shape, device=device, dtype=dtype)
+        for rows in _row_chunks(maps_height, maps_width):
+            srgb_to_linear(maps["albedo"][:, rows].to(device, dtype), out=albedo_low[:, rows])
+        ay, ax = _axis(height, maps_height, device, dtype), _axis(width, maps_width, device, dtype)
     for b, rows, values, photo_rows in guided_bands(_chw(stack), photo_linear, [groups[name][2] for name in names], sizes,
                                                     progress=progress, check_interrupt=check_interrupt,
                                                     band_pixels=band_pixels):
@@ -468,7 +490,11 @@ def upsample_maps(maps: dict[str, torch.Tensor], photo: torch.Tensor, method: Me
         if recomposing:
             irradiance = torch.maximum(band.pop("irradiance").clamp(0, 1), photo_rows)
             albedo = photo_rows / irradiance.clamp_min(1e-12)   # irradiance >= photo: albedo <= 1
-            albedo, irradiance = _dark_albedo_blend(albedo, irradiance, band.pop("model_albedo"), photo_rows)
+            if shrinking:
+                model = functools.partial(torch.index_select, band.pop("model_albedo").reshape(-1, 3), 0)
+            else:
+                model = functools.partial(_bilinear_at, albedo_low[b], ay, ax, rows, width)
+            albedo, irradiance = _dark_albedo_blend(albedo, irradiance, model, photo_rows)
             _store(linear_to_srgb, albedo, targets["albedo"])
             _store(linear_to_srgb, irradiance, targets["irradiance"])
         for name, values_of_map in band.items():
