@@ -99,6 +99,41 @@ def _offsets(positions: torch.Tensor, length: int, radius: int) -> tuple[list[to
     return slots, mean, variance
 
 
+def _offset_sum(padded: torch.Tensor, slots: list[torch.Tensor], axis: int, out: torch.Tensor) -> torch.Tensor:
+    """sum_i slots[i] x padded shifted by i along `axis` (-1: columns, -2: rows) -> out. Away
+    from the image's borders slot i is i - r, so the sum is r differences of the pixels
+    either side, weighted k = 1..r; only the outputs whose slots are clamped (the first and
+    last r columns, or rows at the image's top and bottom) are summed slot by slot."""
+    radius, length = len(slots) // 2, out.shape[axis]
+
+    def shifted(start: int, stop: int, offset: int) -> torch.Tensor:
+        return padded.narrow(axis, start + offset, stop - start)
+    torch.sub(shifted(0, length, radius + 1), shifted(0, length, radius - 1), out=out)
+    for k in range(2, radius + 1):
+        out.add_(shifted(0, length, radius + k), alpha=k).sub_(shifted(0, length, radius - k), alpha=k)
+    expected = torch.arange(-radius, radius + 1, dtype=slots[0].dtype, device=slots[0].device)
+    clamped = (torch.stack(slots, 1) != expected).any(1).nonzero()[:, 0].tolist()
+    for start, stop in _runs(clamped):
+        region = out.narrow(axis, start, stop - start)
+        shape = [1] * out.ndim
+        shape[axis] = stop - start
+        region.copy_(slots[0][start:stop].view(shape) * shifted(start, stop, 0))
+        for i, slot in enumerate(slots[1:], 1):
+            region.addcmul_(slot[start:stop].view(shape), shifted(start, stop, i))
+    return out
+
+
+def _runs(indices: list[int]) -> list[tuple[int, int]]:
+    """Sorted indices -> the (start, stop) of each run of consecutive ones."""
+    runs: list[tuple[int, int]] = []
+    for index in indices:
+        if runs and runs[-1][1] == index:
+            runs[-1] = (runs[-1][0], index + 1)
+        else:
+            runs.append((index, index + 1))
+    return runs
+
+
 def _offset_covariances(padded: torch.Tensor, mean: torch.Tensor, radius: int, rows: torch.Tensor, height: int,
                         scratch: Scratch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Values padded by `radius` [.., n + 2r, w + 2r] (working rows `rows` [n] of an image of
@@ -108,14 +143,15 @@ def _offset_covariances(padded: torch.Tensor, mean: torch.Tensor, radius: int, r
     size = 2 * radius + 1
     x_slots, x_mean, x_variance = _offsets(torch.arange(width, device=padded.device, dtype=padded.dtype), width, radius)
     y_slots, y_mean, y_variance = _offsets(rows.to(padded.dtype), height, radius)
-    across = torch.mul(x_slots[0], padded[..., :, 0:width], out=scratch("across", *lead, n + 2 * radius, width))
-    for i, slot in enumerate(x_slots[1:], 1):
-        across.addcmul_(slot, padded[..., :, i:i + width])
-    down = torch.mul(y_slots[0][:, None], padded[..., 0:n, :], out=scratch("down", *lead, n, width + 2 * radius))
-    for i, slot in enumerate(y_slots[1:], 1):
-        down.addcmul_(slot[:, None], padded[..., i:i + n, :])
-    gx = _sum_rows(across, size, scratch("gx", *lead, n, width)).div_(size * size).sub_(mean * x_mean)
-    gy = _sum_columns(down, size, scratch("gy", *lead, n, width)).div_(size * size).sub_(mean * y_mean[:, None])
+    across = _offset_sum(padded, x_slots, -1, scratch("across", *lead, n + 2 * radius, width))
+    down = _offset_sum(padded, y_slots, -2, scratch("down", *lead, n, width + 2 * radius))
+    gx = _sum_rows(across, size, scratch("gx", *lead, n, width)).div_(size * size)
+    gy = _sum_columns(down, size, scratch("gy", *lead, n, width)).div_(size * size)
+    # The offsets' window means are 0 but where they are clamped.
+    for start, stop in _runs(x_mean.nonzero()[:, 0].tolist()):
+        gx[..., start:stop].sub_(mean[..., start:stop] * x_mean[start:stop])
+    for start, stop in _runs(y_mean.nonzero()[:, 0].tolist()):
+        gy[..., start:stop, :].sub_(mean[..., start:stop, :] * y_mean[start:stop, None])
     return gx, gy, x_variance, y_variance[:, None]
 
 
