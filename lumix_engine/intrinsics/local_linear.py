@@ -270,7 +270,7 @@ def slope_tiles(low: torch.Tensor, guide_low: torch.Tensor, fits: Sequence[Fit],
     A in a block that the next tile overwrites. Tiles start every tile_rows rows and hold
     `overlap` rows more (the first of the next tile) where the image has them."""
     if guide_low.shape[1] != 3:
-        raise InputError(f"local_linear_slopes: the guide needs 3 channels, got {guide_low.shape[1]}")
+        raise InputError(f"slope_tiles: the guide needs 3 channels, got {guide_low.shape[1]}")
     windows = _windows(fits, sizes)
     halo = max(window.radius for window in windows)
     batch, channels, height, width = low.shape
@@ -289,12 +289,3 @@ def slope_tiles(low: torch.Tensor, guide_low: torch.Tensor, fits: Sequence[Fit],
             window_maps = maps[:, own[0]:own[-1] + 1] if own == list(range(own[0], own[-1] + 1)) else maps[:, own]
             _fit_tile(window_maps[crop], guide[crop], window, rows, height, slopes, scratch)
         yield slice(top, bottom), slopes
-
-
-def local_linear_slopes(low: torch.Tensor, guide_low: torch.Tensor, fits: Sequence[Fit],
-                        sizes: Sequence[int]) -> torch.Tensor:
-    """All of slope_tiles' slopes in one tensor, A [B, 3, C, h, w]."""
-    slopes = low.new_empty(low.shape[0], 3, *low.shape[1:])
-    for rows, tile in slope_tiles(low, guide_low, fits, sizes):
-        slopes[..., rows, :] = tile
-    return slopes
