@@ -56,25 +56,15 @@ class Scratch:
         return block[:size].view(shape)
 
 
-def _sum_rows(values: torch.Tensor, size: int, out: torch.Tensor) -> torch.Tensor:
-    """Sums of `size` consecutive rows: [.., n + size - 1, w] -> out [.., n, w]."""
-    rows = out.shape[-2]
+def _window_sum(values: torch.Tensor, size: int, axis: int, out: torch.Tensor) -> torch.Tensor:
+    """Sums of `size` consecutive entries along `axis` (-2: rows, -1: columns):
+    [.., length + size - 1, ..] -> out [.., length, ..]."""
+    length = out.shape[axis]
     if size == 1:
-        return out.copy_(values[..., 0:rows, :])
-    torch.add(values[..., 0:rows, :], values[..., 1:rows + 1, :], out=out)
+        return out.copy_(values.narrow(axis, 0, length))
+    torch.add(values.narrow(axis, 0, length), values.narrow(axis, 1, length), out=out)
     for offset in range(2, size):
-        out += values[..., offset:offset + rows, :]
-    return out
-
-
-def _sum_columns(values: torch.Tensor, size: int, out: torch.Tensor) -> torch.Tensor:
-    """Sums of `size` consecutive columns: [.., n, w + size - 1] -> out [.., n, w]."""
-    width = out.shape[-1]
-    if size == 1:
-        return out.copy_(values[..., 0:width])
-    torch.add(values[..., 0:width], values[..., 1:width + 1], out=out)
-    for offset in range(2, size):
-        out += values[..., offset:offset + width]
+        out += values.narrow(axis, offset, length)
     return out
 
 
@@ -84,8 +74,8 @@ def _window_mean(padded: torch.Tensor, radius: int, scratch: Scratch, name: str)
     size = 2 * radius + 1
     *lead, rows, width = padded.shape
     rows, width = rows - 2 * radius, width - 2 * radius
-    vertical = _sum_rows(padded, size, scratch(name + " rows", *lead, rows, width + 2 * radius))
-    return _sum_columns(vertical, size, scratch(name, *lead, rows, width)).div_(size * size)
+    vertical = _window_sum(padded, size, -2, scratch(name + " rows", *lead, rows, width + 2 * radius))
+    return _window_sum(vertical, size, -1, scratch(name, *lead, rows, width)).div_(size * size)
 
 
 def _offsets(positions: torch.Tensor, length: int, radius: int) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
@@ -145,8 +135,8 @@ def _offset_covariances(padded: torch.Tensor, mean: torch.Tensor, radius: int, r
     y_slots, y_mean, y_variance = _offsets(rows.to(padded.dtype), height, radius)
     across = _offset_sum(padded, x_slots, -1, scratch("across", *lead, n + 2 * radius, width))
     down = _offset_sum(padded, y_slots, -2, scratch("down", *lead, n, width + 2 * radius))
-    gx = _sum_rows(across, size, scratch("gx", *lead, n, width)).div_(size * size)
-    gy = _sum_columns(down, size, scratch("gy", *lead, n, width)).div_(size * size)
+    gx = _window_sum(across, size, -2, scratch("gx", *lead, n, width)).div_(size * size)
+    gy = _window_sum(down, size, -1, scratch("gy", *lead, n, width)).div_(size * size)
     # The offsets' window means are 0 but where they are clamped.
     for start, stop in _runs(x_mean.nonzero()[:, 0].tolist()):
         gx[..., start:stop].sub_(mean[..., start:stop] * x_mean[start:stop])

@@ -76,8 +76,6 @@ from .color_space import linear_to_srgb, srgb_to_linear
 from .local_linear import FITS, SLOPE_TILE_ROWS, Fit, Scratch, slope_tiles
 from .normals import decode_normals, encode_normals
 
-__all__ = ["FITS", "Fit", "METHODS", "guided_bands", "local_linear_upsample", "resize_linear", "upsample_maps"]
-
 Method = Literal["guided", "bilinear"]
 METHODS = ("guided", "bilinear")
 Progress = Callable[[int, int], None]
@@ -184,11 +182,11 @@ def guided_bands(low: torch.Tensor, guide: torch.Tensor, fits: Sequence[Optional
     next chunk overwrites. check_interrupt() before and progress(done_rows, total_rows)
     after each band of band_pixels output pixels.
 
-    The local models are fitted tile by tile (local_linear.slope_tiles) as the output rows
-    reach them, so that they are never held for the whole image; their intercepts and slopes,
-    and the plainly resampled maps, are resampled from channels-last blocks (low is best
-    given with channels-last strides, as upsample_maps makes it). Memory is the output plus
-    blocks of a few tens of MB."""
+    The slopes are fitted tile by tile (local_linear.slope_tiles) as the output rows reach
+    them, so that they are never held for the whole image; the maps, their slopes and the
+    working-size photo are resampled together from one channels-last block per tile (low is
+    best given with channels-last strides, as upsample_maps makes it). Memory is the output
+    plus blocks of a few tens of MB."""
     batch, channels, height_low, width_low = low.shape
     height, width = guide.shape[1:3]
     device, dtype = low.device, low.dtype
@@ -335,6 +333,14 @@ def _row_chunks(height: int, width: int) -> Iterator[slice]:
     return (slice(top, min(top + rows, height)) for top in range(0, height, rows))
 
 
+def _linear_light(image: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """An sRGB image [B, H, W, C] in linear light, on `device` in `dtype`, made chunk by chunk."""
+    out = torch.empty(image.shape, device=device, dtype=dtype)
+    for rows in _row_chunks(*image.shape[1:3]):
+        srgb_to_linear(image[:, rows].to(device, dtype), out=out[:, rows])
+    return out
+
+
 def _bilinear_maps(maps: dict[str, torch.Tensor], height: int, width: int) -> dict[str, torch.Tensor]:
     out = {}
     for name, low in maps.items():
@@ -430,7 +436,7 @@ def upsample_maps(maps: dict[str, torch.Tensor], photo: torch.Tensor, method: Me
     dtype = compute_dtype(device, next(iter(maps.values())).dtype)
     maps_height, maps_width = next(iter(maps.values())).shape[1:3]
 
-    # 1. The stacked channels [B, C, h, w], each map with the step that prepares it and a Fit
+    # 1. The stacked channels [B, h, w, C], each map with the step that prepares it and a Fit
     #    (None: resampled plainly).
     recomposing = recompose and "albedo" in maps and "irradiance" in maps
     groups: dict[str, tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor], Optional[Fit]]] = {}
@@ -472,15 +478,11 @@ def upsample_maps(maps: dict[str, torch.Tensor], photo: torch.Tensor, method: Me
         for rows in _row_chunks(first.shape[1], first.shape[2]):
             parts = [prepare(low[b:b + 1, rows].to(device, dtype)) for low, prepare, _ in map(groups.get, names)]
             torch.cat(parts, -1, out=stack[b:b + 1, rows])
-    photo_linear = torch.empty(photo.shape, device=device, dtype=dtype)
-    for rows in _row_chunks(height, width):
-        photo_linear[:, rows] = srgb_to_linear(photo[:, rows].to(device, dtype))
+    photo_linear = _linear_light(photo, device, dtype)
     if recomposing and not shrinking:
         # The model's albedo at the pixels where the dark fallback needs it, sampled as
         # bilinear would; per pixel, so a photo gets the same maps alone and in a batch.
-        albedo_low = torch.empty(maps["albedo"].shape, device=device, dtype=dtype)
-        for rows in _row_chunks(maps_height, maps_width):
-            srgb_to_linear(maps["albedo"][:, rows].to(device, dtype), out=albedo_low[:, rows])
+        albedo_low = _linear_light(maps["albedo"], device, dtype)
         ay, ax = _axis(height, maps_height, device, dtype), _axis(width, maps_width, device, dtype)
     for b, rows, values, photo_rows in guided_bands(_chw(stack), photo_linear, [groups[name][2] for name in names], sizes,
                                                     progress=progress, check_interrupt=check_interrupt,
