@@ -85,11 +85,11 @@ def measure(scene: Path, width: int, height: int, content: str, method: str) -> 
     watcher = threading.Thread(target=watch)
     watcher.start()
     times = []
-    for _ in range(2):
+    for call in range(2):
         started, cpu_started = time.perf_counter(), time.process_time()
         out = upsample_maps(maps, photo, method)
         times.append((time.perf_counter() - started, time.process_time() - cpu_started))
-        if not times[1:]:
+        if call == 0:
             first_peak = max(peak[0], _rss())
         del out
     running[0] = False

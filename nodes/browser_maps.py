@@ -1,6 +1,6 @@
 """Maps for the browser: small 8-bit PNGs in ComfyUI's temp folder, announced in a node's UI
 output so a frontend extension can fetch them through `/view` and draw them itself (the live
-relight editor, the maps viewer).
+relight editors; the maps viewer reads raw float files instead: viewer_maps.py).
 
 The PNGs are lossless: the browser decodes exactly the 8-bit values PIL reads back from the
 file, so a test can run the Python maths on the same pixels the page shows. Only the first image of a
@@ -14,8 +14,8 @@ import torch
 
 from ..lumix_engine.image_io import resize_images, to_pil
 from .temp_files import comfy_temp_folder, new_run_token
+from .viewer_maps import UI_KEY  # the same UI output key the extensions read
 
-UI_KEY = "lumix_maps"          # the key of the node's UI output the extensions read
 SH9_UI_KEY = "lumix_sh9"       # an environment's 9 x 3 SH coefficients (LumiX Relight Environment)
 SUBFOLDER = "lumix_maps"       # under ComfyUI's temp folder (emptied when ComfyUI starts)
 DEFAULT_MAX_SIDE = 512

@@ -26,6 +26,7 @@ from lumix_engine.intrinsics.checks import parse_rgb
 from lumix_engine.intrinsics.environment import procedural_sky, sh9_coefficients
 
 SPEC_PATH = Path(__file__).resolve().parents[1] / "lumix_engine" / "intrinsics" / "relight_spec.json"
+SPEC = json.loads(SPEC_PATH.read_text()) if SPEC_PATH.exists() else {}   # read once
 DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 FLOAT32_TOLERANCE = 3e-5    # float32 node vs the float64 table, per channel (irradiance: times max(1, value))
 
@@ -265,7 +266,7 @@ def build_spec() -> dict:
 
 @pytest.fixture(scope="module")
 def spec() -> dict:
-    return json.loads(SPEC_PATH.read_text())
+    return SPEC
 
 
 def test_the_table_is_what_the_reference_computes(spec):
@@ -298,8 +299,8 @@ def case_ids(case: dict) -> str:
     return case["name"]
 
 
-SPEC_CASES = json.loads(SPEC_PATH.read_text())["cases"] if SPEC_PATH.exists() else []
-SPEC_CASES_ENVIRONMENTS = json.loads(SPEC_PATH.read_text()).get("environments", {}) if SPEC_PATH.exists() else {}
+SPEC_CASES = SPEC.get("cases", [])
+SPEC_CASES_ENVIRONMENTS = SPEC.get("environments", {})
 
 
 @pytest.mark.parametrize("case", [c for c in SPEC_CASES if "color" in c], ids=case_ids)
@@ -318,8 +319,7 @@ def test_the_node_refuses_what_the_table_refuses(case):
         node_maths(case)
 
 
-@pytest.mark.parametrize("case", json.loads(SPEC_PATH.read_text()).get("environment_cases", [])
-                         if SPEC_PATH.exists() else [], ids=case_ids)
+@pytest.mark.parametrize("case", SPEC.get("environment_cases", []), ids=case_ids)
 def test_the_environment_node_maths_matches_the_table(case):
     """What LumiX Relight Environment computes (it projects the map at the rotation asked for; the
     table turns the normal instead: the same up to the SH constants' six digits)."""

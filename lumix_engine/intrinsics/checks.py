@@ -97,12 +97,8 @@ def parse_rgb(text: str) -> tuple[float, float, float]:
     numbers 'r, g, b' (taken as linear multipliers as given)."""
     cleaned = text.strip()
     if cleaned.startswith("#") and len(cleaned) == 7 and set(cleaned[1:]) <= _HEX_DIGITS:
-        try:
-            encoded = [int(cleaned[i:i + 2], 16) / 255 for i in (1, 3, 5)]
-        except ValueError:
-            encoded = None
-        if encoded is not None:
-            return tuple(float(v) for v in srgb_to_linear(torch.tensor(encoded, dtype=torch.float64)))
+        encoded = [int(cleaned[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        return tuple(float(v) for v in srgb_to_linear(torch.tensor(encoded, dtype=torch.float64)))
     parts = [p for p in cleaned.replace(",", " ").split() if p]
     values = tuple(float(p) for p in parts) if all(_DECIMAL.fullmatch(p) for p in parts) else ()
     if len(values) != 3 or not all(math.isfinite(v) for v in values) or min(values) < 0:

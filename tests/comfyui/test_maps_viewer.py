@@ -374,12 +374,6 @@ DOCS_SETUP_JS = """
 """
 
 
-def frontend_version(server) -> tuple[int, ...]:
-    """The comfyui-frontend-package version installed beside the server's Python."""
-    [info] = (server.install.python.parent.parent / "lib").glob("python*/site-packages/comfyui_frontend_package-*.dist-info")
-    return tuple(int(part) for part in info.name.removesuffix(".dist-info").split("-")[1].split("."))
-
-
 def ground_truth_graph(node_id: str, files: dict[str, str]) -> dict:
     """5 x LoadImage -> ImageBatch chain (albedo ... normal) -> Split Intrinsics (the page's node)
     -> PreviewImage."""
@@ -445,11 +439,8 @@ def test_the_viewer_reads_ground_truth_maps(comfyui, comfyui_server, tmp_path_fa
                         clip=rect)
         # Frontend 1.47's "Nodes 2.0" draws nodes as DOM (Vue); the viewer moves along and reads the same.
         # (1.27 has the setting too, as an unfinished experiment, with no DOM widgets in it.)
-        if frontend_version(comfyui_server) >= (1, 47):
-            page.evaluate("async () => window.app.extensionManager.setting.set('Comfy.VueNodes.Enabled', true)")
-            try:
+        if ui_frontend.vue_nodes_offered(page):
+            with ui_frontend.vue_nodes(page):
                 page.wait_for_timeout(1500)
                 uncover(page, node_id)
                 check_hover(page, node_id, data, entry, [(4, x, y), (0, 3, 100)])
-            finally:   # a user setting, kept by the server: later pages of this server draw classic nodes
-                page.evaluate("async () => window.app.extensionManager.setting.set('Comfy.VueNodes.Enabled', false)")

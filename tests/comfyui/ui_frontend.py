@@ -15,6 +15,7 @@ the console errors of that load.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -45,6 +46,36 @@ OFFLINE_ERRORS = (
 def offline_error(message: str) -> bool:
     """Whether a console message is one of the frontend's own offline requests (OFFLINE_ERRORS)."""
     return any(pattern.search(message) for pattern in OFFLINE_ERRORS)
+
+
+VUE_NODES = "Comfy.VueNodes.Enabled"   # the frontend's 'Modern Node Design (Nodes 2.0)' setting
+
+SETTING_TYPE_JS = """
+(id) => {
+  const pinia = document.querySelector('#vue-app')?.__vue_app__?.config.globalProperties.$pinia;
+  const store = pinia?._s.get('setting');
+  return store?.settingsById?.[id]?.type ?? null;
+}
+"""
+
+
+def vue_nodes_offered(page) -> bool:
+    """Whether this frontend offers 'Nodes 2.0' (nodes drawn as DOM by Vue) to its users: 1.47
+    does; 1.27 has the setting only as a hidden experiment, with no DOM widgets in it."""
+    kind = page.evaluate(SETTING_TYPE_JS, VUE_NODES)
+    assert kind is not None, "the setting store changed: find the Modern Node Design setting again"
+    return kind != "hidden"
+
+
+@contextlib.contextmanager
+def vue_nodes(page):
+    """'Nodes 2.0' switched on for the block, and off again after it: a user setting kept by the
+    server, so later pages of the same server would draw Vue nodes too."""
+    page.evaluate(f"async () => {{ await window.app.extensionManager.setting.set('{VUE_NODES}', true); }}")
+    try:
+        yield
+    finally:
+        page.evaluate(f"async () => {{ await window.app.extensionManager.setting.set('{VUE_NODES}', false); }}")
 
 
 def chromium_path() -> str | None:

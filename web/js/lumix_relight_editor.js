@@ -163,11 +163,16 @@ class RelightEditor {
   /** Write values into the widgets the way a user's edit does (the widget's callback rounds a
    * float to its precision), then draw what the widgets hold. */
   setValues(changes) {
-    for (const [name, value] of Object.entries(changes)) {
-      const widget = this.widgetNamed(name);
-      if (!widget) continue;
-      widget.value = value;
-      widget.callback?.call(widget, widget.value, app.canvas, this.node, null, null);
+    this.applying = true;   // the wrapped callbacks leave the redraw to the end: one per change set
+    try {
+      for (const [name, value] of Object.entries(changes)) {
+        const widget = this.widgetNamed(name);
+        if (!widget) continue;
+        widget.value = value;
+        widget.callback?.call(widget, widget.value, app.canvas, this.node, null, null);
+      }
+    } finally {
+      this.applying = false;
     }
     this.node.setDirtyCanvas?.(true, true);
     this.syncControls();
@@ -195,8 +200,10 @@ class RelightEditor {
       const editor = this;
       widget.callback = function (...args) {
         const result = original?.apply(this, args);
-        editor.syncControls();
-        editor.requestFrame();
+        if (!editor.applying) {
+          editor.syncControls();
+          editor.requestFrame();
+        }
         return result;
       };
     }

@@ -98,16 +98,6 @@ export function irradianceAt(n, setup) {
   return setup.radiance.map((r) => setup.ambient + cosine * r);
 }
 
-/** One pixel, in doubles: encoded albedo, normal, irradiance (or null) -> {color, irradianceUsed}. */
-export function relightPixel(albedo, normal, irradiance, setup) {
-  const used = setup.mode === MODE.irradiance
-    ? irradiance.slice(0, 3)
-    : irradianceAt(decodeNormal(normal), setup).map(linearToSrgb);
-  const color = [0, 1, 2].map((c) =>
-    linearToSrgb(Math.min(1, Math.max(0, srgbToLinear(albedo[c]) * srgbToLinear(used[c]) * setup.gain))));
-  return {color, irradianceUsed: used};
-}
-
 // The same maths for the GPU. Inputs are textures of the encoded maps; the irradiance map (if
 // any) replaces the light. highp everywhere: mediump would cost ~1/255 in the bright end.
 export const VERTEX_SHADER = `#version 300 es

@@ -2,7 +2,7 @@
 // maths of maths.js) or, where WebGL2 is missing, a 2D canvas filled pixel by pixel in JS.
 // Maps: {albedo, normal, irradiance?}, each {width, height, pixels} with pixels RGBA, either
 // Uint8ClampedArray / Uint8Array (decoded PNGs) or Float32Array in [0, 1] (the spec tests).
-import { FRAGMENT_SHADER, MODE, VERTEX_SHADER, irradianceAt, linearToSrgb, srgbToLinear } from "./maths.js";
+import { FRAGMENT_SHADER, MODE, VERTEX_SHADER, decodeNormal, irradianceAt, linearToSrgb, srgbToLinear } from "./maths.js";
 
 function compile(gl, type, source) {
   const shader = gl.createShader(type);
@@ -137,11 +137,10 @@ export class CanvasRenderer {
     this.normal = new Float64Array(3 * count);
     this.irradiance = maps.irradiance ? new Float64Array(3 * count) : null;
     for (let k = 0; k < count; k++) {
-      const n = [0, 1, 2].map((c) => 2 * value(maps.normal, k, c) - 1);
-      const length = Math.hypot(n[0], n[1], n[2]);
+      const n = decodeNormal([0, 1, 2].map((c) => value(maps.normal, k, c)));
       for (let c = 0; c < 3; c++) {
         this.albedo[3 * k + c] = srgbToLinear(value(maps.albedo, k, c));
-        this.normal[3 * k + c] = length > 1e-8 ? n[c] / length : (c === 2 ? 1 : 0);
+        this.normal[3 * k + c] = n[c];
         if (this.irradiance) this.irradiance[3 * k + c] = srgbToLinear(value(maps.irradiance, k, c));
       }
     }
